@@ -1,0 +1,82 @@
+//! `GET /api/agent/v1/machines/{machine_id}/jobs?wait=SECS`: long poll for jobs.
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use rdpfleet_proto::job::{Job, JobPollResponse};
+use serde::Deserialize;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::auth::agent::AgentAuth;
+use crate::error::{AppError, AppResult};
+use crate::extract::{ApiPath, ApiQuery};
+use crate::state::AppState;
+use crate::store::jobs::JobRow;
+use crate::store::time_of;
+
+/// How often a waiting poll re-reads the database, for jobs whose wake-up it could not see.
+const RECHECK: Duration = Duration::from_secs(5);
+/// Most jobs handed out by one poll.
+const MAX_JOBS_PER_POLL: i64 = 10;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PollParams {
+    /// Seconds to wait for a job when none is queued (0 answers at once; capped by the server).
+    #[serde(default)]
+    pub wait: u64,
+}
+
+#[utoipa::path(get, path = "/api/agent/v1/machines/{machine_id}/jobs", tag = "agent",
+    params(("machine_id" = Uuid, Path, description = "the caller's own machine id"), PollParams),
+    security(("agent_token" = [])), responses(
+    (status = 200, body = JobPollResponse, description = "leased jobs, possibly none"),
+    (status = 401, body = rdpfleet_proto::error::ErrorBody, description = "unauthorized"),
+    (status = 403, body = rdpfleet_proto::error::ErrorBody, description = "forbidden")))]
+pub async fn poll(
+    State(state): State<AppState>,
+    auth: AgentAuth,
+    ApiPath(machine_id): ApiPath<Uuid>,
+    ApiQuery(params): ApiQuery<PollParams>,
+) -> AppResult<Json<JobPollResponse>> {
+    auth.require_machine(machine_id)?;
+    state.store.touch_machine(machine_id).await?;
+    let wait = Duration::from_secs(params.wait.min(state.settings.long_poll_max_secs));
+    let deadline = Instant::now() + wait;
+    let lease_ms = i64::try_from(state.settings.job_lease_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let notify = state.wakeups.for_machine(machine_id);
+    loop {
+        // Registered before the query, so a wake-up between query and wait is not lost.
+        let woken = notify.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        let rows = state.store.lease_jobs(machine_id, lease_ms, MAX_JOBS_PER_POLL).await?;
+        if !rows.is_empty() {
+            let jobs = rows.iter().map(to_wire).collect::<Result<Vec<_>, _>>()?;
+            return Ok(Json(JobPollResponse { jobs }));
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(Json(JobPollResponse { jobs: vec![] }));
+        }
+        tokio::select! {
+            () = &mut woken => {}
+            () = tokio::time::sleep((deadline - now).min(RECHECK)) => {}
+            () = state.shutdown.cancelled() => return Ok(Json(JobPollResponse { jobs: vec![] })),
+        }
+    }
+}
+
+fn to_wire(row: &JobRow) -> Result<Job, AppError> {
+    Ok(Job {
+        id: row.id()?,
+        machine_id: row.machine_id()?,
+        fix: row.fix_id.clone(),
+        action: row.action()?,
+        params: row.params()?,
+        nonce: row.nonce.clone(),
+        expires_at: time_of(row.expires_at),
+        signature: row.signature.clone(),
+    })
+}

@@ -1,0 +1,96 @@
+//! `POST /api/agent/v1/machines/{machine_id}/reports`: store a batch of check results.
+use std::collections::HashSet;
+
+use axum::Json;
+use axum::extract::State;
+use rdpfleet_proto::MAX_RESULTS_PER_REPORT;
+use rdpfleet_proto::check::{CheckResult, MAX_CHECK_ID_LEN, MAX_SUMMARY_LEN, MAX_TARGET_LEN};
+use rdpfleet_proto::report::{ReportRequest, ReportResponse};
+use uuid::Uuid;
+
+use crate::api::check_text;
+use crate::auth::agent::AgentAuth;
+use crate::error::{AppError, AppResult};
+use crate::extract::{ApiJson, ApiPath};
+use crate::state::AppState;
+
+/// Largest serialised evidence of one result.
+const MAX_EVIDENCE_BYTES: usize = 64 * 1024;
+
+#[utoipa::path(post, path = "/api/agent/v1/machines/{machine_id}/reports", tag = "agent",
+    params(("machine_id" = Uuid, Path, description = "the caller's own machine id")),
+    request_body = ReportRequest, security(("agent_token" = [])), responses(
+    (status = 200, body = ReportResponse, description = "stored, or acknowledged as a duplicate"),
+    (status = 401, body = rdpfleet_proto::error::ErrorBody, description = "unauthorized"),
+    (status = 403, body = rdpfleet_proto::error::ErrorBody, description = "forbidden: another machine's id"),
+    (status = 413, body = rdpfleet_proto::error::ErrorBody, description = "payload_too_large"),
+    (status = 422, body = rdpfleet_proto::error::ErrorBody, description = "invalid_body | validation_failed")))]
+pub async fn report(
+    State(state): State<AppState>,
+    auth: AgentAuth,
+    ApiPath(machine_id): ApiPath<Uuid>,
+    ApiJson(req): ApiJson<ReportRequest>,
+) -> AppResult<Json<ReportResponse>> {
+    auth.require_machine(machine_id)?;
+    validate(&req)?;
+    let outcome = state.store.store_report(machine_id, req.seq, req.agent_version.as_deref(), &req.results).await?;
+    tracing::debug!(%machine_id, seq = req.seq, duplicate = outcome.duplicate, stored = outcome.stored, "report");
+    Ok(Json(ReportResponse {
+        seq: req.seq,
+        duplicate: outcome.duplicate,
+        stored: outcome.stored,
+        transitions: outcome.transitions,
+    }))
+}
+
+fn validate(req: &ReportRequest) -> Result<(), AppError> {
+    if req.seq == 0 || req.seq > i64::MAX as u64 {
+        return Err(AppError::Validation("seq must be between 1 and 2^63-1".into()));
+    }
+    if let Some(v) = &req.agent_version {
+        check_text("agent_version", v, 64)?;
+    }
+    if req.results.len() > MAX_RESULTS_PER_REPORT {
+        return Err(AppError::Validation(format!("at most {MAX_RESULTS_PER_REPORT} results per report")));
+    }
+    let mut seen = HashSet::new();
+    for r in &req.results {
+        validate_result(r)?;
+        if !seen.insert((r.check.as_str(), r.target.as_deref().unwrap_or(""))) {
+            return Err(AppError::Validation(format!(
+                "result for check {} and target {:?} appears twice",
+                r.check,
+                r.target.as_deref().unwrap_or("")
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn validate_result(r: &CheckResult) -> Result<(), AppError> {
+    let id_ok = !r.check.is_empty()
+        && r.check.len() <= MAX_CHECK_ID_LEN
+        && r.check.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if !id_ok {
+        return Err(AppError::Validation(format!(
+            "check id {:?} must be 1-{MAX_CHECK_ID_LEN} characters of a-z, 0-9, '.', '_', '-'",
+            r.check
+        )));
+    }
+    if let Some(t) = &r.target {
+        check_text("target", t, MAX_TARGET_LEN)?;
+    }
+    if r.summary.len() > MAX_SUMMARY_LEN || r.summary.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(AppError::Validation(format!("summary must be at most {MAX_SUMMARY_LEN} bytes of text")));
+    }
+    if let Some(c) = &r.cause {
+        check_text("cause", c, MAX_CHECK_ID_LEN)?;
+    }
+    if r.evidence.to_string().len() > MAX_EVIDENCE_BYTES {
+        return Err(AppError::Validation(format!("evidence is larger than {MAX_EVIDENCE_BYTES} bytes")));
+    }
+    if r.duration_ms > i64::MAX as u64 {
+        return Err(AppError::Validation("duration_ms out of range".into()));
+    }
+    Ok(())
+}

@@ -1,0 +1,43 @@
+//! The OpenAPI document, generated from the handlers and wire types so it cannot drift.
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "rdpfleet API", description = "Agent API v1 and the JSON API for people and scripts."),
+    paths(
+        super::health::healthz,
+        super::health::readyz,
+        super::agent::enroll::enroll,
+        super::agent::report::report,
+        super::agent::job_poll::poll,
+        super::agent::job_result::job_result,
+        super::user::machines::list,
+        super::user::machines::get,
+        super::user::machine_results::results,
+        super::user::machine_history::history,
+    ),
+    modifiers(&BearerSchemes),
+    tags((name = "agent", description = "Called by rdpfleet-agent"), (name = "machines", description = "Fleet inventory and results"))
+)]
+pub struct ApiDoc;
+
+struct BearerSchemes;
+
+impl Modify for BearerSchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (name, desc) in [("agent_token", "rfa_… token from enrollment"), ("user_token", "rfu_… personal API token")] {
+            components.add_security_scheme(
+                name,
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some(desc)).build()),
+            );
+        }
+    }
+}
+
+/// `GET /api/openapi.json`
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

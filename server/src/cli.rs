@@ -1,0 +1,313 @@
+//! The `rdpfleet-server` command line: `serve` and the admin commands.
+use std::io::{BufRead, IsTerminal};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use uuid::Uuid;
+
+use crate::config::{FlagOverrides, LogFormat, Settings, redact_url};
+use crate::secrets::{TokenKind, hash_password, new_password, new_token, token_hash};
+use crate::store::audit::{ActorKind, NewAuditEntry};
+use crate::store::enrollment::NewEnrollmentToken;
+use crate::store::users::Role;
+use crate::store::{Store, now_ms, time_of};
+
+#[derive(Debug, Parser)]
+#[command(name = "rdpfleet-server", version, about = "rdpfleet server: agent API, storage, dashboard")]
+pub struct Cli {
+    /// TOML configuration file (also RDPFLEET_CONFIG).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Database URL, overriding the file and RDPFLEET_DATABASE_URL.
+    #[arg(long, global = true)]
+    pub database_url: Option<String>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve {
+        /// Address to listen on, e.g. 0.0.0.0:8080 (port 0 picks a free port).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Manage enrollment tokens.
+    #[command(subcommand)]
+    EnrollToken(EnrollTokenCmd),
+    /// Manage enrolled agents.
+    #[command(subcommand)]
+    Agent(AgentCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Create a user. The password is read from stdin with --password-stdin, else generated and printed once.
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Create a personal API token for the JSON API; printed once.
+    Token {
+        #[arg(long)]
+        username: String,
+        #[arg(long, default_value = "cli")]
+        label: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    Viewer,
+    Operator,
+    Admin,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Role {
+        match r {
+            RoleArg::Viewer => Role::Viewer,
+            RoleArg::Operator => Role::Operator,
+            RoleArg::Admin => Role::Admin,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EnrollTokenCmd {
+    /// Create a token; it is printed once on stdout.
+    Create {
+        #[arg(long)]
+        label: String,
+        /// Hours until it expires.
+        #[arg(long, default_value_t = 72, value_parser = clap::value_parser!(u64).range(1..=24 * 365))]
+        expires_in_hours: u64,
+        /// How many machines may enroll with it.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
+        max_uses: i64,
+    },
+    /// List tokens (never their secrets).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by id.
+    Revoke { id: Uuid },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCmd {
+    /// List enrolled machines.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke every credential of a machine; its agent gets 401 from then on.
+    Revoke { machine_id: Uuid },
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let listen = match &cli.command {
+        Some(Command::Serve { listen }) => *listen,
+        _ => None,
+    };
+    let config = cli.config.clone().or_else(|| std::env::var_os("RDPFLEET_CONFIG").map(PathBuf::from));
+    let settings = match Settings::load(config.as_deref(), &FlagOverrides { listen, database_url: cli.database_url.clone() }) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("rdpfleet-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(settings.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("rdpfleet-server: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve { listen: None }), settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rdpfleet-server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RDPFLEET_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    let store = Store::connect(&settings.database_url)
+        .await
+        .with_context(|| format!("cannot open database {}", redact_url(&settings.database_url)))?;
+    let actor = std::env::var("USER").unwrap_or_else(|_| "cli".to_owned());
+    let audit = |action: &'static str, subject: String| NewAuditEntry::new(ActorKind::Cli, actor.clone(), action, subject);
+    match command {
+        Command::Serve { .. } => serve(settings, store).await,
+        Command::User(UserCmd::Create { username, role, password_stdin }) => {
+            crate::api::check_text("username", &username, 64).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let password = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().lock().read_line(&mut line)?;
+                let p = line.trim_end_matches(['\r', '\n']).to_owned();
+                anyhow::ensure!(p.len() >= 12, "password must be at least 12 characters");
+                p
+            } else {
+                new_password()
+            };
+            let user = store
+                .create_user(&username, &hash_password(&password)?, role.into(), audit("user.created", username.clone()))
+                .await
+                .map_err(|e| match e {
+                    crate::store::StoreError::Conflict => anyhow::anyhow!("user {username:?} already exists"),
+                    e => e.into(),
+                })?;
+            eprintln!("created user {} with role {}", user.username, user.role.as_str());
+            if !password_stdin {
+                println!("{password}");
+            }
+            Ok(())
+        }
+        Command::User(UserCmd::Token { username, label }) => {
+            let (user, _) = store.user_by_name(&username).await?.with_context(|| format!("no active user {username:?}"))?;
+            let token = new_token(TokenKind::UserApi);
+            store.create_api_token(&user, &label, &token_hash(&token), audit("api_token.created", username)).await?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::EnrollToken(EnrollTokenCmd::Create { label, expires_in_hours, max_uses }) => {
+            crate::api::check_text("label", &label, 128).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let token = new_token(TokenKind::Enrollment);
+            let expires_at = now_ms() + i64::try_from(expires_in_hours)? * 3_600_000;
+            let id = store
+                .create_enrollment_token(
+                    NewEnrollmentToken { label: &label, token_hash: &token_hash(&token), expires_at, max_uses },
+                    audit("enrollment_token.created", label.clone()),
+                )
+                .await?;
+            eprintln!("enrollment token {id} ({label}): {max_uses} use(s), expires {}", time_of(expires_at));
+            println!("{token}");
+            Ok(())
+        }
+        Command::EnrollToken(EnrollTokenCmd::List { json }) => {
+            let now = now_ms();
+            let tokens = store.list_enrollment_tokens().await?;
+            if json {
+                let rows: Vec<_> = tokens
+                    .iter()
+                    .map(|t| serde_json::json!({"id": t.id, "label": t.label, "state": t.state(now), "uses": t.uses, "max_uses": t.max_uses, "expires_at": time_of(t.expires_at).unix_timestamp()}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!("{:<36}  {:<8}  {:>9}  {:<20}  LABEL", "ID", "STATE", "USES", "EXPIRES (UTC)");
+                for t in tokens {
+                    println!("{:<36}  {:<8}  {:>4}/{:<4}  {:<20}  {}", t.id, t.state(now), t.uses, t.max_uses, format_ms(t.expires_at), t.label);
+                }
+            }
+            Ok(())
+        }
+        Command::EnrollToken(EnrollTokenCmd::Revoke { id }) => {
+            anyhow::ensure!(store.revoke_enrollment_token(id, audit("enrollment_token.revoked", id.to_string())).await?, "no active enrollment token {id}");
+            eprintln!("revoked enrollment token {id}");
+            Ok(())
+        }
+        Command::Agent(AgentCmd::List { json }) => {
+            let machines = store.machines(1_000_000, 0).await?;
+            if json {
+                let rows: Vec<_> = machines.into_iter().map(crate::api::user::MachineView::from).collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!("{:<36}  {:<6}  {:<8}  {:<20}  HOSTNAME", "MACHINE ID", "ROLE", "STATE", "LAST SEEN (UTC)");
+                for m in machines {
+                    println!("{:<36}  {:<6}  {:<8}  {:<20}  {}", m.id, m.role.as_str(), if m.revoked { "revoked" } else { "active" }, format_ms(m.last_seen_at), m.hostname);
+                }
+            }
+            Ok(())
+        }
+        Command::Agent(AgentCmd::Revoke { machine_id }) => {
+            let n = store.revoke_agent(machine_id, audit("agent.revoked", machine_id.to_string())).await?;
+            anyhow::ensure!(n > 0, "no machine {machine_id} with an active credential");
+            eprintln!("revoked {n} credential(s) of machine {machine_id}");
+            Ok(())
+        }
+    }
+}
+
+fn format_ms(ms: i64) -> String {
+    let t = time_of(ms);
+    format!("{:04}-{:02}-{:02} {:02}:{:02}:{:02}", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute(), t.second())
+}
+
+async fn serve(settings: Settings, store: Store) -> anyhow::Result<()> {
+    let key = crate::signing::load_or_create(&settings.signing_key_path)?;
+    let public_key = crate::signing::public_key_base64(&key);
+    if let Some(b) = crate::bootstrap::first_start(&store).await? {
+        let path = PathBuf::from("initial-credentials.txt");
+        crate::bootstrap::write_credentials(&path, &b, &settings.agent_url())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("First start: created user 'admin' and an enrollment token (24 h, 10 machines).");
+        println!("Their secrets are in {} (mode 0600). Enroll an agent with:", path.display());
+        println!("  rdpfleet-agent enroll --server {} --token \"$(sed -n 's/^enrollment_token=//p' {})\"", settings.agent_url(), path.display());
+        println!("More tokens: rdpfleet-server enroll-token create --label NAME --max-uses N");
+        println!("API token for the JSON API: rdpfleet-server user token --username admin");
+    }
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, database = %redact_url(&settings.database_url), backend = ?store.backend(), "listening");
+    // A stable line on stdout that scripts and the end-to-end tests wait for.
+    println!("rdpfleet-server listening on http://{addr}");
+    if std::io::stdout().is_terminal() {
+        println!("OpenAPI document: http://{addr}/api/openapi.json");
+    }
+    let state = crate::app_state(settings, store, public_key);
+    crate::launch(state, listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

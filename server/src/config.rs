@@ -1,0 +1,194 @@
+//! Server settings: defaults, then a TOML file, then `RDPFLEET_*` environment variables, then
+//! command-line flags, each overriding the one before.
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address the HTTP server listens on.
+    pub listen: SocketAddr,
+    /// `sqlite://FILE` (embedded, the default) or `postgres://USER@HOST/DB`.
+    pub database_url: String,
+    /// Ed25519 key that signs jobs; created with mode 0600 on first start.
+    pub signing_key_path: PathBuf,
+    /// The URL agents use to reach this server, shown in enrollment instructions.
+    pub public_url: Option<String>,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Longest a job poll may wait for a job.
+    pub long_poll_max_secs: u64,
+    /// How long a delivered job stays leased to an agent before it is delivered again.
+    pub job_lease_secs: u64,
+    /// `text` or `json`.
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: "sqlite://rdpfleet.db".to_owned(),
+            signing_key_path: PathBuf::from("rdpfleet-signing.key"),
+            public_url: None,
+            max_body_bytes: 1024 * 1024,
+            long_poll_max_secs: 30,
+            job_lease_secs: 300,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// Keys taken from the environment, as `RDPFLEET_<KEY>`; other `RDPFLEET_*` variables are ignored.
+const ENV_KEYS: [&str; 8] = [
+    "listen",
+    "database_url",
+    "signing_key_path",
+    "public_url",
+    "max_body_bytes",
+    "long_poll_max_secs",
+    "job_lease_secs",
+    "log_format",
+];
+
+/// Overrides from command-line flags; `None` leaves the value from the layers below.
+#[derive(Debug, Default, Serialize)]
+pub struct FlagOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+    #[error("invalid configuration: {0}")]
+    Value(String),
+}
+
+impl Settings {
+    pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Settings, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError::MissingFile(file.to_owned()));
+            }
+            fig = fig.merge(Toml::file_exact(file));
+        }
+        fig = fig
+            .merge(Env::prefixed("RDPFLEET_").only(&ENV_KEYS))
+            .merge(Serialized::defaults(flags));
+        let s: Settings = fig.extract().map_err(Box::new)?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        crate::store::Backend::from_url(&self.database_url)
+            .map_err(|_| ConfigError::Value("database_url must start with sqlite:// or postgres://".into()))?;
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError::Value("max_body_bytes must be at least 1024".into()));
+        }
+        if self.long_poll_max_secs == 0 || self.long_poll_max_secs > 300 {
+            return Err(ConfigError::Value("long_poll_max_secs must be within 1..=300".into()));
+        }
+        if self.job_lease_secs < 10 {
+            return Err(ConfigError::Value("job_lease_secs must be at least 10".into()));
+        }
+        Ok(())
+    }
+
+    /// The URL agents should enroll against.
+    pub fn agent_url(&self) -> String {
+        self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+}
+
+/// The database URL with any password replaced, safe to log.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("signing_key_path", &self.signing_key_path)
+            .field("public_url", &self.public_url)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("long_poll_max_secs", &self.long_poll_max_secs)
+            .field("job_lease_secs", &self.job_lease_secs)
+            .field("log_format", &self.log_format)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_override_in_order() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("s.toml", "listen = \"127.0.0.1:9000\"\nlong_poll_max_secs = 10\nmax_body_bytes = 4096\n")?;
+            jail.set_env("RDPFLEET_LONG_POLL_MAX_SECS", "20");
+            jail.set_env("RDPFLEET_TEST_UNRELATED", "x");
+            let flags = FlagOverrides { listen: Some("127.0.0.1:9100".parse().map_err(|e| format!("{e}"))?), database_url: None };
+            let s = Settings::load(Some(Path::new("s.toml")), &flags).map_err(|e| e.to_string())?;
+            assert_eq!(s.listen.port(), 9100, "flag beats file");
+            assert_eq!(s.long_poll_max_secs, 20, "env beats file");
+            assert_eq!(s.max_body_bytes, 4096, "file beats default");
+            assert_eq!(s.database_url, "sqlite://rdpfleet.db", "default kept");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("typo.toml", "lisen = \"127.0.0.1:9000\"\n")?;
+            let e = Settings::load(Some(Path::new("typo.toml")), &FlagOverrides::default());
+            assert!(e.is_err_and(|e| e.to_string().contains("lisen")));
+            jail.create_file("bad.toml", "database_url = \"mysql://x\"\n")?;
+            assert!(Settings::load(Some(Path::new("bad.toml")), &FlagOverrides::default()).is_err());
+            assert!(matches!(
+                Settings::load(Some(Path::new("absent.toml")), &FlagOverrides::default()),
+                Err(ConfigError::MissingFile(_))
+            ));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn passwords_never_reach_debug_output() {
+        let s = Settings { database_url: "postgres://app:hunter2@db/rdpfleet".into(), ..Settings::default() };
+        let dbg = format!("{s:?}");
+        assert!(!dbg.contains("hunter2"));
+        assert!(dbg.contains("postgres://app:***@db/rdpfleet"));
+    }
+}

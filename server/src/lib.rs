@@ -1,0 +1,55 @@
+//! rdpfleet server: the agent API, storage and (in later versions) the dashboard, correlation
+//! and rollouts. `launch` runs it; `cli` is the command line of the `rdpfleet-server` binary.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod auth;
+pub mod bootstrap;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod job_wakeup;
+pub mod router;
+pub mod secrets;
+pub mod signing;
+pub mod state;
+pub mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::state::AppState;
+use crate::store::Store;
+
+/// Builds the state shared by all requests.
+pub fn app_state(settings: Settings, store: Store, job_signing_public_key: String) -> AppState {
+    AppState {
+        store,
+        settings: Arc::new(settings),
+        job_signing_public_key: job_signing_public_key.into(),
+        wakeups: job_wakeup::JobWakeups::default(),
+        shutdown: CancellationToken::new(),
+    }
+}
+
+/// Serves until `shutdown` completes, then stops accepting, lets in-flight requests finish
+/// (long polls return at once) and closes the database.
+pub async fn launch(state: AppState, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let cancel = state.shutdown.clone();
+    let store = state.store.clone();
+    let app = router::router(state);
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            cancel.cancel();
+        })
+        .await;
+    store.close().await;
+    result
+}

@@ -1,0 +1,44 @@
+//! The one route table.
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath};
+use axum::http::{HeaderValue, Request, header};
+use axum::routing::{get, post};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::api::{agent, health, openapi, user};
+use crate::error::AppError;
+use crate::state::AppState;
+
+pub fn router(state: AppState) -> Router {
+    let max_body = state.settings.max_body_bytes;
+    // Long polls hold a request open; everything else finishes well within this.
+    let timeout = Duration::from_secs(state.settings.long_poll_max_secs + 30);
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/api/openapi.json", get(openapi::document))
+        .route("/api/agent/v1/enroll", post(agent::enroll::enroll))
+        .route("/api/agent/v1/machines/{machine_id}/reports", post(agent::report::report))
+        .route("/api/agent/v1/machines/{machine_id}/jobs", get(agent::job_poll::poll))
+        .route("/api/agent/v1/machines/{machine_id}/jobs/{job_id}/result", post(agent::job_result::job_result))
+        .route("/api/v1/machines", get(user::machines::list))
+        .route("/api/v1/machines/{machine_id}", get(user::machines::get))
+        .route("/api/v1/machines/{machine_id}/results", get(user::machine_results::results))
+        .route("/api/v1/machines/{machine_id}/history", get(user::machine_history::history))
+        .fallback(|| async { AppError::NotFound("route") })
+        .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            // Spans are keyed by the route pattern, never by ids or tokens in the URL.
+            let route = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or("unmatched");
+            tracing::info_span!("http", method = %req.method(), route)
+        }))
+        .with_state(state)
+}

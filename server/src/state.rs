@@ -1,0 +1,19 @@
+//! Shared state of the running server.
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::job_wakeup::JobWakeups;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub settings: Arc<Settings>,
+    /// Base64 Ed25519 public key handed to agents at enrollment.
+    pub job_signing_public_key: Arc<str>,
+    pub wakeups: JobWakeups,
+    /// Cancelled when the server shuts down, so long polls return at once.
+    pub shutdown: CancellationToken,
+}

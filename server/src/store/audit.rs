@@ -1,0 +1,152 @@
+//! Append-only, hash-chained audit log.
+//!
+//! Each entry's hash covers the previous entry's hash and all of its own fields, so an edit or
+//! deletion anywhere breaks the chain from that point on. Appenders first update the single
+//! `audit_head` row, which takes a row lock (PostgreSQL) or the write lock (SQLite): the chain is
+//! extended by one writer at a time even across server replicas.
+use sha2::{Digest, Sha256};
+
+use super::{Store, StoreResult, now_ms, with_db};
+
+/// Who did something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActorKind {
+    User,
+    Agent,
+    Cli,
+    System,
+}
+
+impl ActorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorKind::User => "user",
+            ActorKind::Agent => "agent",
+            ActorKind::Cli => "cli",
+            ActorKind::System => "system",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAuditEntry {
+    pub actor_kind: ActorKind,
+    pub actor: String,
+    pub action: &'static str,
+    pub subject: String,
+    pub details: serde_json::Value,
+}
+
+impl NewAuditEntry {
+    pub fn new(actor_kind: ActorKind, actor: impl Into<String>, action: &'static str, subject: impl Into<String>) -> Self {
+        NewAuditEntry {
+            actor_kind,
+            actor: actor.into(),
+            action,
+            subject: subject.into(),
+            details: serde_json::Value::Null,
+        }
+    }
+
+    pub fn details(mut self, details: serde_json::Value) -> Self {
+        self.details = details;
+        self
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AuditRow {
+    pub id: i64,
+    pub at: i64,
+    pub actor_kind: String,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub details: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// The hash of an entry: SHA-256 over the previous hash and the entry's fields, each
+/// length-prefixed so that no two different entries serialise to the same bytes.
+/// `fields` are actor kind, actor, action, subject and details, in that order.
+pub fn entry_hash(prev_hash: &str, id: i64, at: i64, fields: [&str; 5]) -> String {
+    let mut h = Sha256::new();
+    let (id, at) = (id.to_string(), at.to_string());
+    for field in [prev_hash, &id, &at].into_iter().chain(fields) {
+        h.update((field.len() as u64).to_le_bytes());
+        h.update(field.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+/// Appends inside an open transaction, so an action and its audit entry commit together.
+pub(crate) trait AuditAppend {
+    async fn append_audit(&mut self, entry: &NewAuditEntry) -> Result<i64, sqlx::Error>;
+}
+
+macro_rules! impl_audit_append {
+    ($conn:ty) => {
+        impl AuditAppend for $conn {
+            async fn append_audit(&mut self, e: &NewAuditEntry) -> Result<i64, sqlx::Error> {
+                let (id, prev): (i64, String) = sqlx::query_as(
+                    "UPDATE audit_head SET last_id = last_id + 1 WHERE id = 1 RETURNING last_id, last_hash",
+                )
+                .fetch_one(&mut *self)
+                .await?;
+                let at = now_ms();
+                let details = e.details.to_string();
+                let hash = entry_hash(&prev, id, at, [e.actor_kind.as_str(), &e.actor, e.action, &e.subject, &details]);
+                sqlx::query(
+                    "INSERT INTO audit_log (id, at, actor_kind, actor, action, subject, details, prev_hash, hash) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(id)
+                .bind(at)
+                .bind(e.actor_kind.as_str())
+                .bind(&e.actor)
+                .bind(e.action)
+                .bind(&e.subject)
+                .bind(&details)
+                .bind(&prev)
+                .bind(&hash)
+                .execute(&mut *self)
+                .await?;
+                sqlx::query("UPDATE audit_head SET last_hash = $1 WHERE id = 1")
+                    .bind(&hash)
+                    .execute(&mut *self)
+                    .await?;
+                Ok(id)
+            }
+        }
+    };
+}
+impl_audit_append!(sqlx::SqliteConnection);
+impl_audit_append!(sqlx::PgConnection);
+
+impl Store {
+    pub async fn append_audit(&self, entry: &NewAuditEntry) -> StoreResult<i64> {
+        let id = with_db!(self, p => {
+            let mut tx = p.begin().await?;
+            let id = tx.append_audit(entry).await?;
+            tx.commit().await?;
+            id
+        });
+        Ok(id)
+    }
+
+    /// Entries in chain order, from `after_id` (exclusive).
+    pub async fn audit_entries(&self, after_id: i64, limit: i64) -> StoreResult<Vec<AuditRow>> {
+        let rows = with_db!(self, p => {
+            sqlx::query_as::<_, AuditRow>(
+                "SELECT id, at, actor_kind, actor, action, subject, details, prev_hash, hash \
+                 FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2",
+            )
+            .bind(after_id)
+            .bind(limit)
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows)
+    }
+}

@@ -1,0 +1,177 @@
+//! Jobs queued for agents: at-least-once delivery with leases.
+use rdpfleet_proto::job::{JobAction, JobOutcome};
+use uuid::Uuid;
+
+use super::audit::{ActorKind, AuditAppend, NewAuditEntry};
+use super::{Store, StoreError, StoreResult, now_ms, parse_uuid, with_db};
+
+#[derive(Debug, Clone)]
+pub struct NewJob<'a> {
+    pub machine_id: Uuid,
+    pub fix_id: &'a str,
+    pub action: JobAction,
+    pub params: &'a serde_json::Value,
+    pub nonce: &'a str,
+    pub signature: Option<&'a str>,
+    pub expires_at: i64,
+    pub rollout_id: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct JobRow {
+    pub id: String,
+    pub machine_id: String,
+    pub fix_id: String,
+    pub action: String,
+    pub params: String,
+    pub nonce: String,
+    pub signature: Option<String>,
+    pub state: String,
+    pub expires_at: i64,
+    pub attempts: i64,
+}
+
+impl JobRow {
+    pub fn id(&self) -> StoreResult<Uuid> {
+        parse_uuid(&self.id)
+    }
+    pub fn machine_id(&self) -> StoreResult<Uuid> {
+        parse_uuid(&self.machine_id)
+    }
+    pub fn action(&self) -> StoreResult<JobAction> {
+        JobAction::parse(&self.action).ok_or_else(|| StoreError::Corrupt(format!("job action {:?}", self.action)))
+    }
+    pub fn params(&self) -> StoreResult<serde_json::Value> {
+        serde_json::from_str(&self.params).map_err(|e| StoreError::Corrupt(format!("job params: {e}")))
+    }
+}
+
+/// What happened when an agent reported a job's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishJob {
+    Recorded,
+    /// The same outcome was already recorded (a retried answer).
+    AlreadyRecorded,
+    /// The job already ended differently; nothing changed.
+    Conflict,
+    NotFound,
+}
+
+const JOB_COLUMNS: &str = "id, machine_id, fix_id, action, params, nonce, signature, state, expires_at, attempts";
+
+impl Store {
+    pub async fn enqueue_job(&self, j: NewJob<'_>) -> StoreResult<Uuid> {
+        let id = Uuid::new_v4();
+        with_db!(self, p => {
+            sqlx::query(
+                "INSERT INTO jobs (id, machine_id, fix_id, action, params, nonce, signature, state, created_at, expires_at, rollout_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $10)",
+            )
+            .bind(id.to_string())
+            .bind(j.machine_id.to_string())
+            .bind(j.fix_id)
+            .bind(j.action.as_str())
+            .bind(j.params.to_string())
+            .bind(j.nonce)
+            .bind(j.signature)
+            .bind(now_ms())
+            .bind(j.expires_at)
+            .bind(j.rollout_id.map(|r| r.to_string()))
+            .execute(p)
+            .await
+            .map_err(StoreError::from_write)?;
+        });
+        Ok(id)
+    }
+
+    /// Leases the machine's deliverable jobs: queued ones, and leased ones whose lease ran out
+    /// (the agent died or never answered). Expired jobs are marked expired, not delivered.
+    pub async fn lease_jobs(&self, machine_id: Uuid, lease_ms: i64, limit: i64) -> StoreResult<Vec<JobRow>> {
+        let now = now_ms();
+        let machine = machine_id.to_string();
+        let sql = format!(
+            "UPDATE jobs SET state = 'leased', lease_expires_at = $1, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM jobs WHERE machine_id = $2 AND expires_at > $3 \
+                          AND (state = 'queued' OR (state = 'leased' AND lease_expires_at <= $3)) \
+                          ORDER BY created_at LIMIT $4) \
+             RETURNING {JOB_COLUMNS}"
+        );
+        let rows = with_db!(self, p => {
+            let mut tx = p.begin().await?;
+            sqlx::query(
+                "UPDATE jobs SET state = 'expired', finished_at = $1 \
+                 WHERE machine_id = $2 AND state IN ('queued', 'leased') AND expires_at <= $1",
+            )
+            .bind(now)
+            .bind(&machine)
+            .execute(&mut *tx)
+            .await?;
+            let rows = sqlx::query_as::<_, JobRow>(&sql)
+                .bind(now + lease_ms)
+                .bind(&machine)
+                .bind(now)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            rows
+        });
+        Ok(rows)
+    }
+
+    /// Records an agent's answer for one of its own jobs, with the evidence, in the audit log.
+    pub async fn finish_job(
+        &self,
+        machine_id: Uuid,
+        job_id: Uuid,
+        outcome: JobOutcome,
+        message: &str,
+        evidence: &serde_json::Value,
+    ) -> StoreResult<FinishJob> {
+        let now = now_ms();
+        let result = with_db!(self, p => {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query(
+                "UPDATE jobs SET state = $1, outcome_message = $2, evidence = $3, finished_at = $4 \
+                 WHERE id = $5 AND machine_id = $6 AND state IN ('queued', 'leased')",
+            )
+            .bind(outcome.as_str())
+            .bind(message)
+            .bind(evidence.to_string())
+            .bind(now)
+            .bind(job_id.to_string())
+            .bind(machine_id.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 1 {
+                let audit = NewAuditEntry::new(ActorKind::Agent, machine_id.to_string(), "job.finished", job_id.to_string())
+                    .details(serde_json::json!({"outcome": outcome.as_str(), "message": message, "evidence": evidence}));
+                tx.append_audit(&audit).await?;
+                tx.commit().await?;
+                FinishJob::Recorded
+            } else {
+                let state: Option<String> = sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1 AND machine_id = $2")
+                    .bind(job_id.to_string())
+                    .bind(machine_id.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                tx.rollback().await?;
+                match state {
+                    None => FinishJob::NotFound,
+                    Some(s) if s == outcome.as_str() => FinishJob::AlreadyRecorded,
+                    Some(_) => FinishJob::Conflict,
+                }
+            }
+        });
+        Ok(result)
+    }
+
+    pub async fn job(&self, job_id: Uuid) -> StoreResult<Option<JobRow>> {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
+        let row = with_db!(self, p => {
+            sqlx::query_as::<_, JobRow>(&sql).bind(job_id.to_string()).fetch_optional(p).await?
+        });
+        Ok(row)
+    }
+}

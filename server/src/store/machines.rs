@@ -1,0 +1,130 @@
+//! Machines and their agent credentials.
+use rdpfleet_proto::enroll::MachineRole;
+use uuid::Uuid;
+
+use super::audit::{AuditAppend, NewAuditEntry};
+use super::{Store, StoreError, StoreResult, now_ms, parse_uuid, with_db};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Machine {
+    pub id: Uuid,
+    pub hostname: String,
+    pub role: MachineRole,
+    pub os: String,
+    pub agent_version: String,
+    pub site: Option<String>,
+    pub labels: Vec<String>,
+    pub enrolled_at: i64,
+    pub last_seen_at: i64,
+    pub last_report_seq: i64,
+    /// True when every credential of the machine is revoked.
+    pub revoked: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct MachineRow {
+    id: String,
+    hostname: String,
+    role: String,
+    os: String,
+    agent_version: String,
+    site: Option<String>,
+    labels: String,
+    enrolled_at: i64,
+    last_seen_at: i64,
+    last_report_seq: i64,
+    active_credentials: i64,
+}
+
+impl TryFrom<MachineRow> for Machine {
+    type Error = StoreError;
+    fn try_from(r: MachineRow) -> StoreResult<Machine> {
+        Ok(Machine {
+            id: parse_uuid(&r.id)?,
+            role: MachineRole::parse(&r.role).ok_or_else(|| StoreError::Corrupt(format!("role {:?}", r.role)))?,
+            labels: serde_json::from_str(&r.labels).map_err(|e| StoreError::Corrupt(format!("labels: {e}")))?,
+            hostname: r.hostname,
+            os: r.os,
+            agent_version: r.agent_version,
+            site: r.site,
+            enrolled_at: r.enrolled_at,
+            last_seen_at: r.last_seen_at,
+            last_report_seq: r.last_report_seq,
+            revoked: r.active_credentials == 0,
+        })
+    }
+}
+
+const MACHINE_COLUMNS: &str = "m.id, m.hostname, m.role, m.os, m.agent_version, m.site, m.labels, m.enrolled_at, \
+     m.last_seen_at, m.last_report_seq, \
+     (SELECT COUNT(*) FROM agent_credentials c WHERE c.machine_id = m.id AND c.revoked_at IS NULL) AS active_credentials";
+
+/// The machine an agent token belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgentIdentity {
+    pub machine_id: Uuid,
+}
+
+impl Store {
+    /// The machine whose unrevoked credential has this hash.
+    pub async fn agent_by_token(&self, token_hash: &str) -> StoreResult<Option<AgentIdentity>> {
+        let id: Option<String> = with_db!(self, p => {
+            sqlx::query_scalar("SELECT machine_id FROM agent_credentials WHERE token_hash = $1 AND revoked_at IS NULL")
+                .bind(token_hash)
+                .fetch_optional(p)
+                .await?
+        });
+        id.map(|id| Ok(AgentIdentity { machine_id: parse_uuid(&id)? })).transpose()
+    }
+
+    /// Revokes every credential of a machine. Returns how many were revoked (0: unknown machine
+    /// or already revoked).
+    pub async fn revoke_agent(&self, machine_id: Uuid, audit: NewAuditEntry) -> StoreResult<u64> {
+        let n = with_db!(self, p => {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query("UPDATE agent_credentials SET revoked_at = $1 WHERE machine_id = $2 AND revoked_at IS NULL")
+                .bind(now_ms())
+                .bind(machine_id.to_string())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n > 0 {
+                tx.append_audit(&audit.details(serde_json::json!({"credentials_revoked": n}))).await?;
+            }
+            tx.commit().await?;
+            n
+        });
+        Ok(n)
+    }
+
+    /// Records that the agent was heard from, at most once a minute per machine to spare writes.
+    pub async fn touch_machine(&self, machine_id: Uuid) -> StoreResult<()> {
+        let now = now_ms();
+        with_db!(self, p => {
+            sqlx::query("UPDATE machines SET last_seen_at = $1 WHERE id = $2 AND last_seen_at < $3")
+                .bind(now)
+                .bind(machine_id.to_string())
+                .bind(now - 60_000)
+                .execute(p)
+                .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn machine(&self, id: Uuid) -> StoreResult<Option<Machine>> {
+        let sql = format!("SELECT {MACHINE_COLUMNS} FROM machines m WHERE m.id = $1");
+        let row: Option<MachineRow> = with_db!(self, p => {
+            sqlx::query_as(&sql).bind(id.to_string()).fetch_optional(p).await?
+        });
+        row.map(Machine::try_from).transpose()
+    }
+
+    /// Machines ordered by hostname, a page at a time.
+    pub async fn machines(&self, limit: i64, offset: i64) -> StoreResult<Vec<Machine>> {
+        let sql = format!("SELECT {MACHINE_COLUMNS} FROM machines m ORDER BY m.hostname, m.id LIMIT $1 OFFSET $2");
+        let rows: Vec<MachineRow> = with_db!(self, p => {
+            sqlx::query_as(&sql).bind(limit).bind(offset).fetch_all(p).await?
+        });
+        rows.into_iter().map(Machine::try_from).collect()
+    }
+}
