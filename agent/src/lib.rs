@@ -1,1 +1,19 @@
-pub fn x(){}
+//! rdpfleet agent: runs the check catalogue on a schedule, reports to the server, polls jobs.
+#![forbid(unsafe_code)]
+
+pub mod backoff;
+pub mod checks;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod credential;
+pub mod fsutil;
+pub mod jobs;
+pub mod reporter;
+pub mod run_loop;
+pub mod runner;
+pub mod sequence;
+pub mod sysinfo;
+
+/// Version reported to the server.
+pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,232 @@
+//! The `rdpfleet-agent` command line.
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use rdpfleet_proto::check::{CheckResult, CheckStatus};
+use rdpfleet_proto::enroll::{EnrollRequest, MachineRole};
+use tokio_util::sync::CancellationToken;
+
+use crate::checks::{CheckContext, catalogue};
+use crate::client::{Client, parse_server_url};
+use crate::config::{AgentConfig, default_config_path};
+use crate::credential::Credential;
+
+#[derive(Debug, Parser)]
+#[command(name = "rdpfleet-agent", version, about = "rdpfleet agent: RDP checks, reports and fixes")]
+pub struct Cli {
+    /// Agent configuration (TOML). Default: /etc/rdpfleet/agent.toml (Linux),
+    /// C:\ProgramData\rdpfleet\agent.toml (Windows); also RDPFLEET_AGENT_CONFIG.
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// State directory (credential, report sequence), overriding the configuration.
+    #[arg(long, global = true)]
+    pub state_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Enroll this machine with a server, storing the agent credential in the state directory.
+    Enroll {
+        /// Server URL, e.g. https://rdpfleet.corp.example
+        #[arg(long)]
+        server: String,
+        /// Enrollment token (or RDPFLEET_ENROLL_TOKEN, which keeps it out of the process list).
+        #[arg(long)]
+        token: Option<String>,
+        /// Name to enroll under (default: this machine's hostname).
+        #[arg(long)]
+        hostname: Option<String>,
+        /// Role, overriding the configuration.
+        #[arg(long, value_enum)]
+        role: Option<RoleArg>,
+        /// Replace an existing credential.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run: checks on a schedule, reports, job polling.
+    Run,
+    /// Run the checks locally and print the results; talks to no server.
+    Check {
+        /// Run one cycle and exit (otherwise repeat every interval).
+        #[arg(long)]
+        once: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    Client,
+    Host,
+    Both,
+}
+
+impl From<RoleArg> for MachineRole {
+    fn from(r: RoleArg) -> Self {
+        match r {
+            RoleArg::Client => MachineRole::Client,
+            RoleArg::Host => MachineRole::Host,
+            RoleArg::Both => MachineRole::Both,
+        }
+    }
+}
+
+/// Exit codes: 0 healthy / done, 1 a check found a problem, 2 could not run.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let explicit = cli.config.clone().or_else(|| std::env::var_os("RDPFLEET_AGENT_CONFIG").map(PathBuf::from));
+    let mut config = match AgentConfig::load(explicit.as_deref().unwrap_or(&default_config_path()), explicit.is_some()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rdpfleet-agent: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(dir) = cli.state_dir {
+        config.state_dir = dir;
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("rdpfleet-agent: cannot start runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Enroll { server, token, hostname, role, force } => enroll(config, server, token, hostname, role, force).await,
+            Command::Run => run(config).await,
+            Command::Check { once, json } => check(config, once, json).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("rdpfleet-agent: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RDPFLEET_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+async fn enroll(
+    config: AgentConfig,
+    server: String,
+    token: Option<String>,
+    hostname: Option<String>,
+    role: Option<RoleArg>,
+    force: bool,
+) -> anyhow::Result<ExitCode> {
+    let token = token
+        .or_else(|| std::env::var("RDPFLEET_ENROLL_TOKEN").ok())
+        .context("no enrollment token: pass --token or set RDPFLEET_ENROLL_TOKEN")?;
+    if !force && crate::credential::path_in(&config.state_dir).exists() {
+        anyhow::bail!("already enrolled ({} exists); pass --force to enroll again", crate::credential::path_in(&config.state_dir).display());
+    }
+    let base = parse_server_url(&server, config.allow_insecure_http)?;
+    let client = Client::new(base, None)?;
+    let req = EnrollRequest {
+        token: token.trim().to_owned(),
+        hostname: hostname.unwrap_or_else(crate::sysinfo::hostname),
+        role: role.map_or(config.role, MachineRole::from),
+        os: crate::sysinfo::os_description(),
+        agent_version: crate::AGENT_VERSION.to_owned(),
+        site: config.site.clone(),
+        labels: config.labels.clone(),
+    };
+    let resp = client.enroll(&req).await.context("enrollment failed")?;
+    let credential = Credential {
+        server: server.trim_end_matches('/').to_owned(),
+        machine_id: resp.machine_id,
+        agent_token: resp.agent_token,
+        job_signing_public_key: resp.job_signing_public_key,
+    };
+    credential.save(&config.state_dir)?;
+    // A new credential starts a new sequence on the server.
+    let seq_path = config.state_dir.join("sequence");
+    if seq_path.exists() {
+        std::fs::remove_file(&seq_path).with_context(|| format!("cannot reset {}", seq_path.display()))?;
+    }
+    println!("enrolled as machine {} ({})", credential.machine_id, req.hostname);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run(config: AgentConfig) -> anyhow::Result<ExitCode> {
+    let credential = Credential::load(&config.state_dir)?;
+    let shutdown = CancellationToken::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("stopping");
+        signal.cancel();
+    });
+    crate::run_loop::run(config, credential, shutdown).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn check(config: AgentConfig, once: bool, json: bool) -> anyhow::Result<ExitCode> {
+    let catalogue = catalogue();
+    let ctx = CheckContext { targets: config.targets.clone(), io_timeout: Duration::from_secs(config.check_timeout_secs.min(10)) };
+    loop {
+        let results = crate::runner::run_all(&catalogue, &ctx, Duration::from_secs(config.check_timeout_secs)).await;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&results)?);
+        } else {
+            print_table(&results, std::io::stdout().is_terminal());
+        }
+        if once {
+            let problem = results.iter().any(|r| r.status.is_problem());
+            return Ok(if problem { ExitCode::from(1) } else { ExitCode::SUCCESS });
+        }
+        tokio::time::sleep(Duration::from_secs(config.interval_secs)).await;
+    }
+}
+
+fn print_table(results: &[CheckResult], color: bool) {
+    if results.is_empty() {
+        println!("no checks ran: configure [[targets]] in the agent configuration");
+    }
+    for r in results {
+        let status = r.status.as_str().to_uppercase();
+        let status = if color {
+            let code = match r.status {
+                CheckStatus::Pass => "32",
+                CheckStatus::Warn => "33",
+                CheckStatus::Fail | CheckStatus::Error => "31",
+                CheckStatus::Skipped => "90",
+            };
+            format!("\x1b[{code}m{status:<7}\x1b[0m")
+        } else {
+            format!("{status:<7}")
+        };
+        let cause = r.cause.as_deref().map(|c| format!(" [{c}]")).unwrap_or_default();
+        println!("{status} {:<8} {:<30} {}{cause}", r.check, r.target.as_deref().unwrap_or("-"), r.summary);
+    }
+}

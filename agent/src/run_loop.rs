@@ -1,0 +1,108 @@
+//! `rdpfleet-agent run`: checks on a schedule, reports, job polling — until shutdown.
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::{Backoff, jittered};
+use crate::checks::{CheckContext, catalogue};
+use crate::client::{Client, ClientError};
+use crate::config::AgentConfig;
+use crate::credential::Credential;
+use crate::jobs::JobHandler;
+use crate::reporter::{Delivery, Reporter};
+use crate::runner::run_all;
+use crate::sequence::Sequence;
+
+/// Longest a job poll asks the server to wait.
+const POLL_WAIT: Duration = Duration::from_secs(30);
+
+pub async fn run(config: AgentConfig, credential: Credential, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let base = crate::client::parse_server_url(&credential.server, config.allow_insecure_http)?;
+    let client = Client::new(base, Some(credential.agent_token.clone()))?;
+    let sequence = Sequence::open(&config.state_dir)?;
+    let reporter = Reporter::new(client.clone(), credential.machine_id, sequence, config.max_queued_reports);
+    tracing::info!(machine_id = %credential.machine_id, server = %credential.server, targets = config.targets.len(), "agent running");
+    let checks = tokio::spawn(check_loop(config, reporter, shutdown.clone()));
+    let jobs = tokio::spawn(job_loop(client, credential.machine_id, shutdown.clone()));
+    let (a, b) = tokio::join!(checks, jobs);
+    a??;
+    b?;
+    Ok(())
+}
+
+async fn check_loop(config: AgentConfig, mut reporter: Reporter, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let catalogue = catalogue();
+    let ctx = CheckContext { targets: config.targets.clone(), io_timeout: Duration::from_secs(config.check_timeout_secs.min(10)) };
+    let check_timeout = Duration::from_secs(config.check_timeout_secs);
+    let interval = Duration::from_secs(config.interval_secs);
+    let mut backoff = Backoff::new(Duration::from_secs(2), interval.max(Duration::from_secs(60)));
+    let mut next_check = Instant::now();
+    let mut next_retry: Option<Instant> = None;
+    loop {
+        let wake = next_retry.map_or(next_check, |r| r.min(next_check));
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            () = tokio::time::sleep_until(wake) => {}
+        }
+        if Instant::now() >= next_check {
+            let results = run_all(&catalogue, &ctx, check_timeout).await;
+            let seq = reporter.enqueue(results)?;
+            tracing::debug!(seq, "check cycle done");
+            next_check = Instant::now() + jittered(interval, config.jitter_pct);
+        }
+        next_retry = match reporter.deliver().await {
+            Delivery::Done => {
+                backoff.reset();
+                None
+            }
+            Delivery::Retry => Some(Instant::now() + backoff.next_delay()),
+            Delivery::Unauthorized => {
+                tracing::error!("the server refused this agent's credential (revoked?); run `rdpfleet-agent enroll` again");
+                Some(Instant::now() + backoff.next_delay())
+            }
+        };
+    }
+}
+
+async fn job_loop(client: Client, machine_id: uuid::Uuid, shutdown: CancellationToken) {
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(300));
+    let mut handler = JobHandler::default();
+    loop {
+        let polled = tokio::select! {
+            () = shutdown.cancelled() => return,
+            r = client.poll_jobs(machine_id, POLL_WAIT) => r,
+        };
+        let failure = match polled {
+            Ok(jobs) => {
+                let mut failure = None;
+                for job in &jobs {
+                    if let Err(e) = handler.handle(&client, machine_id, job).await {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+                failure
+            }
+            Err(e) => Some(e),
+        };
+        let delay = match failure {
+            None => {
+                backoff.reset();
+                continue;
+            }
+            Some(ClientError::Unauthorized) => {
+                tracing::error!("job poll refused: credential revoked?");
+                backoff.next_delay()
+            }
+            Some(e) => {
+                tracing::warn!(error = %e, "job poll failed");
+                backoff.next_delay()
+            }
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(delay) => {}
+        }
+    }
+}
