@@ -23,7 +23,9 @@ impl Backoff {
         let ceiling = self.base.saturating_mul(1u32 << self.attempt.min(16)).min(self.max);
         self.attempt = self.attempt.saturating_add(1);
         let half = ceiling / 2;
-        half + Duration::from_millis(rand::thread_rng().gen_range(0..=u64::try_from(half.as_millis()).unwrap_or(u64::MAX)))
+        half + Duration::from_millis(
+            rand::thread_rng().gen_range(0..=u64::try_from(half.as_millis()).unwrap_or(u64::MAX)),
+        )
     }
 }
 

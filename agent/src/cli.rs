@@ -84,7 +84,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     let explicit = cli.config.clone().or_else(|| std::env::var_os("RDPFLEET_AGENT_CONFIG").map(PathBuf::from));
-    let mut config = match AgentConfig::load(explicit.as_deref().unwrap_or(&default_config_path()), explicit.is_some()) {
+    let mut config = match AgentConfig::load(explicit.as_deref().unwrap_or(&default_config_path()), explicit.is_some())
+    {
         Ok(c) => c,
         Err(e) => {
             eprintln!("rdpfleet-agent: {e}");
@@ -103,7 +104,9 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Enroll { server, token, hostname, role, force } => enroll(config, server, token, hostname, role, force).await,
+            Command::Enroll { server, token, hostname, role, force } => {
+                enroll(config, server, token, hostname, role, force).await
+            }
             Command::Run => run(config).await,
             Command::Check { once, json } => check(config, once, json).await,
         }
@@ -118,7 +121,8 @@ pub fn main() -> ExitCode {
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RDPFLEET_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RDPFLEET_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
@@ -134,7 +138,10 @@ async fn enroll(
         .or_else(|| std::env::var("RDPFLEET_ENROLL_TOKEN").ok())
         .context("no enrollment token: pass --token or set RDPFLEET_ENROLL_TOKEN")?;
     if !force && crate::credential::path_in(&config.state_dir).exists() {
-        anyhow::bail!("already enrolled ({} exists); pass --force to enroll again", crate::credential::path_in(&config.state_dir).display());
+        anyhow::bail!(
+            "already enrolled ({} exists); pass --force to enroll again",
+            crate::credential::path_in(&config.state_dir).display()
+        );
     }
     let base = parse_server_url(&server, config.allow_insecure_http)?;
     let client = Client::new(base, None)?;
@@ -193,7 +200,10 @@ async fn wait_for_signal() {
 
 async fn check(config: AgentConfig, once: bool, json: bool) -> anyhow::Result<ExitCode> {
     let catalogue = catalogue();
-    let ctx = CheckContext { targets: config.targets.clone(), io_timeout: Duration::from_secs(config.check_timeout_secs.min(10)) };
+    let ctx = CheckContext {
+        targets: config.targets.clone(),
+        io_timeout: Duration::from_secs(config.check_timeout_secs.min(10)),
+    };
     loop {
         let results = crate::runner::run_all(&catalogue, &ctx, Duration::from_secs(config.check_timeout_secs)).await;
         if json {

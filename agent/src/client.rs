@@ -31,7 +31,9 @@ impl ClientError {
     pub fn is_retryable(&self) -> bool {
         match self {
             ClientError::Transport(_) | ClientError::Server { .. } => true,
-            ClientError::Rejected { status, .. } => *status == StatusCode::TOO_MANY_REQUESTS || *status == StatusCode::REQUEST_TIMEOUT,
+            ClientError::Rejected { status, .. } => {
+                *status == StatusCode::TOO_MANY_REQUESTS || *status == StatusCode::REQUEST_TIMEOUT
+            }
             _ => false,
         }
     }
@@ -97,7 +99,11 @@ impl Client {
     }
 
     pub async fn report(&self, machine_id: Uuid, req: &ReportRequest) -> Result<ReportResponse, ClientError> {
-        let rb = self.http.post(self.url(&format!("/machines/{machine_id}/reports"))?).json(req).timeout(Duration::from_secs(60));
+        let rb = self
+            .http
+            .post(self.url(&format!("/machines/{machine_id}/reports"))?)
+            .json(req)
+            .timeout(Duration::from_secs(60));
         decode(self.authed(rb).send().await.map_err(ClientError::Transport)?).await
     }
 

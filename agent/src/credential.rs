@@ -52,7 +52,8 @@ impl Credential {
 
     pub fn save(&self, state_dir: &Path) -> Result<(), CredentialError> {
         let path = path_in(state_dir);
-        let json = serde_json::to_vec_pretty(self).map_err(|e| CredentialError::Write { path: path.clone(), source: e.into() })?;
+        let json = serde_json::to_vec_pretty(self)
+            .map_err(|e| CredentialError::Write { path: path.clone(), source: e.into() })?;
         crate::fsutil::write_private(&path, &json).map_err(|source| CredentialError::Write { path, source })
     }
 }

@@ -20,7 +20,11 @@ impl JobHandler {
         } else {
             format!("this agent ({}) has no fix {:?}; nothing was changed", crate::AGENT_VERSION, job.fix)
         };
-        JobResultRequest { outcome: JobOutcome::Refused, message, evidence: json!({"fix": job.fix, "action": job.action}) }
+        JobResultRequest {
+            outcome: JobOutcome::Refused,
+            message,
+            evidence: json!({"fix": job.fix, "action": job.action}),
+        }
     }
 
     pub async fn handle(&mut self, client: &Client, machine_id: uuid::Uuid, job: &Job) -> Result<(), ClientError> {

@@ -56,7 +56,13 @@ impl Reporter {
         while let Some(front) = self.queue.front() {
             match self.client.report(self.machine_id, front).await {
                 Ok(resp) => {
-                    tracing::info!(seq = resp.seq, stored = resp.stored, transitions = resp.transitions, duplicate = resp.duplicate, "report delivered");
+                    tracing::info!(
+                        seq = resp.seq,
+                        stored = resp.stored,
+                        transitions = resp.transitions,
+                        duplicate = resp.duplicate,
+                        "report delivered"
+                    );
                     self.queue.pop_front();
                 }
                 Err(ClientError::Unauthorized) => return Delivery::Unauthorized,

@@ -33,7 +33,10 @@ pub async fn run(config: AgentConfig, credential: Credential, shutdown: Cancella
 
 async fn check_loop(config: AgentConfig, mut reporter: Reporter, shutdown: CancellationToken) -> anyhow::Result<()> {
     let catalogue = catalogue();
-    let ctx = CheckContext { targets: config.targets.clone(), io_timeout: Duration::from_secs(config.check_timeout_secs.min(10)) };
+    let ctx = CheckContext {
+        targets: config.targets.clone(),
+        io_timeout: Duration::from_secs(config.check_timeout_secs.min(10)),
+    };
     let check_timeout = Duration::from_secs(config.check_timeout_secs);
     let interval = Duration::from_secs(config.interval_secs);
     let mut backoff = Backoff::new(Duration::from_secs(2), interval.max(Duration::from_secs(60)));
@@ -58,7 +61,9 @@ async fn check_loop(config: AgentConfig, mut reporter: Reporter, shutdown: Cance
             }
             Delivery::Retry => Some(Instant::now() + backoff.next_delay()),
             Delivery::Unauthorized => {
-                tracing::error!("the server refused this agent's credential (revoked?); run `rdpfleet-agent enroll` again");
+                tracing::error!(
+                    "the server refused this agent's credential (revoked?); run `rdpfleet-agent enroll` again"
+                );
                 Some(Instant::now() + backoff.next_delay())
             }
         };

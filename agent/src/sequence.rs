@@ -11,7 +11,9 @@ impl Sequence {
     pub fn open(state_dir: &Path) -> std::io::Result<Sequence> {
         let path = state_dir.join("sequence");
         let next = match std::fs::read_to_string(&path) {
-            Ok(t) => t.trim().parse::<u64>().map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{} is damaged", path.display())))?,
+            Ok(t) => t.trim().parse::<u64>().map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{} is damaged", path.display()))
+            })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => 1,
             Err(e) => return Err(e),
         };

@@ -20,13 +20,8 @@ pub enum CheckStatus {
 }
 
 impl CheckStatus {
-    pub const ALL: [CheckStatus; 5] = [
-        CheckStatus::Pass,
-        CheckStatus::Warn,
-        CheckStatus::Fail,
-        CheckStatus::Error,
-        CheckStatus::Skipped,
-    ];
+    pub const ALL: [CheckStatus; 5] =
+        [CheckStatus::Pass, CheckStatus::Warn, CheckStatus::Fail, CheckStatus::Error, CheckStatus::Skipped];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -26,9 +26,7 @@ impl MachineRole {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [MachineRole::Client, MachineRole::Host, MachineRole::Both]
-            .into_iter()
-            .find(|r| r.as_str() == s)
+        [MachineRole::Client, MachineRole::Host, MachineRole::Both].into_iter().find(|r| r.as_str() == s)
     }
 }
 

@@ -43,9 +43,7 @@ impl JobAction {
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
-        [JobAction::Apply, JobAction::DryRun, JobAction::Rollback]
-            .into_iter()
-            .find(|a| a.as_str() == s)
+        [JobAction::Apply, JobAction::DryRun, JobAction::Rollback].into_iter().find(|a| a.as_str() == s)
     }
 }
 

@@ -23,12 +23,22 @@ pub async fn first_start(store: &Store) -> anyhow::Result<Option<Bootstrapped>> 
     let username = "admin".to_owned();
     let password = new_password();
     store
-        .create_user(&username, &hash_password(&password)?, Role::Admin, NewAuditEntry::new(ActorKind::System, "bootstrap", "user.created", &username))
+        .create_user(
+            &username,
+            &hash_password(&password)?,
+            Role::Admin,
+            NewAuditEntry::new(ActorKind::System, "bootstrap", "user.created", &username),
+        )
         .await?;
     let enrollment_token = new_token(TokenKind::Enrollment);
     store
         .create_enrollment_token(
-            NewEnrollmentToken { label: "first-start", token_hash: &token_hash(&enrollment_token), expires_at: now_ms() + 24 * 3600 * 1000, max_uses: 10 },
+            NewEnrollmentToken {
+                label: "first-start",
+                token_hash: &token_hash(&enrollment_token),
+                expires_at: now_ms() + 24 * 3600 * 1000,
+                max_uses: 10,
+            },
             NewAuditEntry::new(ActorKind::System, "bootstrap", "enrollment_token.created", "first-start"),
         )
         .await?;

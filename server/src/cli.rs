@@ -125,13 +125,14 @@ pub fn main() -> ExitCode {
         _ => None,
     };
     let config = cli.config.clone().or_else(|| std::env::var_os("RDPFLEET_CONFIG").map(PathBuf::from));
-    let settings = match Settings::load(config.as_deref(), &FlagOverrides { listen, database_url: cli.database_url.clone() }) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("rdpfleet-server: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let settings =
+        match Settings::load(config.as_deref(), &FlagOverrides { listen, database_url: cli.database_url.clone() }) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("rdpfleet-server: {e}");
+                return ExitCode::from(2);
+            }
+        };
     init_tracing(settings.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
@@ -164,7 +165,8 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot open database {}", redact_url(&settings.database_url)))?;
     let actor = std::env::var("USER").unwrap_or_else(|_| "cli".to_owned());
-    let audit = |action: &'static str, subject: String| NewAuditEntry::new(ActorKind::Cli, actor.clone(), action, subject);
+    let audit =
+        |action: &'static str, subject: String| NewAuditEntry::new(ActorKind::Cli, actor.clone(), action, subject);
     match command {
         Command::Serve { .. } => serve(settings, store).await,
         Command::User(UserCmd::Create { username, role, password_stdin }) => {
@@ -179,7 +181,12 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 new_password()
             };
             let user = store
-                .create_user(&username, &hash_password(&password)?, role.into(), audit("user.created", username.clone()))
+                .create_user(
+                    &username,
+                    &hash_password(&password)?,
+                    role.into(),
+                    audit("user.created", username.clone()),
+                )
                 .await
                 .map_err(|e| match e {
                     crate::store::StoreError::Conflict => anyhow::anyhow!("user {username:?} already exists"),
@@ -192,7 +199,8 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::User(UserCmd::Token { username, label }) => {
-            let (user, _) = store.user_by_name(&username).await?.with_context(|| format!("no active user {username:?}"))?;
+            let (user, _) =
+                store.user_by_name(&username).await?.with_context(|| format!("no active user {username:?}"))?;
             let token = new_token(TokenKind::UserApi);
             store.create_api_token(&user, &label, &token_hash(&token), audit("api_token.created", username)).await?;
             println!("{token}");
@@ -224,13 +232,24 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             } else {
                 println!("{:<36}  {:<8}  {:>9}  {:<20}  LABEL", "ID", "STATE", "USES", "EXPIRES (UTC)");
                 for t in tokens {
-                    println!("{:<36}  {:<8}  {:>4}/{:<4}  {:<20}  {}", t.id, t.state(now), t.uses, t.max_uses, format_ms(t.expires_at), t.label);
+                    println!(
+                        "{:<36}  {:<8}  {:>4}/{:<4}  {:<20}  {}",
+                        t.id,
+                        t.state(now),
+                        t.uses,
+                        t.max_uses,
+                        format_ms(t.expires_at),
+                        t.label
+                    );
                 }
             }
             Ok(())
         }
         Command::EnrollToken(EnrollTokenCmd::Revoke { id }) => {
-            anyhow::ensure!(store.revoke_enrollment_token(id, audit("enrollment_token.revoked", id.to_string())).await?, "no active enrollment token {id}");
+            anyhow::ensure!(
+                store.revoke_enrollment_token(id, audit("enrollment_token.revoked", id.to_string())).await?,
+                "no active enrollment token {id}"
+            );
             eprintln!("revoked enrollment token {id}");
             Ok(())
         }
@@ -242,7 +261,14 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             } else {
                 println!("{:<36}  {:<6}  {:<8}  {:<20}  HOSTNAME", "MACHINE ID", "ROLE", "STATE", "LAST SEEN (UTC)");
                 for m in machines {
-                    println!("{:<36}  {:<6}  {:<8}  {:<20}  {}", m.id, m.role.as_str(), if m.revoked { "revoked" } else { "active" }, format_ms(m.last_seen_at), m.hostname);
+                    println!(
+                        "{:<36}  {:<6}  {:<8}  {:<20}  {}",
+                        m.id,
+                        m.role.as_str(),
+                        if m.revoked { "revoked" } else { "active" },
+                        format_ms(m.last_seen_at),
+                        m.hostname
+                    );
                 }
             }
             Ok(())
@@ -258,7 +284,15 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
 
 fn format_ms(ms: i64) -> String {
     let t = time_of(ms);
-    format!("{:04}-{:02}-{:02} {:02}:{:02}:{:02}", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute(), t.second())
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 async fn serve(settings: Settings, store: Store) -> anyhow::Result<()> {
@@ -270,7 +304,11 @@ async fn serve(settings: Settings, store: Store) -> anyhow::Result<()> {
             .with_context(|| format!("cannot write {}", path.display()))?;
         println!("First start: created user 'admin' and an enrollment token (24 h, 10 machines).");
         println!("Their secrets are in {} (mode 0600). Enroll an agent with:", path.display());
-        println!("  rdpfleet-agent enroll --server {} --token \"$(sed -n 's/^enrollment_token=//p' {})\"", settings.agent_url(), path.display());
+        println!(
+            "  rdpfleet-agent enroll --server {} --token \"$(sed -n 's/^enrollment_token=//p' {})\"",
+            settings.agent_url(),
+            path.display()
+        );
         println!("More tokens: rdpfleet-server enroll-token create --label NAME --max-uses N");
         println!("API token for the JSON API: rdpfleet-server user token --username admin");
     }

@@ -90,9 +90,7 @@ impl Settings {
             }
             fig = fig.merge(Toml::file_exact(file));
         }
-        fig = fig
-            .merge(Env::prefixed("RDPFLEET_").only(&ENV_KEYS))
-            .merge(Serialized::defaults(flags));
+        fig = fig.merge(Env::prefixed("RDPFLEET_").only(&ENV_KEYS)).merge(Serialized::defaults(flags));
         let s: Settings = fig.extract().map_err(Box::new)?;
         s.validate()?;
         Ok(s)
@@ -149,16 +147,23 @@ impl std::fmt::Debug for Settings {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail API returns its own large error
 mod tests {
     use super::*;
 
     #[test]
     fn layers_override_in_order() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("s.toml", "listen = \"127.0.0.1:9000\"\nlong_poll_max_secs = 10\nmax_body_bytes = 4096\n")?;
+            jail.create_file(
+                "s.toml",
+                "listen = \"127.0.0.1:9000\"\nlong_poll_max_secs = 10\nmax_body_bytes = 4096\n",
+            )?;
             jail.set_env("RDPFLEET_LONG_POLL_MAX_SECS", "20");
             jail.set_env("RDPFLEET_TEST_UNRELATED", "x");
-            let flags = FlagOverrides { listen: Some("127.0.0.1:9100".parse().map_err(|e| format!("{e}"))?), database_url: None };
+            let flags = FlagOverrides {
+                listen: Some("127.0.0.1:9100".parse().map_err(|e| format!("{e}"))?),
+                database_url: None,
+            };
             let s = Settings::load(Some(Path::new("s.toml")), &flags).map_err(|e| e.to_string())?;
             assert_eq!(s.listen.port(), 9100, "flag beats file");
             assert_eq!(s.long_poll_max_secs, 20, "env beats file");

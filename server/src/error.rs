@@ -95,9 +95,7 @@ impl IntoResponse for AppError {
             // Logged once, here at the boundary, with the full chain.
             tracing::error!(error = format!("{e:#}"), "request failed");
         }
-        let body = ErrorBody {
-            error: ErrorDetail { code: self.code().to_owned(), message: self.to_string() },
-        };
+        let body = ErrorBody { error: ErrorDetail { code: self.code().to_owned(), message: self.to_string() } };
         let mut resp = (status, axum::Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()

@@ -28,7 +28,9 @@ fn json_rejection(rej: JsonRejection, limit: usize) -> AppError {
         JsonRejection::JsonDataError(e) => AppError::InvalidBody(e.body_text()),
         JsonRejection::JsonSyntaxError(e) => AppError::MalformedJson(e.body_text()),
         JsonRejection::MissingJsonContentType(_) => AppError::UnsupportedMediaType,
-        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge(limit),
+        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            AppError::PayloadTooLarge(limit)
+        }
         other => AppError::BadRequest(other.body_text()),
     }
 }

@@ -39,7 +39,11 @@ pub fn app_state(settings: Settings, store: Store, job_signing_public_key: Strin
 
 /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests finish
 /// (long polls return at once) and closes the database.
-pub async fn launch(state: AppState, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn launch(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let cancel = state.shutdown.clone();
     let store = state.store.clone();
     let app = router::router(state);

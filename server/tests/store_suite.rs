@@ -54,7 +54,10 @@ async fn the_suite(db: TestDb) {
     // Users and API tokens.
     assert_eq!(store.count_users().await.unwrap(), 0);
     let user = store.create_user("alice", "hash", Role::Operator, audit("user.created")).await.unwrap();
-    assert!(matches!(store.create_user("alice", "h2", Role::Admin, audit("user.created")).await, Err(StoreError::Conflict)));
+    assert!(matches!(
+        store.create_user("alice", "h2", Role::Admin, audit("user.created")).await,
+        Err(StoreError::Conflict)
+    ));
     assert_eq!(store.user_by_name("alice").await.unwrap().unwrap().0.role, Role::Operator);
     store.create_api_token(&user, "ci", &token_hash("rfu_x"), audit("api_token.created")).await.unwrap();
     assert_eq!(store.user_by_api_token(&token_hash("rfu_x")).await.unwrap().unwrap().username, "alice");
@@ -67,9 +70,18 @@ async fn the_suite(db: TestDb) {
     let labels = vec!["floor-3".to_owned()];
     let m1 = store.enroll(&token_hash("rfe_two"), machine("pc-1", &labels), &token_hash("rfa_1")).await.unwrap();
     let m2 = store2.enroll(&token_hash("rfe_two"), machine("pc-2", &[]), &token_hash("rfa_2")).await.unwrap();
-    assert!(matches!(store.enroll(&token_hash("rfe_two"), machine("pc-3", &[]), &token_hash("rfa_3")).await, Err(EnrollError::UsedUp)));
-    assert!(matches!(store.enroll(&token_hash("rfe_old"), machine("pc-3", &[]), &token_hash("rfa_3")).await, Err(EnrollError::Expired)));
-    assert!(matches!(store.enroll(&token_hash("rfe_none"), machine("pc-3", &[]), &token_hash("rfa_3")).await, Err(EnrollError::InvalidToken)));
+    assert!(matches!(
+        store.enroll(&token_hash("rfe_two"), machine("pc-3", &[]), &token_hash("rfa_3")).await,
+        Err(EnrollError::UsedUp)
+    ));
+    assert!(matches!(
+        store.enroll(&token_hash("rfe_old"), machine("pc-3", &[]), &token_hash("rfa_3")).await,
+        Err(EnrollError::Expired)
+    ));
+    assert!(matches!(
+        store.enroll(&token_hash("rfe_none"), machine("pc-3", &[]), &token_hash("rfa_3")).await,
+        Err(EnrollError::InvalidToken)
+    ));
     assert_eq!(store.machines(100, 0).await.unwrap().len(), 2, "failed enrollments created no machine");
     let tokens = store.list_enrollment_tokens().await.unwrap();
     let two = tokens.iter().find(|t| t.label == "rfe_two").unwrap();
@@ -80,10 +92,16 @@ async fn the_suite(db: TestDb) {
     let rev_id = store.list_enrollment_tokens().await.unwrap().into_iter().find(|t| t.label == "rfe_rev").unwrap().id;
     assert!(store.revoke_enrollment_token(rev_id.parse().unwrap(), audit("enrollment_token.revoked")).await.unwrap());
     assert!(!store.revoke_enrollment_token(rev_id.parse().unwrap(), audit("enrollment_token.revoked")).await.unwrap());
-    assert!(matches!(store.enroll(&token_hash("rfe_rev"), machine("pc-3", &[]), &token_hash("rfa_3")).await, Err(EnrollError::InvalidToken)));
+    assert!(matches!(
+        store.enroll(&token_hash("rfe_rev"), machine("pc-3", &[]), &token_hash("rfa_3")).await,
+        Err(EnrollError::InvalidToken)
+    ));
 
     let m = store.machine(m1).await.unwrap().unwrap();
-    assert_eq!((m.hostname.as_str(), m.site.as_deref(), m.labels.clone(), m.revoked), ("pc-1", Some("hq"), labels, false));
+    assert_eq!(
+        (m.hostname.as_str(), m.site.as_deref(), m.labels.clone(), m.revoked),
+        ("pc-1", Some("hq"), labels, false)
+    );
 
     // Agent credentials.
     assert_eq!(store.agent_by_token(&token_hash("rfa_1")).await.unwrap().unwrap().machine_id, m1);
@@ -94,7 +112,11 @@ async fn the_suite(db: TestDb) {
 
     // Reports: idempotent by sequence; history only on status change.
     let t = Some("rdp01:3389");
-    let batch1 = vec![result("net.dns", t, CheckStatus::Pass), result("net.tcp", t, CheckStatus::Pass), result("host.rdp", None, CheckStatus::Pass)];
+    let batch1 = vec![
+        result("net.dns", t, CheckStatus::Pass),
+        result("net.tcp", t, CheckStatus::Pass),
+        result("host.rdp", None, CheckStatus::Pass),
+    ];
     let o = store.store_report(m1, 1, Some("0.1.1"), &batch1).await.unwrap();
     assert_eq!((o.duplicate, o.stored, o.transitions), (false, 3, 3));
     let o = store.store_report(m1, 1, None, &batch1).await.unwrap();
@@ -110,17 +132,32 @@ async fn the_suite(db: TestDb) {
     let latest = store.latest_results(m1).await.unwrap();
     assert_eq!(latest.len(), 3);
     let tcp = latest.iter().find(|r| r.check_id == "net.tcp").unwrap();
-    assert_eq!((tcp.status.as_str(), tcp.cause.as_deref(), tcp.target.as_str()), ("fail", Some("net.port_closed"), "rdp01:3389"));
+    assert_eq!(
+        (tcp.status.as_str(), tcp.cause.as_deref(), tcp.target.as_str()),
+        ("fail", Some("net.port_closed"), "rdp01:3389")
+    );
     let rdp = latest.iter().find(|r| r.check_id == "host.rdp").unwrap();
     assert_eq!(rdp.target, "", "machine-level results have an empty target");
     let history = store.transitions(m1, 10).await.unwrap();
     assert_eq!(history.len(), 4);
-    assert_eq!((history[0].check_id.as_str(), history[0].from_status.as_deref(), history[0].to_status.as_str()), ("net.tcp", Some("pass"), "fail"));
+    assert_eq!(
+        (history[0].check_id.as_str(), history[0].from_status.as_deref(), history[0].to_status.as_str()),
+        ("net.tcp", Some("pass"), "fail")
+    );
     assert_eq!(store.count_transitions().await.unwrap(), 4);
 
     // Jobs: lease, redelivery only after the lease, outcomes recorded once.
     let params = json!({"layer": 2});
-    let job = NewJob { machine_id: m1, fix_id: "host.nla.enable", action: JobAction::Apply, params: &params, nonce: "n1", signature: None, expires_at: now_ms() + 3_600_000, rollout_id: None };
+    let job = NewJob {
+        machine_id: m1,
+        fix_id: "host.nla.enable",
+        action: JobAction::Apply,
+        params: &params,
+        nonce: "n1",
+        signature: None,
+        expires_at: now_ms() + 3_600_000,
+        rollout_id: None,
+    };
     let j1 = store.enqueue_job(job.clone()).await.unwrap();
     assert!(matches!(store.enqueue_job(job.clone()).await, Err(StoreError::Conflict)), "nonces are unique");
     let expired = store.enqueue_job(NewJob { nonce: "n2", expires_at: now_ms() - 1, ..job.clone() }).await.unwrap();
@@ -146,10 +183,22 @@ async fn the_suite(db: TestDb) {
     // Audit: every change above is in one unbroken hash chain.
     let entries = store.audit_entries(0, 1000).await.unwrap();
     let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
-    for expected in ["user.created", "api_token.created", "enrollment_token.created", "machine.enrolled", "enrollment_token.revoked", "agent.revoked", "job.finished"] {
+    for expected in [
+        "user.created",
+        "api_token.created",
+        "enrollment_token.created",
+        "machine.enrolled",
+        "enrollment_token.revoked",
+        "agent.revoked",
+        "job.finished",
+    ] {
         assert!(actions.contains(&expected), "audit has {expected}: {actions:?}");
     }
-    assert_eq!(actions.iter().filter(|a| **a == "machine.enrolled").count(), 2, "failed enrollments are not audited as enrolled");
+    assert_eq!(
+        actions.iter().filter(|a| **a == "machine.enrolled").count(),
+        2,
+        "failed enrollments are not audited as enrolled"
+    );
     let mut prev = "0".repeat(64);
     for (i, e) in entries.iter().enumerate() {
         assert_eq!(e.id, i as i64 + 1, "ids are gapless");

@@ -37,7 +37,9 @@ impl PgDatabase {
                 if required() {
                     panic!("PostgreSQL is required (RDPFLEET_REQUIRE_PG=1) but unreachable at {admin_url}: {why}");
                 }
-                eprintln!("SKIPPED: PostgreSQL test, no server at {admin_url} ({why}); set RDPFLEET_TEST_PG_URL or start PostgreSQL");
+                eprintln!(
+                    "SKIPPED: PostgreSQL test, no server at {admin_url} ({why}); set RDPFLEET_TEST_PG_URL or start PostgreSQL"
+                );
                 return None;
             }
         };

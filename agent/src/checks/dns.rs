@@ -54,7 +54,11 @@ impl Check for DnsResolution {
                 );
             }
             Ok(Ok(a)) if a.is_empty() => {
-                return Finding::fail("net.dns_unresolved", format!("{} has no addresses", target.host), json!({"elapsed_ms": elapsed_ms}));
+                return Finding::fail(
+                    "net.dns_unresolved",
+                    format!("{} has no addresses", target.host),
+                    json!({"elapsed_ms": elapsed_ms}),
+                );
             }
             Ok(Ok(a)) => a,
         };
@@ -66,7 +70,9 @@ impl Check for DnsResolution {
                 format!("{} resolves to {} but {expected} was expected", target.host, listed.join(", ")),
                 evidence,
             ),
-            _ => Finding::pass(format!("{} resolves to {} ({elapsed_ms} ms)", target.host, listed.join(", ")), evidence),
+            _ => {
+                Finding::pass(format!("{} resolves to {} ({elapsed_ms} ms)", target.host, listed.join(", ")), evidence)
+            }
         }
     }
 }

@@ -35,7 +35,12 @@ impl Finding {
         Finding { status: CheckStatus::Fail, summary: summary.into(), cause: Some(cause), evidence }
     }
     pub fn skipped(summary: impl Into<String>) -> Finding {
-        Finding { status: CheckStatus::Skipped, summary: summary.into(), cause: None, evidence: serde_json::Value::Null }
+        Finding {
+            status: CheckStatus::Skipped,
+            summary: summary.into(),
+            cause: None,
+            evidence: serde_json::Value::Null,
+        }
     }
     pub fn error(summary: impl Into<String>) -> Finding {
         Finding { status: CheckStatus::Error, summary: summary.into(), cause: None, evidence: serde_json::Value::Null }

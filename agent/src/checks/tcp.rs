@@ -77,19 +77,29 @@ impl Check for TcpReachability {
                     first_failure.get_or_insert(f);
                 }
             }
-            attempts.push(json!({"address": addr.to_string(), "ok": outcome.is_ok(), "latency_ms": (ms * 10.0).round() / 10.0,
-                                 "error": outcome.err().map(Failure::cause)}));
+            attempts.push(
+                json!({"address": addr.to_string(), "ok": outcome.is_ok(), "latency_ms": (ms * 10.0).round() / 10.0,
+                                 "error": outcome.err().map(Failure::cause)}),
+            );
         }
         let tried = attempts.len();
         let evidence = json!({"attempts": attempts});
         match first_failure {
-            None => Finding::pass(format!("port {} accepts connections on {connected} address(es)", target.port), evidence),
-            Some(f) if connected == 0 => {
-                Finding::fail(f.cause(), format!("port {} on {}: connection {}", target.port, target.host, f.words()), evidence)
+            None => {
+                Finding::pass(format!("port {} accepts connections on {connected} address(es)", target.port), evidence)
             }
+            Some(f) if connected == 0 => Finding::fail(
+                f.cause(),
+                format!("port {} on {}: connection {}", target.port, target.host, f.words()),
+                evidence,
+            ),
             Some(f) => Finding {
                 status: CheckStatus::Warn,
-                summary: format!("port {} answers on {connected} of {tried} addresses; others: {}", target.port, f.words()),
+                summary: format!(
+                    "port {} answers on {connected} of {tried} addresses; others: {}",
+                    target.port,
+                    f.words()
+                ),
                 cause: Some(f.cause()),
                 evidence,
             },

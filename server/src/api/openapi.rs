@@ -28,7 +28,8 @@ struct BearerSchemes;
 impl Modify for BearerSchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        for (name, desc) in [("agent_token", "rfa_… token from enrollment"), ("user_token", "rfu_… personal API token")] {
+        for (name, desc) in [("agent_token", "rfa_… token from enrollment"), ("user_token", "rfu_… personal API token")]
+        {
             components.add_security_scheme(
                 name,
                 SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some(desc)).build()),

@@ -28,9 +28,8 @@ impl FromRequestParts<AppState> for AgentAuth {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = super::bearer(parts)
-            .filter(|t| t.starts_with(TokenKind::Agent.prefix()))
-            .ok_or(AppError::Unauthorized)?;
+        let token =
+            super::bearer(parts).filter(|t| t.starts_with(TokenKind::Agent.prefix())).ok_or(AppError::Unauthorized)?;
         let identity = state.store.agent_by_token(&token_hash(token)).await?.ok_or(AppError::Unauthorized)?;
         Ok(AgentAuth { machine_id: identity.machine_id })
     }

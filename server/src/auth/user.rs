@@ -12,11 +12,7 @@ pub struct UserAuth(pub User);
 
 impl UserAuth {
     pub fn require(&self, role: Role) -> Result<(), AppError> {
-        if self.0.role >= role {
-            Ok(())
-        } else {
-            Err(AppError::Forbidden("your role does not allow this"))
-        }
+        if self.0.role >= role { Ok(()) } else { Err(AppError::Forbidden("your role does not allow this")) }
     }
 }
 

@@ -38,7 +38,12 @@ pub struct NewAuditEntry {
 }
 
 impl NewAuditEntry {
-    pub fn new(actor_kind: ActorKind, actor: impl Into<String>, action: &'static str, subject: impl Into<String>) -> Self {
+    pub fn new(
+        actor_kind: ActorKind,
+        actor: impl Into<String>,
+        action: &'static str,
+        subject: impl Into<String>,
+    ) -> Self {
         NewAuditEntry {
             actor_kind,
             actor: actor.into(),

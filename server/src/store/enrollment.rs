@@ -123,7 +123,12 @@ impl Store {
 
     /// Consumes one use of the enrollment token and creates the machine and its credential,
     /// all in one transaction: a failed enrollment leaves nothing behind.
-    pub async fn enroll(&self, token_hash: &str, m: NewMachine<'_>, credential_hash: &str) -> Result<Uuid, EnrollError> {
+    pub async fn enroll(
+        &self,
+        token_hash: &str,
+        m: NewMachine<'_>,
+        credential_hash: &str,
+    ) -> Result<Uuid, EnrollError> {
         let machine_id = Uuid::new_v4();
         let now = now_ms();
         let labels = serde_json::to_string(m.labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;

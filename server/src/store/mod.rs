@@ -97,10 +97,7 @@ impl Store {
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true);
-                let pool = SqlitePoolOptions::new()
-                    .max_connections(8)
-                    .connect_with(opts)
-                    .await?;
+                let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?;
                 sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
                 Pool::Sqlite(pool)
             }

@@ -58,7 +58,13 @@ impl Store {
     }
 
     /// Creates a user; `Conflict` when the name is taken.
-    pub async fn create_user(&self, username: &str, password_hash: &str, role: Role, audit: NewAuditEntry) -> StoreResult<User> {
+    pub async fn create_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+        role: Role,
+        audit: NewAuditEntry,
+    ) -> StoreResult<User> {
         let id = Uuid::new_v4();
         with_db!(self, p => {
             let mut tx = p.begin().await?;
@@ -84,11 +90,16 @@ impl Store {
                 .fetch_optional(p)
                 .await?
         });
-        row.map(|(id, username, role, hash)| Ok((User::try_from(UserRow { id, username, role })?, hash)))
-            .transpose()
+        row.map(|(id, username, role, hash)| Ok((User::try_from(UserRow { id, username, role })?, hash))).transpose()
     }
 
-    pub async fn create_api_token(&self, user: &User, label: &str, token_hash: &str, audit: NewAuditEntry) -> StoreResult<Uuid> {
+    pub async fn create_api_token(
+        &self,
+        user: &User,
+        label: &str,
+        token_hash: &str,
+        audit: NewAuditEntry,
+    ) -> StoreResult<Uuid> {
         let id = Uuid::new_v4();
         with_db!(self, p => {
             let mut tx = p.begin().await?;

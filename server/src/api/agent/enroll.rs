@@ -15,7 +15,10 @@ use crate::store::enrollment::NewMachine;
     (status = 201, body = EnrollResponse, description = "enrolled; the agent token is shown once"),
     (status = 401, body = rdpfleet_proto::error::ErrorBody, description = "enrollment_token_invalid | enrollment_token_expired | enrollment_token_used_up"),
     (status = 422, body = rdpfleet_proto::error::ErrorBody, description = "invalid_body | validation_failed")))]
-pub async fn enroll(State(state): State<AppState>, ApiJson(req): ApiJson<EnrollRequest>) -> AppResult<(StatusCode, Json<EnrollResponse>)> {
+pub async fn enroll(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<EnrollRequest>,
+) -> AppResult<(StatusCode, Json<EnrollResponse>)> {
     validate(&req)?;
     if !req.token.starts_with(TokenKind::Enrollment.prefix()) {
         return Err(AppError::EnrollmentTokenInvalid);

@@ -34,7 +34,11 @@ pub struct LatestResultView {
 #[utoipa::path(get, path = "/api/v1/machines/{machine_id}/results", tag = "machines",
     params(("machine_id" = Uuid, Path)), security(("user_token" = [])),
     responses((status = 200, body = [LatestResultView]), (status = 404, body = rdpfleet_proto::error::ErrorBody)))]
-pub async fn results(State(state): State<AppState>, _user: UserAuth, ApiPath(id): ApiPath<Uuid>) -> AppResult<Json<Vec<LatestResultView>>> {
+pub async fn results(
+    State(state): State<AppState>,
+    _user: UserAuth,
+    ApiPath(id): ApiPath<Uuid>,
+) -> AppResult<Json<Vec<LatestResultView>>> {
     state.store.machine(id).await?.ok_or(AppError::NotFound("machine"))?;
     let rows = state.store.latest_results(id).await?;
     let mut out = Vec::with_capacity(rows.len());

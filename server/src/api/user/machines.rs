@@ -20,7 +20,11 @@ pub struct Page {
 
 #[utoipa::path(get, path = "/api/v1/machines", tag = "machines", params(Page), security(("user_token" = [])),
     responses((status = 200, body = [MachineView]), (status = 401, body = rdpfleet_proto::error::ErrorBody)))]
-pub async fn list(State(state): State<AppState>, _user: UserAuth, ApiQuery(page): ApiQuery<Page>) -> AppResult<Json<Vec<MachineView>>> {
+pub async fn list(
+    State(state): State<AppState>,
+    _user: UserAuth,
+    ApiQuery(page): ApiQuery<Page>,
+) -> AppResult<Json<Vec<MachineView>>> {
     let limit = page.limit.unwrap_or(100);
     let offset = page.offset.unwrap_or(0);
     if !(1..=1000).contains(&limit) || offset < 0 {
@@ -33,7 +37,11 @@ pub async fn list(State(state): State<AppState>, _user: UserAuth, ApiQuery(page)
 #[utoipa::path(get, path = "/api/v1/machines/{machine_id}", tag = "machines",
     params(("machine_id" = Uuid, Path)), security(("user_token" = [])),
     responses((status = 200, body = MachineView), (status = 404, body = rdpfleet_proto::error::ErrorBody)))]
-pub async fn get(State(state): State<AppState>, _user: UserAuth, ApiPath(id): ApiPath<Uuid>) -> AppResult<Json<MachineView>> {
+pub async fn get(
+    State(state): State<AppState>,
+    _user: UserAuth,
+    ApiPath(id): ApiPath<Uuid>,
+) -> AppResult<Json<MachineView>> {
     let m = state.store.machine(id).await?.ok_or(AppError::NotFound("machine"))?;
     Ok(Json(m.into()))
 }
