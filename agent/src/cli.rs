@@ -51,6 +51,23 @@ pub enum Command {
     },
     /// Run: checks on a schedule, reports, job polling.
     Run,
+    /// Diagnose the connection path to one RDP host, layer by layer.
+    Diagnose {
+        /// HOST[:PORT] as the client connects to it (default port 3389).
+        target: String,
+        /// RD Gateway the client uses, NAME[:PORT] (default port 443).
+        #[arg(long)]
+        gateway: Option<String>,
+        /// Print the diagnosis as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Extra trusted CAs (PEM), in addition to the configuration's.
+        #[arg(long)]
+        ca_bundle: Option<PathBuf>,
+        /// Address the host name must resolve to.
+        #[arg(long)]
+        expect_address: Option<std::net::IpAddr>,
+    },
     /// Run the checks locally and print the results; talks to no server.
     Check {
         /// Run one cycle and exit (otherwise repeat every interval).
@@ -109,6 +126,9 @@ pub fn main() -> ExitCode {
             }
             Command::Run => run(config).await,
             Command::Check { once, json } => check(config, once, json).await,
+            Command::Diagnose { target, gateway, json, ca_bundle, expect_address } => {
+                diagnose(config, &target, gateway, json, ca_bundle, expect_address).await
+            }
         }
     });
     match result {
@@ -198,12 +218,41 @@ async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
+async fn diagnose(
+    mut config: AgentConfig,
+    target: &str,
+    gateway: Option<String>,
+    json: bool,
+    ca_bundle: Option<PathBuf>,
+    expect_address: Option<std::net::IpAddr>,
+) -> anyhow::Result<ExitCode> {
+    let mut t = crate::config::Target::parse(target).map_err(|e| anyhow::anyhow!("bad target: {e}"))?;
+    t.gateway = gateway;
+    t.expected_address = expect_address;
+    let gateway = t.gateway().map_err(|e| anyhow::anyhow!("bad gateway: {e}"))?;
+    if ca_bundle.is_some() {
+        config.probe.ca_bundle = ca_bundle;
+    }
+    let enrolled = Credential::load(&config.state_dir).ok().map(|c| c.server);
+    let ctx = CheckContext::from_config(&config, enrolled)?;
+    let pt = crate::probe::ProbeTarget { host: t.host, port: t.port, expected_address: t.expected_address, gateway };
+    let d = crate::probe::diagnose(&pt, &ctx.probe).await;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&d)?);
+    } else {
+        print!("{}", crate::probe::render::render(&d, std::io::stdout().is_terminal()));
+    }
+    Ok(match d.status {
+        CheckStatus::Pass => ExitCode::SUCCESS,
+        CheckStatus::Warn | CheckStatus::Fail => ExitCode::from(1),
+        CheckStatus::Error | CheckStatus::Skipped => ExitCode::from(2),
+    })
+}
+
 async fn check(config: AgentConfig, once: bool, json: bool) -> anyhow::Result<ExitCode> {
     let catalogue = catalogue();
-    let ctx = CheckContext {
-        targets: config.targets.clone(),
-        io_timeout: Duration::from_secs(config.check_timeout_secs.min(10)),
-    };
+    let enrolled = Credential::load(&config.state_dir).ok().map(|c| c.server);
+    let ctx = CheckContext::from_config(&config, enrolled)?;
     loop {
         let results = crate::runner::run_all(&catalogue, &ctx, Duration::from_secs(config.check_timeout_secs)).await;
         if json {

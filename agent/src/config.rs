@@ -26,6 +26,29 @@ pub struct AgentConfig {
     pub max_queued_reports: usize,
     /// RDP hosts this machine connects to (or, on a host, itself).
     pub targets: Vec<Target>,
+    pub probe: ProbeConfig,
+}
+
+/// Settings of the connection-path probe.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProbeConfig {
+    /// Bound on every single network operation, in milliseconds.
+    pub io_timeout_ms: u64,
+    /// TCP connections made to measure loss and latency.
+    pub tcp_attempts: u32,
+    /// A certificate expiring within this many days is a warning.
+    pub expiry_warn_days: i64,
+    /// Extra trusted CAs (PEM), e.g. the enterprise CA that issues RDP certificates.
+    pub ca_bundle: Option<PathBuf>,
+    /// Trust the platform's root store (Windows certificate store, system bundle elsewhere).
+    pub platform_roots: bool,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        ProbeConfig { io_timeout_ms: 3000, tcp_attempts: 5, expiry_warn_days: 30, ca_bundle: None, platform_roots: true }
+    }
 }
 
 impl Default for AgentConfig {
@@ -41,6 +64,7 @@ impl Default for AgentConfig {
             allow_insecure_http: false,
             max_queued_reports: 64,
             targets: vec![],
+            probe: ProbeConfig::default(),
         }
     }
 }
@@ -55,6 +79,52 @@ pub struct Target {
     /// Address the name must resolve to (catches stale or split-horizon DNS).
     #[serde(default)]
     pub expected_address: Option<IpAddr>,
+    /// RD Gateway the client connects through, `name` or `name:port` (default port 443).
+    #[serde(default)]
+    pub gateway: Option<String>,
+}
+
+impl Target {
+    /// Parses `host`, `host:port`, `[v6]:port` or a bare IPv6 address.
+    pub fn parse(spec: &str) -> Result<Target, String> {
+        let (host, port) = split_host_port(spec, 3389)?;
+        Ok(Target { host, port, expected_address: None, gateway: None })
+    }
+
+    /// The gateway as (name, port).
+    pub fn gateway(&self) -> Result<Option<(String, u16)>, String> {
+        self.gateway.as_deref().map(|g| split_host_port(g, 443)).transpose()
+    }
+}
+
+/// Splits `host[:port]`; a bare IPv6 address has no port.
+pub fn split_host_port(spec: &str, default_port: u16) -> Result<(String, u16), String> {
+    let spec = spec.trim();
+    if spec.is_empty() {
+        return Err("empty host".into());
+    }
+    if let Some(rest) = spec.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or_else(|| format!("{spec}: missing ']'"))?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().map_err(|_| format!("{spec}: bad port"))?,
+            None if after.is_empty() => default_port,
+            None => return Err(format!("{spec}: unexpected text after ']'")),
+        };
+        return Ok((host.to_owned(), port));
+    }
+    if spec.parse::<std::net::Ipv6Addr>().is_ok() {
+        return Ok((spec.to_owned(), default_port));
+    }
+    match spec.rsplit_once(':') {
+        Some((h, p)) => {
+            let port: u16 = p.parse().map_err(|_| format!("{spec}: bad port"))?;
+            if port == 0 || h.is_empty() {
+                return Err(format!("{spec}: bad host or port"));
+            }
+            Ok((h.to_owned(), port))
+        }
+        None => Ok((spec.to_owned(), default_port)),
+    }
 }
 
 fn default_rdp_port() -> u16 {
@@ -120,7 +190,14 @@ impl AgentConfig {
         if c.max_queued_reports == 0 {
             return Err("max_queued_reports must be at least 1".into());
         }
+        if c.probe.io_timeout_ms < 50 || c.probe.io_timeout_ms > 60_000 {
+            return Err("probe.io_timeout_ms must be within 50..=60000".into());
+        }
+        if c.probe.tcp_attempts == 0 || c.probe.tcp_attempts > 50 {
+            return Err("probe.tcp_attempts must be within 1..=50".into());
+        }
         for t in &c.targets {
+            t.gateway()?;
             if t.host.trim().is_empty() || t.host.len() > 253 {
                 return Err(format!("target host {:?} must be 1-253 characters", t.host));
             }
@@ -155,6 +232,22 @@ mod tests {
         assert!(AgentConfig::parse("interval_secs = 1").is_err());
         assert!(AgentConfig::parse("[[targets]]\nhost = \"\"").is_err());
         assert!(AgentConfig::parse("[[targets]]\nhost = \"a\"\nport = 0").is_err());
+    }
+
+    #[test]
+    fn host_port_specs() {
+        assert_eq!(split_host_port("rdp01", 3389), Ok(("rdp01".into(), 3389)));
+        assert_eq!(split_host_port("rdp01:3390", 3389), Ok(("rdp01".into(), 3390)));
+        assert_eq!(split_host_port("[::1]:3390", 3389), Ok(("::1".into(), 3390)));
+        assert_eq!(split_host_port("::1", 3389), Ok(("::1".into(), 3389)));
+        assert_eq!(split_host_port("[::1]", 443), Ok(("::1".into(), 443)));
+        assert!(split_host_port("rdp01:0", 3389).is_err());
+        assert!(split_host_port("rdp01:x", 3389).is_err());
+        assert!(split_host_port("", 3389).is_err());
+        let c = AgentConfig::parse("[[targets]]\nhost = \"h\"\ngateway = \"gw.corp.example\"\n[probe]\ntcp_attempts = 3\n").unwrap();
+        assert_eq!(c.targets[0].gateway().unwrap(), Some(("gw.corp.example".into(), 443)));
+        assert_eq!(c.probe.tcp_attempts, 3);
+        assert!(AgentConfig::parse("[probe]\ntcp_attempts = 0\n").is_err());
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod config;
 pub mod credential;
 pub mod fsutil;
 pub mod jobs;
+pub mod probe;
 pub mod reporter;
 pub mod run_loop;
 pub mod runner;

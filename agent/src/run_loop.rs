@@ -23,7 +23,7 @@ pub async fn run(config: AgentConfig, credential: Credential, shutdown: Cancella
     let sequence = Sequence::open(&config.state_dir)?;
     let reporter = Reporter::new(client.clone(), credential.machine_id, sequence, config.max_queued_reports);
     tracing::info!(machine_id = %credential.machine_id, server = %credential.server, targets = config.targets.len(), "agent running");
-    let checks = tokio::spawn(check_loop(config, reporter, shutdown.clone()));
+    let checks = tokio::spawn(check_loop(config, credential.server.clone(), reporter, shutdown.clone()));
     let jobs = tokio::spawn(job_loop(client, credential.machine_id, shutdown.clone()));
     let (a, b) = tokio::join!(checks, jobs);
     a??;
@@ -31,12 +31,9 @@ pub async fn run(config: AgentConfig, credential: Credential, shutdown: Cancella
     Ok(())
 }
 
-async fn check_loop(config: AgentConfig, mut reporter: Reporter, shutdown: CancellationToken) -> anyhow::Result<()> {
+async fn check_loop(config: AgentConfig, clock_reference: String, mut reporter: Reporter, shutdown: CancellationToken) -> anyhow::Result<()> {
     let catalogue = catalogue();
-    let ctx = CheckContext {
-        targets: config.targets.clone(),
-        io_timeout: Duration::from_secs(config.check_timeout_secs.min(10)),
-    };
+    let ctx = CheckContext::from_config(&config, Some(clock_reference))?;
     let check_timeout = Duration::from_secs(config.check_timeout_secs);
     let interval = Duration::from_secs(config.interval_secs);
     let mut backoff = Backoff::new(Duration::from_secs(2), interval.max(Duration::from_secs(60)));

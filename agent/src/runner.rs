@@ -74,7 +74,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_hanging_check_becomes_an_error_result() {
-        let ctx = CheckContext { targets: vec![], io_timeout: Duration::from_secs(1) };
+        let mut config = crate::config::AgentConfig::default();
+        config.probe.platform_roots = false;
+        let ctx = CheckContext::from_config(&config, None).unwrap();
         let catalogue: Vec<Box<dyn Check>> = vec![Box::new(Slow)];
         let r = run_all(&catalogue, &ctx, Duration::from_millis(50)).await;
         assert_eq!(r.len(), 1);

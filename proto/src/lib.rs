@@ -5,7 +5,9 @@
 //! leniently so that the server can add fields without breaking older agents.
 #![forbid(unsafe_code)]
 
+pub mod causes;
 pub mod check;
+pub mod diagnosis;
 pub mod enroll;
 pub mod error;
 pub mod job;

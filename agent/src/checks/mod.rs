@@ -5,10 +5,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rdpfleet_proto::check::CheckStatus;
 
-use crate::config::Target;
+use std::sync::Arc;
 
-pub mod dns;
-pub mod tcp;
+use crate::config::{AgentConfig, Target};
+use crate::probe::ProbeOptions;
+use crate::probe::trust::{TrustError, TrustStore};
+
+pub mod rdp_path;
 
 /// Whether a check runs once per machine or once per configured RDP target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,11 +51,28 @@ impl Finding {
 }
 
 /// Settings every check may use.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CheckContext {
     pub targets: Vec<Target>,
-    /// Bound on one network operation (a connect, a lookup).
-    pub io_timeout: Duration,
+    pub probe: ProbeOptions,
+}
+
+impl CheckContext {
+    /// Builds the context from the configuration; `clock_reference` is the rdpfleet server
+    /// when enrolled. Fails when the configured CA bundle cannot be read.
+    pub fn from_config(config: &AgentConfig, clock_reference: Option<String>) -> Result<CheckContext, TrustError> {
+        let trust = TrustStore::load(config.probe.ca_bundle.as_deref(), config.probe.platform_roots)?;
+        Ok(CheckContext {
+            targets: config.targets.clone(),
+            probe: ProbeOptions {
+                io_timeout: Duration::from_millis(config.probe.io_timeout_ms),
+                tcp_attempts: config.probe.tcp_attempts,
+                expiry_warn_days: config.probe.expiry_warn_days,
+                trust: Arc::new(trust),
+                clock_reference,
+            },
+        })
+    }
 }
 
 #[async_trait]
@@ -66,5 +86,5 @@ pub trait Check: Send + Sync {
 
 /// Every check this agent knows, in the order a troubleshooter would walk them.
 pub fn catalogue() -> Vec<Box<dyn Check>> {
-    vec![Box::new(dns::DnsResolution), Box::new(tcp::TcpReachability)]
+    vec![Box::new(rdp_path::RdpPath)]
 }
