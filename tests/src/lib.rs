@@ -3,7 +3,9 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used)] // test support: a failed set-up should stop the test loudly
 
+pub mod certs;
 pub mod pg;
+pub mod rdp_servers;
 pub mod procs;
 
 /// A fresh, empty database for one test.

@@ -4,7 +4,7 @@
 //! Certificates are not verified here; they are collected and judged in `cert`.
 use std::net::TcpStream;
 
-use openssl::ssl::{SslConnector, SslMethod, SslOptions, SslVerifyMode, SslVersion};
+use openssl::ssl::{Ssl, SslContext, SslMethod, SslOptions, SslVerifyMode, SslVersion};
 use rdpfleet_proto::diagnosis::{TlsAttempt, TlsVersion};
 
 /// A completed or failed handshake, with the peer's chain (leaf first) when one was received.
@@ -29,16 +29,17 @@ pub fn handshake(stream: TcpStream, version: TlsVersion, sni: &str) -> Handshake
         attempt: TlsAttempt { version, accepted: false, cipher: None, error: Some(error) },
         chain: vec![],
     };
-    let connector = match connector(version) {
-        Ok(c) => c,
+    let ssl = match context(version).and_then(|ctx| {
+        let mut ssl = Ssl::new(&ctx)?;
+        if sni.parse::<std::net::IpAddr>().is_err() && !sni.is_empty() {
+            ssl.set_hostname(sni)?;
+        }
+        Ok(ssl)
+    }) {
+        Ok(s) => s,
         Err(e) => return fail(format!("OpenSSL set-up failed: {e}")),
     };
-    let is_name = sni.parse::<std::net::IpAddr>().is_err() && !sni.is_empty();
-    let config = match connector.configure() {
-        Ok(c) => c.verify_hostname(false).use_server_name_indication(is_name),
-        Err(e) => return fail(format!("OpenSSL set-up failed: {e}")),
-    };
-    match config.connect(if is_name { sni } else { "rdp" }, stream) {
+    match ssl.connect(stream) {
         Ok(tls) => {
             let ssl = tls.ssl();
             let chain = ssl
@@ -60,8 +61,10 @@ pub fn handshake(stream: TcpStream, version: TlsVersion, sni: &str) -> Handshake
     }
 }
 
-fn connector(version: TlsVersion) -> Result<SslConnector, openssl::error::ErrorStack> {
-    let mut b = SslConnector::builder(SslMethod::tls_client())?;
+/// A bare client context: no CA loading (`SslConnector` would read the system bundle on every
+/// call), since nothing is verified during the handshake.
+fn context(version: TlsVersion) -> Result<SslContext, openssl::error::ErrorStack> {
+    let mut b = SslContext::builder(SslMethod::tls_client())?;
     b.set_verify(SslVerifyMode::NONE);
     b.set_security_level(0);
     b.set_cipher_list("ALL:COMPLEMENTOFALL:@SECLEVEL=0")?;
