@@ -47,7 +47,13 @@ pub struct ProbeConfig {
 
 impl Default for ProbeConfig {
     fn default() -> Self {
-        ProbeConfig { io_timeout_ms: 3000, tcp_attempts: 5, expiry_warn_days: 30, ca_bundle: None, platform_roots: true }
+        ProbeConfig {
+            io_timeout_ms: 3000,
+            tcp_attempts: 5,
+            expiry_warn_days: 30,
+            ca_bundle: None,
+            platform_roots: true,
+        }
     }
 }
 
@@ -244,7 +250,9 @@ mod tests {
         assert!(split_host_port("rdp01:0", 3389).is_err());
         assert!(split_host_port("rdp01:x", 3389).is_err());
         assert!(split_host_port("", 3389).is_err());
-        let c = AgentConfig::parse("[[targets]]\nhost = \"h\"\ngateway = \"gw.corp.example\"\n[probe]\ntcp_attempts = 3\n").unwrap();
+        let c =
+            AgentConfig::parse("[[targets]]\nhost = \"h\"\ngateway = \"gw.corp.example\"\n[probe]\ntcp_attempts = 3\n")
+                .unwrap();
         assert_eq!(c.targets[0].gateway().unwrap(), Some(("gw.corp.example".into(), 443)));
         assert_eq!(c.probe.tcp_attempts, 3);
         assert!(AgentConfig::parse("[probe]\ntcp_attempts = 0\n").is_err());

@@ -31,7 +31,12 @@ pub async fn run(config: AgentConfig, credential: Credential, shutdown: Cancella
     Ok(())
 }
 
-async fn check_loop(config: AgentConfig, clock_reference: String, mut reporter: Reporter, shutdown: CancellationToken) -> anyhow::Result<()> {
+async fn check_loop(
+    config: AgentConfig,
+    clock_reference: String,
+    mut reporter: Reporter,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let catalogue = catalogue();
     let ctx = CheckContext::from_config(&config, Some(clock_reference))?;
     let check_timeout = Duration::from_secs(config.check_timeout_secs);

@@ -12,16 +12,20 @@ fn agent(config: &str) -> (tempfile::TempDir, Command) {
 }
 
 #[test]
-fn healthy_target_exits_zero_with_json() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
+fn json_output_carries_the_diagnosis() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let (_dir, mut cmd) = agent(&format!("[[targets]]\nhost = \"127.0.0.1\"\nport = {port}\n"));
     let out = cmd.args(["check", "--once", "--json"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     let results: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let checks: Vec<&str> = results.as_array().unwrap().iter().map(|r| r["check"].as_str().unwrap()).collect();
-    assert_eq!(checks, ["net.dns", "net.tcp"]);
-    assert!(results.as_array().unwrap().iter().all(|r| r["status"] == "pass"));
+    let r = &results[0];
+    assert_eq!(
+        (r["check"].as_str(), r["status"].as_str(), r["cause"].as_str()),
+        (Some("rdp.path"), Some("fail"), Some("net.port_closed"))
+    );
+    assert_eq!(r["target"], format!("127.0.0.1:{port}"));
+    assert_eq!(r["evidence"]["first_failing_layer"], "tcp");
+    assert_eq!(r["evidence"]["layers"][2]["status"], "not_reached");
 }
 
 #[test]
@@ -33,6 +37,19 @@ fn closed_port_exits_one_and_says_why() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("FAIL") && text.contains("net.port_closed"), "{text}");
     assert!(!text.contains('\x1b'), "no colours when stdout is not a terminal");
+}
+
+#[test]
+fn diagnose_exit_codes_and_report() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (_dir, mut cmd) = agent("");
+    let out = cmd.args(["diagnose", &format!("127.0.0.1:{port}")]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("PROBLEM") && text.contains("[FAIL] TCP") && text.contains("not reached"), "{text}");
+    let (_dir, mut cmd) = agent("");
+    let out = cmd.args(["diagnose", "host:notaport"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "a bad target cannot run");
 }
 
 #[test]

@@ -29,6 +29,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/machines/{machine_id}", get(user::machines::get))
         .route("/api/v1/machines/{machine_id}/results", get(user::machine_results::results))
         .route("/api/v1/machines/{machine_id}/history", get(user::machine_history::history))
+        .route("/api/v1/machines/{machine_id}/diagnoses", get(user::machine_diagnoses::diagnoses))
         .fallback(|| async { AppError::NotFound("route") })
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(max_body))

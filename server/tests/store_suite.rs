@@ -126,6 +126,10 @@ async fn the_suite(db: TestDb) {
     let batch3 = vec![result("net.dns", t, CheckStatus::Pass), result("net.tcp", t, CheckStatus::Fail)];
     let o = store.store_report(m1, 5, None, &batch3).await.unwrap();
     assert_eq!(o.transitions, 1, "gaps in the sequence are allowed");
+    let mut other_cause = batch3.clone();
+    other_cause[1].cause = Some("net.port_filtered".into());
+    let o = store.store_report(m1, 6, None, &other_cause).await.unwrap();
+    assert_eq!(o.transitions, 1, "a new cause within the same status is history too");
     assert!(store.store_report(m1, 4, None, &batch1).await.unwrap().duplicate, "an older sequence is a duplicate");
     assert_eq!(store.machine(m1).await.unwrap().unwrap().agent_version, "0.1.1");
 
@@ -134,17 +138,24 @@ async fn the_suite(db: TestDb) {
     let tcp = latest.iter().find(|r| r.check_id == "net.tcp").unwrap();
     assert_eq!(
         (tcp.status.as_str(), tcp.cause.as_deref(), tcp.target.as_str()),
-        ("fail", Some("net.port_closed"), "rdp01:3389")
+        ("fail", Some("net.port_filtered"), "rdp01:3389")
     );
     let rdp = latest.iter().find(|r| r.check_id == "host.rdp").unwrap();
     assert_eq!(rdp.target, "", "machine-level results have an empty target");
     let history = store.transitions(m1, 10).await.unwrap();
-    assert_eq!(history.len(), 4);
+    assert_eq!(history.len(), 5);
+    let h0 = &history[0];
     assert_eq!(
-        (history[0].check_id.as_str(), history[0].from_status.as_deref(), history[0].to_status.as_str()),
+        (h0.check_id.as_str(), h0.from_status.as_deref(), h0.to_status.as_str(), h0.cause.as_deref()),
+        ("net.tcp", Some("fail"), "fail", Some("net.port_filtered"))
+    );
+    let h1 = &history[1];
+    assert_eq!(
+        (h1.check_id.as_str(), h1.from_status.as_deref(), h1.to_status.as_str()),
         ("net.tcp", Some("pass"), "fail")
     );
-    assert_eq!(store.count_transitions().await.unwrap(), 4);
+    assert_eq!(tcp.status_since, h1.at, "status_since moves with the status, not the cause");
+    assert_eq!(store.count_transitions().await.unwrap(), 5);
 
     // Jobs: lease, redelivery only after the lease, outcomes recorded once.
     let params = json!({"layer": 2});

@@ -60,7 +60,14 @@ impl TestCa {
 
     /// A server certificate for `names` (DNS names or IP addresses), valid between the two
     /// offsets in days from now (negative for the past).
-    pub fn issue(&self, dir: &Path, file_stem: &str, names: &[&str], valid_from_days: i64, valid_to_days: i64) -> Issued {
+    pub fn issue(
+        &self,
+        dir: &Path,
+        file_stem: &str,
+        names: &[&str],
+        valid_from_days: i64,
+        valid_to_days: i64,
+    ) -> Issued {
         let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
         let mut name = X509NameBuilder::new().unwrap();
         name.append_entry_by_text("CN", names.first().copied().unwrap_or("server")).unwrap();

@@ -5,8 +5,8 @@
 
 pub mod certs;
 pub mod pg;
-pub mod rdp_servers;
 pub mod procs;
+pub mod rdp_servers;
 
 /// A fresh, empty database for one test.
 pub enum TestDb {

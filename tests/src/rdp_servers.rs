@@ -117,7 +117,10 @@ pub fn shadow(dir: &Path, sec: &str, cert: &Issued) -> Server {
     std::fs::copy(&cert.cert, cfg.join("shadow.crt")).unwrap();
     std::fs::copy(&cert.key, cfg.join("shadow.key")).unwrap();
     let sam = dir.join(format!("sam-{port}"));
-    let hash = Command::new("winpr-hash").args(["-u", "rdpfleet", "-p", "not-a-secret", "-f", "sam"]).output().expect("winpr-hash");
+    let hash = Command::new("winpr-hash")
+        .args(["-u", "rdpfleet", "-p", "not-a-secret", "-f", "sam"])
+        .output()
+        .expect("winpr-hash");
     std::fs::write(&sam, hash.stdout).unwrap();
     // -displayfd prints the display number Xvfb picked, so parallel tests never collide.
     let mut xvfb = Command::new("Xvfb")

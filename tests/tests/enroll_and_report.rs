@@ -30,7 +30,7 @@ async fn the_story(db: TestDb) {
     assert!(token.starts_with("rfe_"), "{token}");
     let api = server.admin(&["user", "token", "--username", "admin"]).await;
 
-    // A real RDP-like target on loopback, and one that nothing listens on.
+    // A port that accepts but never speaks RDP, and one that nothing listens on.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let open_port = listener.local_addr().unwrap().port();
     let closed_port = {
@@ -39,6 +39,7 @@ async fn the_story(db: TestDb) {
     };
     let agent = AgentDir::new(&format!(
         "role = \"client\"\nsite = \"lab\"\ninterval_secs = 5\njitter_pct = 0\ncheck_timeout_secs = 5\n\
+         [probe]\nio_timeout_ms = 500\ntcp_attempts = 2\n\
          [[targets]]\nhost = \"127.0.0.1\"\nport = {open_port}\n\
          [[targets]]\nhost = \"127.0.0.1\"\nport = {closed_port}\n"
     ));
@@ -69,7 +70,7 @@ async fn the_story(db: TestDb) {
         loop {
             let (status, body) = get_json(&results_url, &api).await;
             assert_eq!(status, 200, "{body}");
-            if body.as_array().is_some_and(|a| a.len() == 4) {
+            if body.as_array().is_some_and(|a| a.len() == 2) {
                 return body;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -86,10 +87,11 @@ async fn the_story(db: TestDb) {
             .unwrap()
             .clone()
     };
-    assert_eq!(find("net.tcp", open_port)["status"], "pass");
-    assert_eq!(find("net.tcp", closed_port)["status"], "fail");
-    assert_eq!(find("net.tcp", closed_port)["cause"], "net.port_closed");
-    assert_eq!(find("net.dns", open_port)["status"], "pass");
+    let silent = find("rdp.path", open_port);
+    assert_eq!((silent["status"].as_str(), silent["cause"].as_str()), (Some("fail"), Some("rdp.no_reply")));
+    assert_eq!(silent["evidence"]["first_failing_layer"], "negotiation");
+    let closed = find("rdp.path", closed_port);
+    assert_eq!((closed["status"].as_str(), closed["cause"].as_str()), (Some("fail"), Some("net.port_closed")));
 
     let (status, m) = get_json(&format!("{}/api/v1/machines/{machine_id}", server.url), &api).await;
     assert_eq!(status, 200);
@@ -100,19 +102,19 @@ async fn the_story(db: TestDb) {
 
     // Wait for a second report cycle: unchanged statuses add no history.
     let (_, hist1) = get_json(&format!("{}/api/v1/machines/{machine_id}/history", server.url), &api).await;
-    assert_eq!(hist1.as_array().unwrap().len(), 4);
+    assert_eq!(hist1.as_array().unwrap().len(), 2);
     tokio::time::sleep(Duration::from_secs(7)).await;
     let (_, hist2) = get_json(&format!("{}/api/v1/machines/{machine_id}/history", server.url), &api).await;
-    assert_eq!(hist2.as_array().unwrap().len(), 4, "repeats of the same status are not history");
+    assert_eq!(hist2.as_array().unwrap().len(), 2, "repeats of the same status are not history");
 
-    // The open target goes away: a transition appears.
+    // The silent target goes away: same status, new cause — a transition appears.
     drop(listener);
     tokio::time::timeout(Duration::from_secs(30), async {
         loop {
             let (_, h) = get_json(&format!("{}/api/v1/machines/{machine_id}/history", server.url), &api).await;
-            if h.as_array().unwrap().len() == 5 {
-                assert_eq!(h[0]["from"], "pass");
-                assert_eq!(h[0]["to"], "fail");
+            if h.as_array().unwrap().len() == 3 {
+                assert_eq!((h[0]["from"].as_str(), h[0]["to"].as_str()), (Some("fail"), Some("fail")));
+                assert_eq!(h[0]["cause"], "net.port_closed");
                 return;
             }
             tokio::time::sleep(Duration::from_millis(300)).await;

@@ -19,8 +19,9 @@ fn diagnose(target: &str, ca_bundle: &Path, dir: &Path) -> (Diagnosis, i32) {
         .arg(ca_bundle)
         .output()
         .unwrap();
-    let d: Diagnosis = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
+    let d: Diagnosis = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    });
     (d, out.status.code().unwrap_or(-1))
 }
 
@@ -63,7 +64,10 @@ fn xrdp_tls_with_a_good_certificate_is_healthy() {
     assert_eq!(n.supported, vec![Protocol::Tls]);
     assert_eq!(n.minimum, Some(Protocol::Tls), "TLS is required");
     assert_eq!(n.selected_for_client, Some(Protocol::Tls));
-    assert!(n.exchanges.iter().any(|e| e.requested == 0 && matches!(&e.reply, NegotiationReply::Failure { code: 1, .. })), "failure 1 for plain RDP");
+    assert!(
+        n.exchanges.iter().any(|e| e.requested == 0 && matches!(&e.reply, NegotiationReply::Failure { code: 1, .. })),
+        "failure 1 for plain RDP"
+    );
     assert_eq!(tls_accepted(&d), vec![TlsVersion::Tls12, TlsVersion::Tls13]);
     let c = d.certificate.as_ref().unwrap();
     assert!(c.name_matches && c.chain_trusted && !c.self_signed, "{c:#?}");
@@ -87,7 +91,9 @@ fn xrdp_negotiate_is_not_reported_as_supporting_nla() {
     assert_eq!(n.supported, vec![Protocol::Rdp, Protocol::Tls]);
     assert!(!n.supported.contains(&Protocol::Nla) && !n.supported.contains(&Protocol::NlaEx), "no false NLA");
     // xrdp answers a CredSSP-only request by selecting RDP — a protocol that was not requested.
-    assert!(n.exchanges.iter().any(|e| e.requested == 2 && e.reply == NegotiationReply::Selected { protocol: 0, flags: 1 }));
+    assert!(
+        n.exchanges.iter().any(|e| e.requested == 2 && e.reply == NegotiationReply::Selected { protocol: 0, flags: 1 })
+    );
     assert_eq!(n.minimum, Some(Protocol::Rdp));
     assert_eq!(n.selected_for_client, Some(Protocol::Tls));
     assert_eq!(tls_accepted(&d), vec![TlsVersion::Tls12, TlsVersion::Tls13]);
@@ -146,7 +152,10 @@ fn xrdp_with_a_certificate_for_the_wrong_name() {
     assert_eq!(d.cause.as_deref(), Some("cert.name_mismatch"));
     assert_eq!(cert_causes(&d), vec!["cert.name_mismatch"]);
     let c = d.certificate.as_ref().unwrap();
-    assert_eq!((c.dns_names.clone(), c.checked_name.as_str(), c.name_matches), (vec!["wrong.example".to_owned()], "localhost", false));
+    assert_eq!(
+        (c.dns_names.clone(), c.checked_name.as_str(), c.name_matches),
+        (vec!["wrong.example".to_owned()], "localhost", false)
+    );
     assert_eq!(tls_accepted(&d), vec![TlsVersion::Tls12, TlsVersion::Tls13]);
 }
 
@@ -162,7 +171,9 @@ fn xrdp_tls_without_a_certificate_answers_failure_3() {
     assert_eq!(d.first_failing_layer, Some(Layer::Negotiation));
     assert_eq!(d.cause.as_deref(), Some("rdp.server_cert_missing"));
     let n = d.negotiation.as_ref().unwrap();
-    assert!(n.exchanges.iter().any(|e| e.requested == 0xB && matches!(&e.reply, NegotiationReply::Failure { code: 3, .. })));
+    assert!(
+        n.exchanges.iter().any(|e| e.requested == 0xB && matches!(&e.reply, NegotiationReply::Failure { code: 3, .. }))
+    );
     assert!(n.supported.is_empty(), "{n:#?}");
     assert_eq!(layer(&d, Layer::Tls), LayerStatus::NotReached);
 }
@@ -178,8 +189,16 @@ fn shadow_server_requiring_nla() {
     let (d, code) = diagnose(&format!("localhost:{}", server.port), &s.bundle, s.dir.path());
     assert_eq!((d.status, code), (CheckStatus::Pass, 0), "{d:#?}");
     let n = d.negotiation.as_ref().unwrap();
-    assert!(n.exchanges.iter().any(|e| e.requested == 0 && matches!(&e.reply, NegotiationReply::Failure { code: 5, .. })), "failure 5 without HYBRID");
-    assert!(n.supported.contains(&Protocol::Nla) && !n.supported.contains(&Protocol::Rdp) && !n.supported.contains(&Protocol::Tls), "{n:#?}");
+    assert!(
+        n.exchanges.iter().any(|e| e.requested == 0 && matches!(&e.reply, NegotiationReply::Failure { code: 5, .. })),
+        "failure 5 without HYBRID"
+    );
+    assert!(
+        n.supported.contains(&Protocol::Nla)
+            && !n.supported.contains(&Protocol::Rdp)
+            && !n.supported.contains(&Protocol::Tls),
+        "{n:#?}"
+    );
     assert_eq!(n.minimum, Some(Protocol::Nla));
     assert!(matches!(n.selected_for_client, Some(Protocol::Nla | Protocol::NlaEx)));
     assert!(tls_accepted(&d).contains(&TlsVersion::Tls12));
@@ -201,7 +220,10 @@ fn shadow_server_with_rdp_security_only_refuses_tls() {
     assert_eq!(d.first_failing_layer, Some(Layer::Negotiation));
     assert_eq!(d.cause.as_deref(), Some("rdp.tls_not_allowed"));
     let n = d.negotiation.as_ref().unwrap();
-    assert!(n.exchanges.iter().any(|e| e.requested == 1 && matches!(&e.reply, NegotiationReply::Failure { code: 2, .. })), "failure 2 for SSL");
+    assert!(
+        n.exchanges.iter().any(|e| e.requested == 1 && matches!(&e.reply, NegotiationReply::Failure { code: 2, .. })),
+        "failure 2 for SSL"
+    );
     assert_eq!(n.supported, vec![Protocol::Rdp]);
     assert_eq!(n.minimum, Some(Protocol::Rdp));
     assert_eq!(layer(&d, Layer::Tls), LayerStatus::NotReached);

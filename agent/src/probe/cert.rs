@@ -2,9 +2,9 @@
 //! strength, trust. Reads the certificate even when it is invalid — that is the point.
 use std::net::IpAddr;
 
+use ::time::OffsetDateTime;
 use openssl::x509::X509;
 use rdpfleet_proto::diagnosis::CertDetail;
-use ::time::OffsetDateTime;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::FromDer;
@@ -79,12 +79,16 @@ pub fn judge(chain: &[Vec<u8>], name: &str, now: OffsetDateTime, warn_days: i64,
     };
     let cert = match X509Certificate::from_der(leaf_der) {
         Ok((_, c)) => c,
-        Err(e) => return Judgement { detail: None, issues: vec![(CertIssue::Corrupt, format!("does not parse: {e}"))] },
+        Err(e) => {
+            return Judgement { detail: None, issues: vec![(CertIssue::Corrupt, format!("does not parse: {e}"))] };
+        }
     };
     let mut issues = Vec::new();
 
-    let not_before = OffsetDateTime::from_unix_timestamp(cert.validity().not_before.timestamp()).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    let not_after = OffsetDateTime::from_unix_timestamp(cert.validity().not_after.timestamp()).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let not_before = OffsetDateTime::from_unix_timestamp(cert.validity().not_before.timestamp())
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let not_after = OffsetDateTime::from_unix_timestamp(cert.validity().not_after.timestamp())
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let days_left = (not_after - now).whole_days();
     if now > not_after {
         issues.push((CertIssue::Expired, format!("expired on {} ({} days ago)", date(not_after), -days_left)));
@@ -114,11 +118,17 @@ pub fn judge(chain: &[Vec<u8>], name: &str, now: OffsetDateTime, warn_days: i64,
     if !name_matches {
         let presented: Vec<&str> =
             dns_names.iter().chain(ip_addresses.iter()).chain(common_names.iter()).map(String::as_str).collect();
-        issues.push((CertIssue::NameMismatch, format!("issued to {} but the client connects to {name}", presented.join(", "))));
+        issues.push((
+            CertIssue::NameMismatch,
+            format!("issued to {} but the client connects to {name}", presented.join(", ")),
+        ));
     }
 
     let self_signed = cert.subject().as_raw() == cert.issuer().as_raw()
-        && X509::from_der(leaf_der).ok().and_then(|x| x.public_key().ok().map(|k| (x, k))).is_some_and(|(x, k)| x.verify(&k).unwrap_or(false));
+        && X509::from_der(leaf_der)
+            .ok()
+            .and_then(|x| x.public_key().ok().map(|k| (x, k)))
+            .is_some_and(|(x, k)| x.verify(&k).unwrap_or(false));
 
     let mut extended_key_usage = Vec::new();
     if let Ok(Some(eku)) = cert.extended_key_usage() {
@@ -134,9 +144,14 @@ pub fn judge(chain: &[Vec<u8>], name: &str, now: OffsetDateTime, warn_days: i64,
         ];
         extended_key_usage.extend(named.iter().filter(|(on, _)| *on).map(|(_, n)| (*n).to_owned()));
         extended_key_usage.extend(e.other.iter().map(|o| o.to_id_string()));
-        let ok = e.any || e.server_auth || e.other.iter().any(|o| [OID_RDP_AUTH, OID_SERVER_AUTH, OID_ANY_EKU].contains(&o.to_id_string().as_str()));
+        let ok = e.any
+            || e.server_auth
+            || e.other
+                .iter()
+                .any(|o| [OID_RDP_AUTH, OID_SERVER_AUTH, OID_ANY_EKU].contains(&o.to_id_string().as_str()));
         if !ok {
-            issues.push((CertIssue::NoServerAuthEku, format!("extended key usage is {}", extended_key_usage.join(", "))));
+            issues
+                .push((CertIssue::NoServerAuthEku, format!("extended key usage is {}", extended_key_usage.join(", "))));
         }
     }
 
@@ -153,7 +168,10 @@ pub fn judge(chain: &[Vec<u8>], name: &str, now: OffsetDateTime, warn_days: i64,
         _ => false,
     };
     if weak_key {
-        issues.push((CertIssue::WeakKey, format!("{key_algorithm} key of {} bits", key_bits.map_or("?".into(), |b| b.to_string()))));
+        issues.push((
+            CertIssue::WeakKey,
+            format!("{key_algorithm} key of {} bits", key_bits.map_or("?".into(), |b| b.to_string())),
+        ));
     }
 
     let sig_oid = cert.signature_algorithm.algorithm.to_id_string();
@@ -270,7 +288,10 @@ mod tests {
         assert!(!name_matches("a.h7.hosts.corp.example", &dns, &[], &[]), "wildcards cover one label");
         assert!(!name_matches("hosts.corp.example", &dns, &[], &[]));
         assert!(!name_matches("rdp01", &dns, &[], &[]), "a short name is not the FQDN");
-        assert!(!name_matches("rdp02.corp.example", &dns, &[], &s(&["rdp02.corp.example"])), "CN ignored when SANs exist");
+        assert!(
+            !name_matches("rdp02.corp.example", &dns, &[], &s(&["rdp02.corp.example"])),
+            "CN ignored when SANs exist"
+        );
         assert!(name_matches("rdp02.corp.example", &[], &[], &s(&["rdp02.corp.example"])), "CN used without SANs");
         assert!(!name_matches("x.com", &s(&["*.com"]), &[], &[]));
         assert!(name_matches("10.0.0.5", &[], &s(&["10.0.0.5"]), &[]));
@@ -282,9 +303,23 @@ mod tests {
     fn causes_differ_for_host_and_gateway() {
         assert_eq!(CertIssue::Expired.cause(false), "cert.expired");
         assert_eq!(CertIssue::Expired.cause(true), "gateway.cert_expired");
-        for issue in [CertIssue::Expired, CertIssue::NotYetValid, CertIssue::ExpiringSoon, CertIssue::NameMismatch, CertIssue::SelfSigned, CertIssue::Untrusted, CertIssue::NoServerAuthEku, CertIssue::WeakKey, CertIssue::WeakSignature, CertIssue::Corrupt] {
+        for issue in [
+            CertIssue::Expired,
+            CertIssue::NotYetValid,
+            CertIssue::ExpiringSoon,
+            CertIssue::NameMismatch,
+            CertIssue::SelfSigned,
+            CertIssue::Untrusted,
+            CertIssue::NoServerAuthEku,
+            CertIssue::WeakKey,
+            CertIssue::WeakSignature,
+            CertIssue::Corrupt,
+        ] {
             for gw in [false, true] {
-                assert!(rdpfleet_proto::causes::lookup(issue.cause(gw)).is_some(), "{issue:?} {gw} is in the catalogue");
+                assert!(
+                    rdpfleet_proto::causes::lookup(issue.cause(gw)).is_some(),
+                    "{issue:?} {gw} is in the catalogue"
+                );
             }
         }
     }

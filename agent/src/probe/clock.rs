@@ -22,7 +22,11 @@ pub async fn probe(reference: &str, timeout: Duration) -> (LayerReport, Option<C
         Err(e) => return (super::layers::skipped(Layer::Clock, &format!("rdpfleet server unreachable: {e}")), None),
     };
     let rtt = started.elapsed();
-    let Some(server) = resp.headers().get(reqwest::header::DATE).and_then(|d| d.to_str().ok()).and_then(|d| httpdate::parse_http_date(d).ok())
+    let Some(server) = resp
+        .headers()
+        .get(reqwest::header::DATE)
+        .and_then(|d| d.to_str().ok())
+        .and_then(|d| httpdate::parse_http_date(d).ok())
     else {
         return (super::layers::skipped(Layer::Clock, "the server sent no Date header"), None);
     };
@@ -32,7 +36,11 @@ pub async fn probe(reference: &str, timeout: Duration) -> (LayerReport, Option<C
     let skew_ms = local_mid_ms - server_ms;
     let detail = ClockDetail { skew_ms, rtt_ms: rtt.as_millis() as u64, reference: reference.to_owned() };
     let mut findings = vec![];
-    let words = format!("this machine's clock is {:.1} s {} the rdpfleet server's", skew_ms.abs() as f64 / 1000.0, if skew_ms >= 0 { "ahead of" } else { "behind" });
+    let words = format!(
+        "this machine's clock is {:.1} s {} the rdpfleet server's",
+        skew_ms.abs() as f64 / 1000.0,
+        if skew_ms >= 0 { "ahead of" } else { "behind" }
+    );
     if skew_ms.abs() > SKEW_LIMIT_MS {
         findings.push(finding("clock.skew", words.clone()));
     } else if skew_ms.abs() > DRIFT_LIMIT_MS {

@@ -17,7 +17,12 @@ pub async fn resolve(host: &str, port: u16) -> std::io::Result<Vec<IpAddr>> {
     Ok(out)
 }
 
-pub async fn probe(host: &str, port: u16, expected: Option<IpAddr>, timeout: Duration) -> (LayerReport, DnsDetail, Vec<IpAddr>) {
+pub async fn probe(
+    host: &str,
+    port: u16,
+    expected: Option<IpAddr>,
+    timeout: Duration,
+) -> (LayerReport, DnsDetail, Vec<IpAddr>) {
     let started = Instant::now();
     let result = tokio::time::timeout(timeout, resolve(host, port)).await;
     let elapsed_ms = started.elapsed().as_millis() as u64;

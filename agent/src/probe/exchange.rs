@@ -54,7 +54,9 @@ fn read_full(stream: &mut TcpStream, buf: &mut [u8], already: usize, timeout: Du
             Ok(0) => return Err(ExchangeError::Truncated(filled + already)),
             Ok(n) => filled += n,
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == ErrorKind::ConnectionReset && filled + already == 0 => return Err(ExchangeError::Closed),
+            Err(e) if e.kind() == ErrorKind::ConnectionReset && filled + already == 0 => {
+                return Err(ExchangeError::Closed);
+            }
             Err(e) => return Err(io_error(e, timeout)),
         }
     }

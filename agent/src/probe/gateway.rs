@@ -10,10 +10,17 @@ use super::layers::{finding, report};
 use super::tls_layer::{self, Start};
 use super::trust::TrustStore;
 
-pub async fn probe(name: &str, port: u16, timeout: Duration, warn_days: i64, trust: &TrustStore) -> (LayerReport, GatewayDetail) {
+pub async fn probe(
+    name: &str,
+    port: u16,
+    timeout: Duration,
+    warn_days: i64,
+    trust: &TrustStore,
+) -> (LayerReport, GatewayDetail) {
     let started = Instant::now();
     let ms = |s: &Instant| s.elapsed().as_millis() as u64;
-    let mut detail = GatewayDetail { name: name.to_owned(), port, addresses: vec![], tcp_ok: false, tls: None, certificate: None };
+    let mut detail =
+        GatewayDetail { name: name.to_owned(), port, addresses: vec![], tcp_ok: false, tls: None, certificate: None };
     let addrs = match tokio::time::timeout(timeout, super::dns::resolve(name, port)).await {
         Ok(Ok(a)) if !a.is_empty() => a,
         Ok(Ok(_)) | Ok(Err(_)) | Err(_) => {

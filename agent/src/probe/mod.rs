@@ -55,7 +55,11 @@ pub async fn diagnose(target: &ProbeTarget, opts: &ProbeOptions) -> Diagnosis {
     let started_at = time::OffsetDateTime::now_utc();
     let started = Instant::now();
     let mut d = Diagnosis {
-        target: if target.host.contains(':') { format!("[{}]:{}", target.host, target.port) } else { format!("{}:{}", target.host, target.port) },
+        target: if target.host.contains(':') {
+            format!("[{}]:{}", target.host, target.port)
+        } else {
+            format!("{}:{}", target.host, target.port)
+        },
         host: target.host.clone(),
         port: target.port,
         gateway: target.gateway.as_ref().map(|(n, p)| format!("{n}:{p}")),
@@ -90,7 +94,8 @@ pub async fn diagnose(target: &ProbeTarget, opts: &ProbeOptions) -> Diagnosis {
             None => (skipped(Layer::Clock, "not enrolled: no reference clock"), None),
         }
     };
-    let (host_layers, (gw_report, gw_detail), (clock_report, clock_detail)) = tokio::join!(host_path(target, opts, &mut d), gateway, clock);
+    let (host_layers, (gw_report, gw_detail), (clock_report, clock_detail)) =
+        tokio::join!(host_path(target, opts, &mut d), gateway, clock);
     d.layers = host_layers;
     d.layers.push(gw_report);
     d.layers.push(clock_report);
@@ -185,9 +190,18 @@ fn conclude(d: &mut Diagnosis) {
     d.summary = match decisive.and_then(|l| l.findings.first().map(|f| (l, f))) {
         Some((l, f)) => format!("{}: {} ({})", l.layer.title(), f.detail, f.cause),
         None => {
-            let proto = d.negotiation.as_ref().and_then(|n| n.selected_for_client).map_or("?", negotiate::protocol_label);
-            let tls = d.tls.as_ref().map(|t| t.accepted().iter().map(|v| v.name()).collect::<Vec<_>>().join(", ")).unwrap_or_default();
-            let days = d.certificate.as_ref().map(|c| format!(", certificate valid {} more days", c.days_left)).unwrap_or_default();
+            let proto =
+                d.negotiation.as_ref().and_then(|n| n.selected_for_client).map_or("?", negotiate::protocol_label);
+            let tls = d
+                .tls
+                .as_ref()
+                .map(|t| t.accepted().iter().map(|v| v.name()).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default();
+            let days = d
+                .certificate
+                .as_ref()
+                .map(|c| format!(", certificate valid {} more days", c.days_left))
+                .unwrap_or_default();
             format!("healthy: {proto} over {tls}{days}")
         }
     };

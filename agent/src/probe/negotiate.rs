@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use rdpfleet_proto::diagnosis::{Finding, Layer, LayerReport, NegotiationDetail, NegotiationExchange, NegotiationReply, Protocol};
+use rdpfleet_proto::diagnosis::{
+    Finding, Layer, LayerReport, NegotiationDetail, NegotiationExchange, NegotiationReply, Protocol,
+};
 
 use super::exchange::{ExchangeError, exchange};
 use super::layers::{finding, report};
@@ -38,14 +40,17 @@ pub async fn probe(addr: SocketAddr, timeout: Duration) -> Outcome {
             .unwrap_or_else(|e| Err(ExchangeError::Io(std::io::Error::other(e.to_string()))));
         (req, reply)
     });
-    let replies: Vec<(u32, Result<Confirm, ExchangeError>)> = futures::stream::iter(runs).buffered(super::MAX_PARALLEL_CONNECTIONS).collect::<Vec<_>>().await;
+    let replies: Vec<(u32, Result<Confirm, ExchangeError>)> =
+        futures::stream::iter(runs).buffered(super::MAX_PARALLEL_CONNECTIONS).collect::<Vec<_>>().await;
     analyse(&replies, started.elapsed().as_millis() as u64)
 }
 
 fn wire(reply: &Result<Confirm, ExchangeError>) -> NegotiationReply {
     match reply {
         Ok(Confirm::Selected { protocol, flags }) => NegotiationReply::Selected { protocol: *protocol, flags: *flags },
-        Ok(Confirm::Failure { code }) => NegotiationReply::Failure { code: *code, name: failure_name(*code).to_owned() },
+        Ok(Confirm::Failure { code }) => {
+            NegotiationReply::Failure { code: *code, name: failure_name(*code).to_owned() }
+        }
         Ok(Confirm::Legacy) => NegotiationReply::Legacy,
         Err(e) => NegotiationReply::Error { error: e.to_string() },
     }
@@ -55,13 +60,20 @@ fn wire(reply: &Result<Confirm, ExchangeError>) -> NegotiationReply {
 pub fn analyse(replies: &[(u32, Result<Confirm, ExchangeError>)], duration_ms: u64) -> Outcome {
     let reply_to = |req: u32| replies.iter().find(|(r, _)| *r == req).map(|(_, c)| c);
     let selects = |req: u32, want: u32| matches!(reply_to(req), Some(Ok(Confirm::Selected { protocol, .. })) if *protocol == want);
-    let fails_with = |req: u32, code: u32| matches!(reply_to(req), Some(Ok(Confirm::Failure { code: c })) if *c == code);
+    let fails_with =
+        |req: u32, code: u32| matches!(reply_to(req), Some(Ok(Confirm::Failure { code: c })) if *c == code);
 
     let mut supported = Vec::new();
     if selects(0, 0) || matches!(reply_to(0), Some(Ok(Confirm::Legacy))) {
         supported.push(Protocol::Rdp);
     }
-    for (req, p) in [(SSL, Protocol::Tls), (HYBRID, Protocol::Nla), (RDSTLS, Protocol::Rdstls), (HYBRID | HYBRID_EX, Protocol::NlaEx), (RDSAAD, Protocol::Rdsaad)] {
+    for (req, p) in [
+        (SSL, Protocol::Tls),
+        (HYBRID, Protocol::Nla),
+        (RDSTLS, Protocol::Rdstls),
+        (HYBRID | HYBRID_EX, Protocol::NlaEx),
+        (RDSAAD, Protocol::Rdsaad),
+    ] {
         if selects(req, p.bits()) {
             supported.push(p);
         }
@@ -69,7 +81,9 @@ pub fn analyse(replies: &[(u32, Result<Confirm, ExchangeError>)], duration_ms: u
     // A server that selects NLA for the client request supports it even if it answered the
     // lone-HYBRID request differently.
     if let Some(Ok(Confirm::Selected { protocol, .. })) = reply_to(CLIENT_REQUEST) {
-        if let Some(p) = Protocol::from_selected(*protocol).filter(|p| *protocol & CLIENT_REQUEST != 0 && !supported.contains(p)) {
+        if let Some(p) =
+            Protocol::from_selected(*protocol).filter(|p| *protocol & CLIENT_REQUEST != 0 && !supported.contains(p))
+        {
             supported.push(p);
         }
     }
@@ -93,17 +107,25 @@ pub fn analyse(replies: &[(u32, Result<Confirm, ExchangeError>)], duration_ms: u
     match client {
         Some(Ok(Confirm::Selected { protocol: 0, .. })) => {
             selected_for_client = Some(Protocol::Rdp);
-            findings.push(finding("rdp.legacy_security_selected", "offered TLS, CredSSP and CredSSP-EX, the host selected standard RDP security"));
+            findings.push(finding(
+                "rdp.legacy_security_selected",
+                "offered TLS, CredSSP and CredSSP-EX, the host selected standard RDP security",
+            ));
             summary = "host selected legacy RDP security".to_owned();
         }
-        Some(Ok(Confirm::Selected { protocol, .. })) if protocol & CLIENT_REQUEST == *protocol && protocol.count_ones() == 1 => {
+        Some(Ok(Confirm::Selected { protocol, .. }))
+            if protocol & CLIENT_REQUEST == *protocol && protocol.count_ones() == 1 =>
+        {
             selected_for_client = Protocol::from_selected(*protocol);
             tls_request = Some(CLIENT_REQUEST);
             summary = format!("client request → {}", protocol_name(*protocol));
         }
         Some(Ok(Confirm::Selected { protocol, .. })) => {
             selected_for_client = Protocol::from_selected(*protocol);
-            findings.push(finding("rdp.unrequested_protocol", format!("requested 0x{CLIENT_REQUEST:x}, the host selected 0x{protocol:x}")));
+            findings.push(finding(
+                "rdp.unrequested_protocol",
+                format!("requested 0x{CLIENT_REQUEST:x}, the host selected 0x{protocol:x}"),
+            ));
             summary = format!("host selected protocol 0x{protocol:x}, which was not offered");
         }
         Some(Ok(Confirm::Failure { code })) => {
@@ -114,7 +136,10 @@ pub fn analyse(replies: &[(u32, Result<Confirm, ExchangeError>)], duration_ms: u
                 6 => "rdp.user_auth_required",
                 _ => "rdp.negotiation_refused",
             };
-            findings.push(finding(cause, format!("the host answered {} ({code}) to a standard client request", failure_name(*code))));
+            findings.push(finding(
+                cause,
+                format!("the host answered {} ({code}) to a standard client request", failure_name(*code)),
+            ));
             summary = format!("client request refused: {}", failure_name(*code));
         }
         Some(Ok(Confirm::Legacy)) => {
@@ -137,7 +162,10 @@ pub fn analyse(replies: &[(u32, Result<Confirm, ExchangeError>)], duration_ms: u
         }
     }
     if findings.is_empty() && minimum.is_some_and(|m| m < Protocol::Nla) {
-        findings.push(finding("rdp.nla_not_required", format!("the host accepts {} without NLA", minimum.map_or("?", protocol_label))));
+        findings.push(finding(
+            "rdp.nla_not_required",
+            format!("the host accepts {} without NLA", minimum.map_or("?", protocol_label)),
+        ));
     }
     let exchanges = replies.iter().map(|(req, c)| NegotiationExchange { requested: *req, reply: wire(c) }).collect();
     let detail = NegotiationDetail { exchanges, supported: supported.clone(), minimum, selected_for_client };
@@ -179,7 +207,15 @@ mod tests {
     #[test]
     fn xrdp_negotiate_is_not_reported_as_nla() {
         // xrdp security_layer=negotiate answers a lone HYBRID request by selecting RDP.
-        let replies = vec![(0, sel(0)), (SSL, sel(1)), (HYBRID, sel(0)), (HYBRID | HYBRID_EX, sel(0)), (RDSTLS, sel(0)), (RDSAAD, sel(0)), (CLIENT_REQUEST, sel(1))];
+        let replies = vec![
+            (0, sel(0)),
+            (SSL, sel(1)),
+            (HYBRID, sel(0)),
+            (HYBRID | HYBRID_EX, sel(0)),
+            (RDSTLS, sel(0)),
+            (RDSAAD, sel(0)),
+            (CLIENT_REQUEST, sel(1)),
+        ];
         let o = analyse(&replies, 1);
         assert_eq!(o.detail.supported, vec![Protocol::Rdp, Protocol::Tls]);
         assert_eq!(o.detail.minimum, Some(Protocol::Rdp));
@@ -189,7 +225,15 @@ mod tests {
 
     #[test]
     fn nla_required_server() {
-        let replies = vec![(0, fail(5)), (SSL, fail(5)), (HYBRID, sel(2)), (HYBRID | HYBRID_EX, sel(2)), (RDSTLS, fail(5)), (RDSAAD, fail(5)), (CLIENT_REQUEST, sel(2))];
+        let replies = vec![
+            (0, fail(5)),
+            (SSL, fail(5)),
+            (HYBRID, sel(2)),
+            (HYBRID | HYBRID_EX, sel(2)),
+            (RDSTLS, fail(5)),
+            (RDSAAD, fail(5)),
+            (CLIENT_REQUEST, sel(2)),
+        ];
         let o = analyse(&replies, 1);
         assert_eq!(o.detail.supported, vec![Protocol::Nla]);
         assert_eq!(o.detail.minimum, Some(Protocol::Nla));
@@ -199,7 +243,15 @@ mod tests {
 
     #[test]
     fn every_failure_code_names_its_cause() {
-        for (code, cause) in [(1, "rdp.negotiation_refused"), (2, "rdp.tls_not_allowed"), (3, "rdp.server_cert_missing"), (4, "rdp.inconsistent_flags"), (5, "rdp.negotiation_refused"), (6, "rdp.user_auth_required"), (77, "rdp.negotiation_refused")] {
+        for (code, cause) in [
+            (1, "rdp.negotiation_refused"),
+            (2, "rdp.tls_not_allowed"),
+            (3, "rdp.server_cert_missing"),
+            (4, "rdp.inconsistent_flags"),
+            (5, "rdp.negotiation_refused"),
+            (6, "rdp.user_auth_required"),
+            (77, "rdp.negotiation_refused"),
+        ] {
             let o = analyse(&[(CLIENT_REQUEST, fail(code))], 1);
             assert_eq!(o.report.findings[0].cause, cause, "code {code}");
             assert_eq!(o.tls_request, None);

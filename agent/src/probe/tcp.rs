@@ -54,7 +54,12 @@ fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
 
 /// Picks the first address that accepts (as a client falls back from IPv6 to IPv4), then makes
 /// `attempts` connections to it, one after another. Returns the address for the later layers.
-pub async fn probe(addrs: &[IpAddr], port: u16, attempts: u32, timeout: Duration) -> (LayerReport, TcpDetail, Option<SocketAddr>) {
+pub async fn probe(
+    addrs: &[IpAddr],
+    port: u16,
+    attempts: u32,
+    timeout: Duration,
+) -> (LayerReport, TcpDetail, Option<SocketAddr>) {
     let started = Instant::now();
     let mut chosen = None;
     let mut first_failure = None;
@@ -71,7 +76,8 @@ pub async fn probe(addrs: &[IpAddr], port: u16, attempts: u32, timeout: Duration
         }
     }
     let Some(addr) = chosen else {
-        let (addr, f) = first_failure.unwrap_or((SocketAddr::new(IpAddr::from([0, 0, 0, 0]), port), Failure::Unreachable));
+        let (addr, f) =
+            first_failure.unwrap_or((SocketAddr::new(IpAddr::from([0, 0, 0, 0]), port), Failure::Unreachable));
         let detail = TcpDetail {
             address: addr.to_string(),
             attempts: 1,

@@ -21,7 +21,10 @@ pub enum Start {
 }
 
 fn attempt(addr: SocketAddr, start: Start, version: TlsVersion, sni: &str, timeout: Duration) -> Handshake {
-    let failed = |error: String| Handshake { attempt: TlsAttempt { version, accepted: false, cipher: None, error: Some(error) }, chain: vec![] };
+    let failed = |error: String| Handshake {
+        attempt: TlsAttempt { version, accepted: false, cipher: None, error: Some(error) },
+        chain: vec![],
+    };
     let stream = match start {
         Start::Rdp(requested) => match exchange(addr, requested, timeout) {
             Ok((s, Confirm::Selected { protocol, .. })) if protocol != 0 => s,
@@ -45,14 +48,21 @@ pub async fn probe(addr: SocketAddr, start: Start, sni: &str, timeout: Duration)
     let runs = TlsVersion::ALL.into_iter().map(|v| {
         let sni = sni.to_owned();
         async move {
-            tokio::task::spawn_blocking(move || attempt(addr, start, v, &sni, timeout)).await.unwrap_or_else(|e| Handshake {
-                attempt: TlsAttempt { version: v, accepted: false, cipher: None, error: Some(e.to_string()) },
-                chain: vec![],
+            tokio::task::spawn_blocking(move || attempt(addr, start, v, &sni, timeout)).await.unwrap_or_else(|e| {
+                Handshake {
+                    attempt: TlsAttempt { version: v, accepted: false, cipher: None, error: Some(e.to_string()) },
+                    chain: vec![],
+                }
             })
         }
     });
     let handshakes = futures::stream::iter(runs).buffered(super::MAX_PARALLEL_CONNECTIONS).collect::<Vec<_>>().await;
-    let chain = handshakes.iter().rev().find(|h| h.attempt.accepted && !h.chain.is_empty()).map(|h| h.chain.clone()).unwrap_or_default();
+    let chain = handshakes
+        .iter()
+        .rev()
+        .find(|h| h.attempt.accepted && !h.chain.is_empty())
+        .map(|h| h.chain.clone())
+        .unwrap_or_default();
     let requested = match start {
         Start::Rdp(r) => r,
         Start::Direct => 0,
@@ -71,7 +81,12 @@ pub fn host_report(detail: &TlsDetail, duration_ms: u64) -> LayerReport {
     let names: Vec<&str> = accepted.iter().map(|v| v.name()).collect();
     let mut findings: Vec<Finding> = vec![];
     if accepted.is_empty() {
-        let why = detail.attempts.iter().filter_map(|a| a.error.as_deref().map(|e| format!("{}: {e}", a.version.name()))).collect::<Vec<_>>().join("; ");
+        let why = detail
+            .attempts
+            .iter()
+            .filter_map(|a| a.error.as_deref().map(|e| format!("{}: {e}", a.version.name())))
+            .collect::<Vec<_>>()
+            .join("; ");
         findings.push(finding("tls.handshake_failed", why));
         return report(Layer::Tls, "no TLS version completes a handshake", duration_ms, findings);
     }
@@ -108,7 +123,12 @@ mod tests {
                 .into_iter()
                 .map(|v| {
                     let hit = accepted.iter().find(|(a, _)| *a == v);
-                    TlsAttempt { version: v, accepted: hit.is_some(), cipher: hit.map(|(_, c)| (*c).to_owned()), error: hit.is_none().then(|| "refused".to_owned()) }
+                    TlsAttempt {
+                        version: v,
+                        accepted: hit.is_some(),
+                        cipher: hit.map(|(_, c)| (*c).to_owned()),
+                        error: hit.is_none().then(|| "refused".to_owned()),
+                    }
                 })
                 .collect(),
         }
@@ -116,7 +136,13 @@ mod tests {
 
     #[test]
     fn judges_versions_and_ciphers() {
-        let r = host_report(&detail(&[(TlsVersion::Tls12, "ECDHE-RSA-AES256-GCM-SHA384"), (TlsVersion::Tls13, "TLS_AES_256_GCM_SHA384")]), 1);
+        let r = host_report(
+            &detail(&[
+                (TlsVersion::Tls12, "ECDHE-RSA-AES256-GCM-SHA384"),
+                (TlsVersion::Tls13, "TLS_AES_256_GCM_SHA384"),
+            ]),
+            1,
+        );
         assert!(r.findings.is_empty());
         let r = host_report(&detail(&[(TlsVersion::Tls10, "AES256-SHA")]), 1);
         assert_eq!(r.findings[0].cause, "tls.legacy_only");

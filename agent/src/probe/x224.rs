@@ -78,7 +78,8 @@ pub enum ParseError {
 
 /// Length of the whole TPKT packet from its 4-byte header; lets a reader know how much to read.
 pub fn tpkt_length(header: &[u8]) -> Result<usize, ParseError> {
-    let h = header.get(..TPKT_HEADER_LEN).ok_or(ParseError::Truncated { needed: TPKT_HEADER_LEN, have: header.len() })?;
+    let h =
+        header.get(..TPKT_HEADER_LEN).ok_or(ParseError::Truncated { needed: TPKT_HEADER_LEN, have: header.len() })?;
     if h[0] != TPKT_VERSION {
         return Err(ParseError::NotTpkt(h[0]));
     }
@@ -111,7 +112,9 @@ pub fn parse_confirm(buf: &[u8]) -> Result<Confirm, ParseError> {
     if len == LEGACY_CONFIRM_LEN {
         return Ok(Confirm::Legacy);
     }
-    let neg = pkt.get(LEGACY_CONFIRM_LEN..NEGOTIATED_CONFIRM_LEN).ok_or(ParseError::Malformed("negotiation data is shorter than 8 bytes"))?;
+    let neg = pkt
+        .get(LEGACY_CONFIRM_LEN..NEGOTIATED_CONFIRM_LEN)
+        .ok_or(ParseError::Malformed("negotiation data is shorter than 8 bytes"))?;
     let neg_len = u16::from_le_bytes([neg[2], neg[3]]);
     if neg_len != 8 {
         return Err(ParseError::Malformed("negotiation data length is not 8"));
@@ -176,7 +179,7 @@ mod tests {
         assert_eq!(parse_confirm(&hex("0300000902f0802180")), Err(ParseError::Disconnected));
         assert_eq!(parse_confirm(&hex("0300000b06800000000000")), Err(ParseError::Disconnected));
         assert!(matches!(parse_confirm(&hex("0300000906d0000000")), Err(ParseError::Malformed(_))));
-        assert!(matches!(parse_confirm(&hex("0300000f0ad00000123400020108")), Err(ParseError::Malformed(_))));
+        assert!(matches!(parse_confirm(&hex("0300000f0ad0000012340002010800")), Err(ParseError::Malformed(_))));
         assert_eq!(failure_name(5), "HYBRID_REQUIRED_BY_SERVER");
         assert_eq!(failure_name(99), "UNKNOWN_FAILURE_CODE");
     }

@@ -17,6 +17,7 @@ use utoipa::{Modify, OpenApi};
         super::user::machines::get,
         super::user::machine_results::results,
         super::user::machine_history::history,
+        super::user::machine_diagnoses::diagnoses,
     ),
     modifiers(&BearerSchemes),
     tags((name = "agent", description = "Called by rdpfleet-agent"), (name = "machines", description = "Fleet inventory and results"))

@@ -73,17 +73,20 @@ impl Store {
                 let evidence = r.evidence.to_string();
                 let observed = ms_of(r.observed_at);
                 let duration = i64::try_from(r.duration_ms).unwrap_or(i64::MAX);
-                let previous: Option<(String, i64)> = sqlx::query_as(
-                    "SELECT status, status_since FROM check_results WHERE machine_id = $1 AND check_id = $2 AND target = $3",
+                let previous: Option<(String, i64, Option<String>)> = sqlx::query_as(
+                    "SELECT status, status_since, cause FROM check_results WHERE machine_id = $1 AND check_id = $2 AND target = $3",
                 )
                 .bind(&machine)
                 .bind(&r.check)
                 .bind(target)
                 .fetch_optional(&mut *tx)
                 .await?;
-                let changed = previous.as_ref().is_none_or(|(s, _)| s != status);
+                // History records changes of status, and of cause within a status (a path that
+                // keeps failing, but now for another reason, is news).
+                let status_changed = previous.as_ref().is_none_or(|(s, _, _)| s != status);
+                let changed = status_changed || previous.as_ref().is_some_and(|(_, _, c)| c.as_deref() != r.cause.as_deref());
                 let since = match &previous {
-                    Some((_, since)) if !changed => *since,
+                    Some((_, since, _)) if !status_changed => *since,
                     _ => observed,
                 };
                 sqlx::query(
@@ -114,7 +117,7 @@ impl Store {
                     .bind(&machine)
                     .bind(&r.check)
                     .bind(target)
-                    .bind(previous.as_ref().map(|(s, _)| s.as_str()))
+                    .bind(previous.as_ref().map(|(s, _, _)| s.as_str()))
                     .bind(status)
                     .bind(r.cause.as_deref())
                     .bind(&r.summary)
