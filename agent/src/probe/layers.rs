@@ -20,7 +20,7 @@ pub fn status_of(findings: &[Finding]) -> LayerStatus {
 }
 
 pub fn report(layer: Layer, summary: impl Into<String>, duration_ms: u64, mut findings: Vec<Finding>) -> LayerReport {
-    findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     LayerReport { layer, status: status_of(&findings), summary: summary.into(), duration_ms, findings }
 }
 
