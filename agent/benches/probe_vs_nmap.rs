@@ -62,8 +62,14 @@ fn main() {
         clock_reference: None,
     };
     let has_nmap = Command::new("nmap").arg("--version").output().is_ok_and(|o| o.status.success());
-    println!("probe_vs_nmap: full diagnosis (DNS, {} TCP connects, 7 negotiation requests, 4 TLS handshakes, certificate) vs nmap rdp-enum-encryption", opts.tcp_attempts);
-    println!("{:<10} {:>9} {:>9} {:>9} {:>10} {:>7}  verdicts", "xrdp mode", "p50 ms", "p95 ms", "mean ms", "nmap ms", "ratio");
+    println!(
+        "probe_vs_nmap: full diagnosis (DNS, {} TCP connects, 7 negotiation requests, 4 TLS handshakes, certificate) vs nmap rdp-enum-encryption",
+        opts.tcp_attempts
+    );
+    println!(
+        "{:<10} {:>9} {:>9} {:>9} {:>10} {:>7}  verdicts",
+        "xrdp mode", "p50 ms", "p95 ms", "mean ms", "nmap ms", "ratio"
+    );
     for mode in ["negotiate", "tls"] {
         let server = xrdp(dir.path(), mode, XrdpCert::Files(&cert));
         let target = ProbeTarget { host: "127.0.0.1".into(), port: server.port, expected_address: None, gateway: None };
@@ -83,7 +89,12 @@ fn main() {
         let (p50, p95) = (percentile(&times, 50.0), percentile(&times, 95.0));
         let ours: Vec<String> = supported.iter().map(|p| format!("{p:?}")).collect();
         if !has_nmap {
-            println!("{mode:<10} {p50:>9.1} {p95:>9.1} {mean:>9.1} {:>10} {:>7}  ours: {}; nmap not installed", "-", "-", ours.join(","));
+            println!(
+                "{mode:<10} {p50:>9.1} {p95:>9.1} {mean:>9.1} {:>10} {:>7}  ours: {}; nmap not installed",
+                "-",
+                "-",
+                ours.join(",")
+            );
             continue;
         }
         let mut nmap_times = Vec::new();

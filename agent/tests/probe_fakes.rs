@@ -170,3 +170,78 @@ async fn an_unreachable_gateway_is_its_own_failing_layer() {
     let g = d.layer(Layer::Gateway).unwrap();
     assert_eq!((g.status, g.findings[0].cause.as_str()), (LayerStatus::Fail, "gateway.unreachable"));
 }
+
+/// An HTTP server whose `Date` header is `offset_secs` away from now.
+async fn skewed_clock(offset_secs: i64) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else { return };
+            let mut buf = [0u8; 1024];
+            let _ = sock.read(&mut buf).await;
+            let (now, delta) = (std::time::SystemTime::now(), Duration::from_secs(offset_secs.unsigned_abs()));
+            let t = if offset_secs >= 0 { now + delta } else { now - delta };
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\nDate: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                httpdate::fmt_http_date(t)
+            );
+            let _ = sock.write_all(resp.as_bytes()).await;
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+#[tokio::test]
+async fn clock_skew_against_the_server_is_measured_and_judged() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let t = ProbeTarget { host: "127.0.0.1".into(), port: closed, expected_address: None, gateway: None };
+    for (offset, cause) in [(0i64, None), (-120, Some("clock.drift")), (600, Some("clock.skew"))] {
+        let mut o = options(1000);
+        o.clock_reference = Some(skewed_clock(offset).await);
+        let d = diagnose(&t, &o).await;
+        let c = d.clock.as_ref().unwrap();
+        // Local minus server: a server 600 s ahead means this machine is ~600 s behind.
+        assert!((c.skew_ms + offset * 1000).abs() < 2_000, "offset {offset}: {c:?}");
+        let l = d.layer(Layer::Clock).unwrap();
+        assert_eq!(l.findings.first().map(|f| f.cause.as_str()), cause, "offset {offset}");
+    }
+}
+
+#[tokio::test]
+async fn gateway_certificate_is_checked_against_the_gateway_name() {
+    use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod};
+    let dir = tempfile::tempdir().unwrap();
+    let ca = rdpfleet_e2e::certs::TestCa::new();
+    let bundle = ca.write_bundle(dir.path());
+    let issued = ca.issue(dir.path(), "gw", &["other-gateway.example"], -1, 365);
+    let mut acceptor = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
+    acceptor.set_certificate_chain_file(&issued.cert).unwrap();
+    acceptor.set_private_key_file(&issued.key, SslFiletype::PEM).unwrap();
+    let acceptor = acceptor.build();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let gw_port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let acceptor = acceptor.clone();
+            std::thread::spawn(move || drop(acceptor.accept(stream)));
+        }
+    });
+    let host = fake(Behaviour::Failure(2)).await;
+    let t = ProbeTarget {
+        host: "127.0.0.1".into(),
+        port: host,
+        expected_address: None,
+        gateway: Some(("localhost".into(), gw_port)),
+    };
+    let mut o = options(2000);
+    o.trust = Arc::new(TrustStore::load(Some(&bundle), false).unwrap());
+    let d = diagnose(&t, &o).await;
+    let g = d.layer(Layer::Gateway).unwrap();
+    assert_eq!(g.status, LayerStatus::Fail, "{g:#?}");
+    assert_eq!(g.findings.iter().map(|f| f.cause.as_str()).collect::<Vec<_>>(), vec!["gateway.cert_name_mismatch"]);
+    let gd = d.gateway_detail.as_ref().unwrap();
+    let cert = gd.certificate.as_ref().unwrap();
+    assert!(cert.chain_trusted && !cert.name_matches && gd.tcp_ok);
+    assert!(gd.tls.as_ref().unwrap().accepted().contains(&rdpfleet_proto::diagnosis::TlsVersion::Tls12));
+}
