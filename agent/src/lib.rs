@@ -7,14 +7,17 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod credential;
+pub mod fixes;
 pub mod fsutil;
 pub mod jobs;
+pub mod platform;
 pub mod probe;
 pub mod reporter;
 pub mod run_loop;
 pub mod runner;
 pub mod sequence;
 pub mod sysinfo;
+pub mod xrdp;
 
 /// Version reported to the server.
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
