@@ -68,12 +68,33 @@ pub enum Command {
         #[arg(long)]
         expect_address: Option<std::net::IpAddr>,
     },
+    /// Apply or list the fixes this agent knows (locally, with backup, verification and rollback).
+    #[command(subcommand)]
+    Fix(FixCmd),
     /// Run the checks locally and print the results; talks to no server.
     Check {
         /// Run one cycle and exit (otherwise repeat every interval).
         #[arg(long)]
         once: bool,
         /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FixCmd {
+    /// List the fixes, with their approval and reversibility flags.
+    List,
+    /// Apply one fix: precondition, backup, apply, verify, automatic rollback.
+    Apply {
+        id: String,
+        /// Parameters as a JSON object, e.g. '{"level": 2}'.
+        #[arg(long, default_value = "{}")]
+        params: String,
+        /// Only report what would change.
+        #[arg(long)]
+        dry_run: bool,
         #[arg(long)]
         json: bool,
     },
@@ -126,6 +147,7 @@ pub fn main() -> ExitCode {
             }
             Command::Run => run(config).await,
             Command::Check { once, json } => check(config, once, json).await,
+            Command::Fix(cmd) => fix(config, cmd),
             Command::Diagnose { target, gateway, json, ca_bundle, expect_address } => {
                 diagnose(config, &target, gateway, json, ca_bundle, expect_address).await
             }
@@ -216,6 +238,48 @@ async fn wait_for_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+fn fix(config: AgentConfig, cmd: FixCmd) -> anyhow::Result<ExitCode> {
+    let catalogue = crate::fixes::catalogue(&config.xrdp);
+    match cmd {
+        FixCmd::List => {
+            for f in &catalogue {
+                let m = f.meta();
+                let flags = [(m.needs_approval, "needs approval"), (m.irreversible, "irreversible")]
+                    .iter()
+                    .filter(|(on, _)| *on)
+                    .map(|(_, n)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                println!(
+                    "{:<28} {}{}",
+                    m.id,
+                    m.title,
+                    if flags.is_empty() { String::new() } else { format!(" ({flags})") }
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        FixCmd::Apply { id, params, dry_run, json } => {
+            let params: serde_json::Value = serde_json::from_str(&params).context("--params must be JSON")?;
+            let fix = catalogue
+                .iter()
+                .find(|f| f.meta().id == id)
+                .with_context(|| format!("no fix {id:?}; see `rdpfleet-agent fix list`"))?;
+            let report = crate::fixes::run(fix.as_ref(), &crate::platform::Platform::native(), &params, dry_run);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{}: {:?} — {}", report.fix, report.outcome, report.message);
+            }
+            use crate::fixes::FixOutcome;
+            Ok(match report.outcome {
+                FixOutcome::Succeeded | FixOutcome::AlreadyCompliant | FixOutcome::WouldChange => ExitCode::SUCCESS,
+                FixOutcome::RolledBack | FixOutcome::Failed => ExitCode::from(1),
+            })
+        }
+    }
 }
 
 async fn diagnose(

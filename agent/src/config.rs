@@ -27,6 +27,8 @@ pub struct AgentConfig {
     /// RDP hosts this machine connects to (or, on a host, itself).
     pub targets: Vec<Target>,
     pub probe: ProbeConfig,
+    /// Linux hosts running xrdp.
+    pub xrdp: crate::xrdp::XrdpSettings,
 }
 
 /// Settings of the connection-path probe.
@@ -71,6 +73,7 @@ impl Default for AgentConfig {
             max_queued_reports: 64,
             targets: vec![],
             probe: ProbeConfig::default(),
+            xrdp: crate::xrdp::XrdpSettings::default(),
         }
     }
 }

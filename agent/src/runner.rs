@@ -11,7 +11,7 @@ use crate::config::Target;
 /// `check_timeout`, and returns results in catalogue order.
 pub async fn run_all(catalogue: &[Box<dyn Check>], ctx: &CheckContext, check_timeout: Duration) -> Vec<CheckResult> {
     let mut out = Vec::new();
-    for check in catalogue {
+    for check in catalogue.iter().filter(|c| c.applies(ctx)) {
         let targets: Vec<Option<&Target>> = match check.scope() {
             Scope::Machine => vec![None],
             Scope::Target => ctx.targets.iter().map(Some).collect(),

@@ -109,6 +109,23 @@ pub static CAUSES: &[Cause] = &[
         "Intermittent connection failures",
         "Some connection attempts to the RDP port fail while others succeed: packet loss, an overloaded host, or a load balancer with a bad member.",
     ),
+    // Reported by a host's own agent.
+    cause(
+        "host.rdp_disabled",
+        Critical,
+        Host,
+        Some("host.rdp.enable"),
+        "Remote Desktop is disabled on the host",
+        "fDenyTSConnections is 1 (locally or by Group Policy): the host refuses every RDP connection.",
+    ),
+    cause(
+        "host.tls12_disabled",
+        High,
+        Host,
+        Some("host.tls12.enable"),
+        "TLS 1.2 is disabled in Schannel",
+        "Schannel's TLS 1.2 is disabled for the server or client role: RDP over TLS fails with clients and servers that require it.",
+    ),
     // X.224 negotiation (MS-RDPBCGR 2.2.1.2).
     cause(
         "rdp.no_reply",

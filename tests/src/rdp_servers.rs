@@ -43,6 +43,8 @@ fn wait_listening(port: u16, child: &mut Child, log: &Path) {
 
 pub struct Server {
     pub port: u16,
+    /// The server's configuration file (xrdp.ini), when it has one.
+    pub config: Option<PathBuf>,
     children: Vec<Child>,
 }
 
@@ -105,7 +107,7 @@ pub fn xrdp(dir: &Path, security_layer: &str, cert: XrdpCert<'_>) -> Server {
         .spawn()
         .expect("start xrdp");
     wait_listening(port, &mut child, &log);
-    Server { port, children: vec![child] }
+    Server { port, config: Some(ini_path), children: vec![child] }
 }
 
 /// FreeRDP's shadow server with `/sec:nla` or `/sec:rdp`, on its own Xvfb display.
@@ -151,5 +153,5 @@ pub fn shadow(dir: &Path, sec: &str, cert: &Issued) -> Server {
         .spawn()
         .expect("start freerdp-shadow-cli");
     wait_listening(port, &mut child, &log);
-    Server { port, children: vec![xvfb, child] }
+    Server { port, config: None, children: vec![xvfb, child] }
 }

@@ -8,10 +8,14 @@ use rdpfleet_proto::check::CheckStatus;
 use std::sync::Arc;
 
 use crate::config::{AgentConfig, Target};
+use crate::platform::Platform;
 use crate::probe::ProbeOptions;
 use crate::probe::trust::{TrustError, TrustStore};
+use crate::xrdp::XrdpSettings;
 
+pub mod host_registry;
 pub mod rdp_path;
+pub mod xrdp_host;
 
 /// Whether a check runs once per machine or once per configured RDP target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +49,42 @@ impl Finding {
             evidence: serde_json::Value::Null,
         }
     }
+    /// A finding from a list of (cause, severity, detail): the worst decides the status.
+    pub fn from_problems(
+        ok_summary: &str,
+        problems: &[(&'static str, rdpfleet_proto::causes::Severity, String)],
+    ) -> Finding {
+        use rdpfleet_proto::causes::Severity;
+        let worst = problems.iter().max_by_key(|(_, s, _)| *s);
+        let status = match worst.map(|(_, s, _)| *s) {
+            Some(Severity::Critical | Severity::High) => CheckStatus::Fail,
+            Some(Severity::Medium) => CheckStatus::Warn,
+            _ => CheckStatus::Pass,
+        };
+        let evidence = serde_json::json!(
+            problems
+                .iter()
+                .map(|(c, s, d)| serde_json::json!({"cause": c, "severity": s, "detail": d}))
+                .collect::<Vec<_>>()
+        );
+        match worst {
+            Some((cause, _, _)) if status != CheckStatus::Pass => Finding {
+                status,
+                summary: problems.iter().map(|(_, _, d)| d.as_str()).collect::<Vec<_>>().join("; "),
+                cause: Some(cause),
+                evidence,
+            },
+            // Low-severity notes keep their words; the check still passes.
+            _ if !problems.is_empty() => Finding {
+                status,
+                summary: problems.iter().map(|(_, _, d)| d.as_str()).collect::<Vec<_>>().join("; "),
+                cause: None,
+                evidence,
+            },
+            _ => Finding { status, summary: ok_summary.to_owned(), cause: None, evidence },
+        }
+    }
+
     pub fn error(summary: impl Into<String>) -> Finding {
         Finding { status: CheckStatus::Error, summary: summary.into(), cause: None, evidence: serde_json::Value::Null }
     }
@@ -55,6 +95,8 @@ impl Finding {
 pub struct CheckContext {
     pub targets: Vec<Target>,
     pub probe: ProbeOptions,
+    pub platform: Platform,
+    pub xrdp: XrdpSettings,
 }
 
 impl CheckContext {
@@ -71,6 +113,8 @@ impl CheckContext {
                 trust: Arc::new(trust),
                 clock_reference,
             },
+            platform: Platform::native(),
+            xrdp: config.xrdp.clone(),
         })
     }
 }
@@ -80,11 +124,19 @@ pub trait Check: Send + Sync {
     /// Stable id, e.g. `net.dns`.
     fn id(&self) -> &'static str;
     fn scope(&self) -> Scope;
+    /// Whether the check means anything on this machine (an xrdp check where xrdp is
+    /// installed); checks that do not apply produce no result.
+    fn applies(&self, _ctx: &CheckContext) -> bool {
+        true
+    }
     /// `target` is `Some` exactly when `scope()` is `Scope::Target`.
     async fn run(&self, ctx: &CheckContext, target: Option<&Target>) -> Finding;
 }
 
 /// Every check this agent knows, in the order a troubleshooter would walk them.
 pub fn catalogue() -> Vec<Box<dyn Check>> {
-    vec![Box::new(rdp_path::RdpPath)]
+    let mut v: Vec<Box<dyn Check>> = vec![Box::new(rdp_path::RdpPath)];
+    v.extend(host_registry::checks());
+    v.extend(xrdp_host::checks());
+    v
 }
