@@ -11,6 +11,14 @@ use rdpfleet_proto::enroll::{EnrollRequest, MachineRole};
 use tokio_util::sync::CancellationToken;
 
 use crate::checks::{CheckContext, catalogue};
+
+/// `println!` that never panics: a closed pipe (`| head`) ends the output quietly.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
 use crate::client::{Client, parse_server_url};
 use crate::config::{AgentConfig, default_config_path};
 use crate::credential::Credential;
@@ -67,6 +75,14 @@ pub enum Command {
         /// Address the host name must resolve to.
         #[arg(long)]
         expect_address: Option<std::net::IpAddr>,
+    },
+    /// Event-log findings from exported .evtx files (for a machine without an agent).
+    Evidence {
+        /// One or more .evtx files (System, RdpCoreTS, RemoteConnectionManager, client logs).
+        #[arg(long = "evtx", required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
     },
     /// Apply or list the fixes this agent knows (locally, with backup, verification and rollback).
     #[command(subcommand)]
@@ -148,6 +164,7 @@ pub fn main() -> ExitCode {
             Command::Run => run(config).await,
             Command::Check { once, json } => check(config, once, json).await,
             Command::Fix(cmd) => fix(config, cmd),
+            Command::Evidence { files, json } => evidence(&files, json),
             Command::Diagnose { target, gateway, json, ca_bundle, expect_address } => {
                 diagnose(config, &target, gateway, json, ca_bundle, expect_address).await
             }
@@ -164,7 +181,7 @@ pub fn main() -> ExitCode {
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RDPFLEET_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,evtx=warn"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
@@ -209,7 +226,7 @@ async fn enroll(
     if seq_path.exists() {
         std::fs::remove_file(&seq_path).with_context(|| format!("cannot reset {}", seq_path.display()))?;
     }
-    println!("enrolled as machine {} ({})", credential.machine_id, req.hostname);
+    say!("enrolled as machine {} ({})", credential.machine_id, req.hostname);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -240,6 +257,68 @@ async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
+/// Exit codes: 0 nothing found, 1 findings, 2 a file could not be opened or yielded no event.
+/// Records that cannot be parsed are reported on stderr; the rest still count.
+fn evidence(files: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
+    let mut events = Vec::new();
+    let mut reads = Vec::new();
+    let mut incomplete = false;
+    for path in files {
+        match crate::evidence::evtx_file::read(path) {
+            Ok(r) => {
+                if r.events.is_empty() {
+                    incomplete = true;
+                }
+                if r.unreadable > 0 {
+                    eprintln!(
+                        "rdpfleet-agent: {}: {} record(s) or chunk(s) could not be parsed, the file may be damaged ({}); {} event(s) were read",
+                        path.display(),
+                        r.unreadable,
+                        r.first_error.as_deref().unwrap_or("?"),
+                        r.events.len()
+                    );
+                }
+                reads.push(serde_json::json!({"file": path, "events": r.events.len(), "unreadable": r.unreadable}));
+                events.extend(r.events);
+            }
+            Err(e) => {
+                incomplete = true;
+                eprintln!("rdpfleet-agent: {e}");
+                reads.push(serde_json::json!({"file": path, "error": e.to_string()}));
+            }
+        }
+    }
+    let ev = crate::evidence::analyse(&events);
+    if json {
+        say!("{}", serde_json::to_string_pretty(&serde_json::json!({"files": reads, "evidence": ev}))?);
+    } else {
+        say!("{} event(s) read from {} file(s)", ev.events_read, files.len());
+        let relevant = ["RdpCoreTS/", "RemoteConnectionManager/", "Schannel/", "ClientActiveXCore/"];
+        for (k, n) in ev.counts.iter().filter(|(k, _)| relevant.iter().any(|r| k.starts_with(r))) {
+            say!("  {k:<40} {n}");
+        }
+        for (ip, n) in &ev.connections_from {
+            say!("  connections from {ip}: {n}");
+        }
+        for (ip, n) in &ev.logon_failures_from {
+            say!("  failed logons from {ip}: {n}");
+        }
+        if ev.findings.is_empty() {
+            say!("no findings");
+        }
+        for f in &ev.findings {
+            say!("{:<8} {} — {}", format!("{:?}", f.severity).to_lowercase(), f.cause, f.detail);
+        }
+    }
+    Ok(if incomplete {
+        ExitCode::from(2)
+    } else if ev.findings.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
 fn fix(config: AgentConfig, cmd: FixCmd) -> anyhow::Result<ExitCode> {
     let catalogue = crate::fixes::catalogue(&config.xrdp);
     match cmd {
@@ -252,7 +331,7 @@ fn fix(config: AgentConfig, cmd: FixCmd) -> anyhow::Result<ExitCode> {
                     .map(|(_, n)| *n)
                     .collect::<Vec<_>>()
                     .join(", ");
-                println!(
+                say!(
                     "{:<28} {}{}",
                     m.id,
                     m.title,
@@ -269,9 +348,9 @@ fn fix(config: AgentConfig, cmd: FixCmd) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("no fix {id:?}; see `rdpfleet-agent fix list`"))?;
             let report = crate::fixes::run(fix.as_ref(), &crate::platform::Platform::native(), &params, dry_run);
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                say!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                println!("{}: {:?} — {}", report.fix, report.outcome, report.message);
+                say!("{}: {:?} — {}", report.fix, report.outcome, report.message);
             }
             use crate::fixes::FixOutcome;
             Ok(match report.outcome {
@@ -302,9 +381,12 @@ async fn diagnose(
     let pt = crate::probe::ProbeTarget { host: t.host, port: t.port, expected_address: t.expected_address, gateway };
     let d = crate::probe::diagnose(&pt, &ctx.probe).await;
     if json {
-        println!("{}", serde_json::to_string_pretty(&d)?);
+        say!("{}", serde_json::to_string_pretty(&d)?);
     } else {
-        print!("{}", crate::probe::render::render(&d, std::io::stdout().is_terminal()));
+        {
+            use std::io::Write as _;
+            let _ = write!(std::io::stdout(), "{}", crate::probe::render::render(&d, std::io::stdout().is_terminal()));
+        }
     }
     Ok(match d.status {
         CheckStatus::Pass => ExitCode::SUCCESS,
@@ -320,7 +402,7 @@ async fn check(config: AgentConfig, once: bool, json: bool) -> anyhow::Result<Ex
     loop {
         let results = crate::runner::run_all(&catalogue, &ctx, Duration::from_secs(config.check_timeout_secs)).await;
         if json {
-            println!("{}", serde_json::to_string_pretty(&results)?);
+            say!("{}", serde_json::to_string_pretty(&results)?);
         } else {
             print_table(&results, std::io::stdout().is_terminal());
         }
@@ -334,7 +416,7 @@ async fn check(config: AgentConfig, once: bool, json: bool) -> anyhow::Result<Ex
 
 fn print_table(results: &[CheckResult], color: bool) {
     if results.is_empty() {
-        println!("no checks ran: configure [[targets]] in the agent configuration");
+        say!("no checks ran: configure [[targets]] in the agent configuration");
     }
     for r in results {
         let status = r.status.as_str().to_uppercase();
@@ -350,6 +432,6 @@ fn print_table(results: &[CheckResult], color: bool) {
             format!("{status:<7}")
         };
         let cause = r.cause.as_deref().map(|c| format!(" [{c}]")).unwrap_or_default();
-        println!("{status} {:<8} {:<30} {}{cause}", r.check, r.target.as_deref().unwrap_or("-"), r.summary);
+        say!("{status} {:<8} {:<30} {}{cause}", r.check, r.target.as_deref().unwrap_or("-"), r.summary);
     }
 }

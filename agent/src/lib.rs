@@ -7,6 +7,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod credential;
+pub mod evidence;
 pub mod fixes;
 pub mod fsutil;
 pub mod jobs;

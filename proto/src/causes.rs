@@ -126,6 +126,22 @@ pub static CAUSES: &[Cause] = &[
         "TLS 1.2 is disabled in Schannel",
         "Schannel's TLS 1.2 is disabled for the server or client role: RDP over TLS fails with clients and servers that require it.",
     ),
+    cause(
+        "host.logon_failures",
+        Medium,
+        Client,
+        None,
+        "Repeated RDP logon failures",
+        "The host logged failed RDP logons (bad user name or password, RdpCoreTS 140): stale cached credentials on a client, or someone guessing passwords.",
+    ),
+    cause(
+        "client.disconnect_0x904",
+        High,
+        Client,
+        None,
+        "Client disconnected with 0x904",
+        "The RDP client logged disconnect reason 2308 (0x904, socket closed): client and host reached each other but the connection broke, typically while agreeing on a secure channel.",
+    ),
     // X.224 negotiation (MS-RDPBCGR 2.2.1.2).
     cause(
         "rdp.no_reply",
@@ -475,7 +491,11 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for c in CAUSES {
             assert!(seen.insert(c.id), "duplicate cause {}", c.id);
-            assert!(c.id.bytes().all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'_'), "{}", c.id);
+            assert!(
+                c.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_'),
+                "{}",
+                c.id
+            );
             assert!(c.id.len() <= crate::check::MAX_CHECK_ID_LEN);
             assert!(!c.title.is_empty() && !c.explanation.is_empty());
         }

@@ -39,7 +39,7 @@ async fn the_story(db: TestDb) {
     };
     let agent = AgentDir::new(&format!(
         "role = \"client\"\nsite = \"lab\"\ninterval_secs = 5\njitter_pct = 0\ncheck_timeout_secs = 5\n\
-         [probe]\nio_timeout_ms = 500\ntcp_attempts = 2\n\
+         [probe]\nio_timeout_ms = 500\ntcp_attempts = 2\n[xrdp]\nini = \"/nonexistent/xrdp.ini\"\n\
          [[targets]]\nhost = \"127.0.0.1\"\nport = {open_port}\n\
          [[targets]]\nhost = \"127.0.0.1\"\nport = {closed_port}\n"
     ));
@@ -113,11 +113,12 @@ async fn the_story(db: TestDb) {
         loop {
             let (_, h) = get_json(&format!("{}/api/v1/machines/{machine_id}/history", server.url), &api).await;
             // A diagnosis running while the listener closes may first see a reset (its own
-            // transition); the path settles on the closed port.
-            if h[0]["cause"] == "net.port_closed" {
-                let n = h.as_array().unwrap().len();
-                assert!((3..=4).contains(&n), "{h}");
-                assert_eq!((h[0]["from"].as_str(), h[0]["to"].as_str()), (Some("fail"), Some("fail")));
+            // transition); the silent target's path settles on the closed port.
+            let silent = format!("127.0.0.1:{open_port}");
+            let rows: Vec<&Value> = h.as_array().unwrap().iter().filter(|r| r["target"] == silent.as_str()).collect();
+            if rows.first().is_some_and(|r| r["cause"] == "net.port_closed") {
+                assert!((2..=3).contains(&rows.len()), "{h}");
+                assert_eq!((rows[0]["from"].as_str(), rows[0]["to"].as_str()), (Some("fail"), Some("fail")));
                 return;
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
