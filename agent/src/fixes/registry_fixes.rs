@@ -398,3 +398,94 @@ mod tests {
         assert_eq!(m.registry.snapshot(), before, "the export restores the tree, empty keys included");
     }
 }
+
+/// The same fixes against the real registry (Windows, or Wine in CI): one test, in sequence,
+/// because the registry is shared by every thread of the test process.
+#[cfg(all(test, windows))]
+#[allow(clippy::unwrap_used)] // clippy's test exemption only recognises a plain #[cfg(test)]
+mod native_registry {
+    use super::*;
+    use crate::fixes::{FixOutcome, find, run};
+    use crate::platform::registry::Registry;
+    use crate::platform::windows_registry::WindowsRegistry;
+    use serde_json::json;
+    use std::sync::Arc;
+
+    fn native() -> Platform {
+        let mut p = Platform::native();
+        p.registry = Arc::new(WindowsRegistry);
+        p
+    }
+
+    fn tree(p: &Platform, key: &str) -> Option<Vec<(String, String, Option<RegValue>)>> {
+        p.registry.key_exists(key).unwrap().then(|| p.registry.export_tree(key).unwrap())
+    }
+
+    #[test]
+    fn native_registry_fixes_apply_verify_and_roll_back_exactly() {
+        let p = native();
+        let reg = WindowsRegistry;
+
+        // Value types round-trip.
+        let scratch = format!(r"HKLM\SOFTWARE\rdpfleet-test-{}", uuid::Uuid::new_v4().simple());
+        for (name, v) in [
+            ("d", RegValue::Dword(7)),
+            ("q", RegValue::Qword(1 << 40)),
+            ("s", RegValue::String("héllo".into())),
+            ("m", RegValue::MultiString(vec!["a".into(), "b".into()])),
+            ("b", RegValue::Binary(vec![0, 1, 2])),
+        ] {
+            reg.set(&format!(r"{scratch}\sub"), name, &v).unwrap();
+            assert_eq!(reg.get(&format!(r"{scratch}\sub"), name).unwrap(), Some(v));
+        }
+        assert_eq!(reg.get(&scratch, "absent").unwrap(), None);
+        reg.delete_tree(&scratch).unwrap();
+        assert!(!reg.key_exists(&scratch).unwrap());
+
+        // RDP enable: applies, verifies, idempotent; the policy guard holds on the real registry.
+        p.registry.set(TS_KEY, "fDenyTSConnections", &RegValue::Dword(1)).unwrap();
+        let fix = find("host.rdp.enable").unwrap();
+        let r = run(fix.as_ref(), &p, &json!({}), false);
+        assert_eq!(r.outcome, FixOutcome::Succeeded, "{r:?}");
+        assert_eq!(p.registry.get(TS_KEY, "fDenyTSConnections").unwrap(), Some(RegValue::Dword(0)));
+        assert_eq!(run(fix.as_ref(), &p, &json!({}), false).outcome, FixOutcome::AlreadyCompliant);
+        p.registry.set(TS_POLICY_KEY, "fDenyTSConnections", &RegValue::Dword(1)).unwrap();
+        let r = run(fix.as_ref(), &p, &json!({}), false);
+        assert_eq!(r.outcome, FixOutcome::Failed);
+        assert!(r.message.contains("Group Policy"));
+        p.registry.delete_value(TS_POLICY_KEY, "fDenyTSConnections").unwrap();
+
+        // TLS 1.2: keys that did not exist are created, then removed again by the rollback.
+        let tls12 = format!(r"{SCHANNEL_PROTOCOLS}\TLS 1.2");
+        p.registry.delete_tree(&tls12).unwrap();
+        p.registry.set(&format!(r"{tls12}\Client"), "Enabled", &RegValue::Dword(0)).unwrap();
+        p.registry.set(&format!(r"{tls12}\Server"), "DisabledByDefault", &RegValue::Dword(1)).unwrap();
+        let before = tree(&p, SCHANNEL_PROTOCOLS);
+        let fix = find("host.tls12.enable").unwrap();
+        let r = run(fix.as_ref(), &p, &json!({}), false);
+        assert_eq!(r.outcome, FixOutcome::Succeeded, "{r:?}");
+        r.backup.restore(&p).unwrap();
+        assert_eq!(tree(&p, SCHANNEL_PROTOCOLS), before, "restored exactly");
+
+        // A backup of a value whose key did not exist: the restore deletes the created key.
+        let deep = format!(r"{scratch}\a\b");
+        let mut b = Backup::default();
+        b.registry_value(&p, &deep, "Marker").unwrap();
+        p.registry.set(&deep, "Marker", &RegValue::Dword(1)).unwrap();
+        b.restore(&p).unwrap();
+        assert!(!p.registry.key_exists(&scratch).unwrap(), "\"key did not exist\" is restored too");
+
+        // MSLicensing: exported, cleared, restored with its value types.
+        p.registry
+            .set(&format!(r"{MSLICENSING_KEY}\HardwareID"), "ClientHWID", &RegValue::Binary(vec![9, 8, 7]))
+            .unwrap();
+        p.registry.create_key(&format!(r"{MSLICENSING_KEY}\Store\LICENSE000")).unwrap();
+        let before = tree(&p, MSLICENSING_KEY);
+        let r = run(&ClearMsLicensing, &p, &json!({}), false);
+        assert_eq!(r.outcome, FixOutcome::Succeeded, "{r:?}");
+        assert!(!p.registry.key_exists(MSLICENSING_KEY).unwrap());
+        r.backup.restore(&p).unwrap();
+        assert_eq!(tree(&p, MSLICENSING_KEY), before);
+        p.registry.delete_tree(MSLICENSING_KEY).unwrap();
+    }
+}

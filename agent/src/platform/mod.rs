@@ -7,6 +7,8 @@ pub mod files;
 pub mod memory;
 pub mod registry;
 pub mod services;
+#[cfg(windows)]
+pub mod windows_registry;
 
 pub use files::Files;
 pub use registry::{RegValue, Registry};
@@ -48,6 +50,9 @@ impl Platform {
     /// The machine the agent runs on.
     pub fn native() -> Platform {
         Platform {
+            #[cfg(windows)]
+            registry: Arc::new(windows_registry::WindowsRegistry),
+            #[cfg(not(windows))]
             registry: Arc::new(registry::NoRegistry),
             services: Arc::new(services::SystemdServices),
             files: Arc::new(files::RealFiles),
