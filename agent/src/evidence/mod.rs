@@ -83,36 +83,44 @@ fn short_provider(p: &str) -> &str {
     p.rsplit('-').next().unwrap_or(p)
 }
 
+type Grouped = BTreeMap<(&'static str, String), (usize, Option<String>)>;
+
+/// Counts one occurrence of a finding and remembers when it first happened.
+fn note(grouped: &mut Grouped, cause: &'static str, what: String, at: Option<String>) {
+    let g = grouped.entry((cause, what)).or_default();
+    g.0 += 1;
+    g.1.get_or_insert(at.unwrap_or_default());
+}
+
 pub fn analyse(events: &[Event]) -> Evidence {
     let mut ev = Evidence { events_read: events.len(), ..Evidence::default() };
     // (cause, detail key) → (count, first detail), so repeated events become one finding.
-    let mut grouped: BTreeMap<(&'static str, String), (usize, Option<String>)> = BTreeMap::new();
+    let mut grouped = Grouped::new();
     for e in events {
         *ev.counts.entry(format!("{}/{}", short_provider(&e.provider), e.id)).or_default() += 1;
         let field = |k: &str| e.data.get(k).cloned();
         let at = e.time.clone();
         match (e.provider.as_str(), e.id) {
             (p, 36874) if p.eq_ignore_ascii_case(SCHANNEL) => {
-                let g = grouped
-                    .entry(("tls.handshake_failed", "no common cipher suite (Schannel 36874)".into()))
-                    .or_default();
-                g.0 += 1;
-                g.1.get_or_insert(at.unwrap_or_default());
+                note(&mut grouped, "tls.handshake_failed", "no common cipher suite (Schannel 36874)".into(), at);
             }
             (p, 36881) if p.eq_ignore_ascii_case(SCHANNEL) => {
-                let g = grouped
-                    .entry(("cert.expired", "certificate outside its validity period (Schannel 36881)".into()))
-                    .or_default();
-                g.0 += 1;
-                g.1.get_or_insert(at.unwrap_or_default());
+                note(
+                    &mut grouped,
+                    "cert.expired",
+                    "certificate outside its validity period (Schannel 36881)".into(),
+                    at,
+                );
             }
             (p, id @ (36887 | 36888)) if p.eq_ignore_ascii_case(SCHANNEL) => {
                 let code: u32 = field("AlertDesc").and_then(|a| a.parse().ok()).unwrap_or(0);
                 let dir = if id == 36887 { "received" } else { "generated" };
-                let key = format!("fatal TLS alert {code} ({}) {dir} (Schannel {id})", alert_name(code));
-                let g = grouped.entry((alert_cause(code), key)).or_default();
-                g.0 += 1;
-                g.1.get_or_insert(at.unwrap_or_default());
+                note(
+                    &mut grouped,
+                    alert_cause(code),
+                    format!("fatal TLS alert {code} ({}) {dir} (Schannel {id})", alert_name(code)),
+                    at,
+                );
             }
             (RDPCORETS, 131) => {
                 let ip = field("ClientIP").unwrap_or_else(|| "?".into());
@@ -130,11 +138,12 @@ pub fn analyse(events: &[Event]) -> Evidence {
                 ev.successful_logons.push(format!("{domain}\\{user} from {ip} at {}", at.unwrap_or_default()));
             }
             (CLIENT_AX, 1026) if field("Value").or_else(|| field("DisconnectReason")).is_some_and(|v| v == "2308") => {
-                let g = grouped
-                    .entry(("client.disconnect_0x904", "the RDP client disconnected with reason 2308 (0x904)".into()))
-                    .or_default();
-                g.0 += 1;
-                g.1.get_or_insert(at.unwrap_or_default());
+                note(
+                    &mut grouped,
+                    "client.disconnect_0x904",
+                    "the RDP client disconnected with reason 2308 (0x904)".into(),
+                    at,
+                );
             }
             _ => {}
         }

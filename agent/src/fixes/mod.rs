@@ -153,6 +153,15 @@ pub fn run(fix: &dyn Fix, p: &Platform, params: &serde_json::Value, dry_run: boo
     }
 }
 
+/// Parameter check for fixes that take none (`null` or `{}`).
+pub(crate) fn no_params(params: &serde_json::Value) -> Result<(), FixError> {
+    match params {
+        serde_json::Value::Null => Ok(()),
+        serde_json::Value::Object(m) if m.is_empty() => Ok(()),
+        _ => Err(FixError::Params("this fix takes no parameters".into())),
+    }
+}
+
 /// Every fix this agent knows; `xrdp` configures the xrdp ones.
 pub fn catalogue(xrdp: &crate::xrdp::XrdpSettings) -> Vec<Box<dyn Fix>> {
     let mut v: Vec<Box<dyn Fix>> = registry_fixes::all();

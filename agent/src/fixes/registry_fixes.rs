@@ -3,7 +3,7 @@
 //! it: a policy-managed value is reported, never overwritten.
 use serde_json::Value;
 
-use super::{Backup, Fix, FixError, FixMeta, Verdict};
+use super::{Backup, Fix, FixError, FixMeta, Verdict, no_params};
 use crate::platform::{Platform, PlatformResult, RegValue};
 
 pub const TS_KEY: &str = r"HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server";
@@ -118,14 +118,6 @@ impl Fix for RegistryFix {
             }
         }
         Ok(())
-    }
-}
-
-fn no_params(params: &Value) -> Result<(), FixError> {
-    match params {
-        Value::Null => Ok(()),
-        Value::Object(m) if m.is_empty() => Ok(()),
-        _ => Err(FixError::Params("this fix takes no parameters".into())),
     }
 }
 

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::checks::{self, verdict};
 use super::{XrdpConfig, XrdpSettings, ini};
-use crate::fixes::{Backup, Fix, FixError, FixMeta, Verdict};
+use crate::fixes::{Backup, Fix, FixError, FixMeta, Verdict, no_params};
 use crate::platform::{Platform, ServiceState};
 
 /// Days a renewed certificate is valid.
@@ -32,14 +32,6 @@ fn restart(p: &Platform, s: &XrdpSettings) {
         if let Err(e) = p.services.restart(&s.service) {
             tracing::warn!(error = %e, service = %s.service, "restart failed; xrdp re-reads its files per connection");
         }
-    }
-}
-
-fn no_params(params: &Value) -> Result<(), FixError> {
-    match params {
-        Value::Null => Ok(()),
-        Value::Object(m) if m.is_empty() => Ok(()),
-        _ => Err(FixError::Params("this fix takes no parameters".into())),
     }
 }
 
