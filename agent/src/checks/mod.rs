@@ -54,13 +54,8 @@ impl Finding {
         ok_summary: &str,
         problems: &[(&'static str, rdpfleet_proto::causes::Severity, String)],
     ) -> Finding {
-        use rdpfleet_proto::causes::Severity;
         let worst = problems.iter().max_by_key(|(_, s, _)| *s);
-        let status = match worst.map(|(_, s, _)| *s) {
-            Some(Severity::Critical | Severity::High) => CheckStatus::Fail,
-            Some(Severity::Medium) => CheckStatus::Warn,
-            _ => CheckStatus::Pass,
-        };
+        let status = crate::probe::layers::verdict_for(worst.map(|(_, s, _)| *s));
         let evidence = serde_json::json!(
             problems
                 .iter()

@@ -1,6 +1,5 @@
 //! Layer 6: the RD Gateway the client uses — DNS, TCP 443, TLS, and its certificate against the
 //! gateway's name. Every certificate problem here is fatal: clients refuse an untrusted gateway.
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use rdpfleet_proto::diagnosis::{GatewayDetail, Layer, LayerReport};
@@ -29,14 +28,7 @@ pub async fn probe(
         }
     };
     detail.addresses = addrs.iter().map(ToString::to_string).collect();
-    let mut chosen = None;
-    for ip in addrs.iter().take(4) {
-        let addr = SocketAddr::new(*ip, port);
-        if matches!(tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await, Ok(Ok(_))) {
-            chosen = Some(addr);
-            break;
-        }
-    }
+    let chosen = super::tcp::first_accepting(&addrs, port, timeout).await.ok();
     let Some(addr) = chosen else {
         let f = finding("gateway.unreachable", format!("no address of {name} accepts TCP {port}"));
         return (report(Layer::Gateway, format!("{name}:{port} unreachable"), ms(&started), vec![f]), detail);

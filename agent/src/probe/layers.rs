@@ -1,6 +1,7 @@
 //! Shared pieces of every layer: findings named from the cause catalogue, and a layer's status
 //! derived from its findings.
 use rdpfleet_proto::causes::{self, Severity};
+use rdpfleet_proto::check::CheckStatus;
 use rdpfleet_proto::diagnosis::{Finding, Layer, LayerReport, LayerStatus};
 
 pub fn finding(cause: &'static str, detail: impl Into<String>) -> Finding {
@@ -10,11 +11,20 @@ pub fn finding(cause: &'static str, detail: impl Into<String>) -> Finding {
     Finding { cause: cause.to_owned(), severity, detail: detail.into() }
 }
 
-/// High and Critical fail a layer; Medium warns; Low and Info are notes on a passing layer.
+/// The one severity policy of the agent, given the worst severity found: High and Critical
+/// fail, Medium warns, Low and Info are notes on a pass.
+pub fn verdict_for(worst: Option<Severity>) -> CheckStatus {
+    match worst {
+        Some(Severity::Critical | Severity::High) => CheckStatus::Fail,
+        Some(Severity::Medium) => CheckStatus::Warn,
+        _ => CheckStatus::Pass,
+    }
+}
+
 pub fn status_of(findings: &[Finding]) -> LayerStatus {
-    match findings.iter().map(|f| f.severity).max() {
-        Some(Severity::Critical | Severity::High) => LayerStatus::Fail,
-        Some(Severity::Medium) => LayerStatus::Warn,
+    match verdict_for(findings.iter().map(|f| f.severity).max()) {
+        CheckStatus::Fail => LayerStatus::Fail,
+        CheckStatus::Warn => LayerStatus::Warn,
         _ => LayerStatus::Pass,
     }
 }

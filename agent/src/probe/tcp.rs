@@ -10,7 +10,7 @@ use super::layers::{finding, report};
 const ATTEMPT_SPACING: Duration = Duration::from_millis(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Failure {
+pub(super) enum Failure {
     Refused,
     TimedOut,
     Unreachable,
@@ -52,6 +52,26 @@ fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     sorted.get(rank.saturating_sub(1).min(sorted.len() - 1)).map(|v| (v * 100.0).round() / 100.0)
 }
 
+/// The first of a name's addresses (at most four, in resolver order) that accepts a connection,
+/// as a client falls back from IPv6 to IPv4; else the first address and why it failed.
+pub(super) async fn first_accepting(
+    addrs: &[IpAddr],
+    port: u16,
+    timeout: Duration,
+) -> Result<SocketAddr, (SocketAddr, Failure)> {
+    let mut first_failure = None;
+    for ip in addrs.iter().take(4) {
+        let addr = SocketAddr::new(*ip, port);
+        match connect_once(addr, timeout).await {
+            Ok(_) => return Ok(addr),
+            Err(f) => {
+                first_failure.get_or_insert((addr, f));
+            }
+        }
+    }
+    Err(first_failure.unwrap_or((SocketAddr::new(IpAddr::from([0, 0, 0, 0]), port), Failure::Unreachable)))
+}
+
 /// Picks the first address that accepts (as a client falls back from IPv6 to IPv4), then makes
 /// `attempts` connections to it, one after another. Returns the address for the later layers.
 pub async fn probe(
@@ -61,34 +81,21 @@ pub async fn probe(
     timeout: Duration,
 ) -> (LayerReport, TcpDetail, Option<SocketAddr>) {
     let started = Instant::now();
-    let mut chosen = None;
-    let mut first_failure = None;
-    for ip in addrs.iter().take(4) {
-        let addr = SocketAddr::new(*ip, port);
-        match connect_once(addr, timeout).await {
-            Ok(_) => {
-                chosen = Some(addr);
-                break;
-            }
-            Err(f) => {
-                first_failure.get_or_insert((addr, f));
-            }
+    let addr = match first_accepting(addrs, port, timeout).await {
+        Ok(addr) => addr,
+        Err((addr, f)) => {
+            let detail = TcpDetail {
+                address: addr.to_string(),
+                attempts: 1,
+                successes: 0,
+                latency_p50_ms: None,
+                latency_p95_ms: None,
+                errors: vec![f.words().to_owned()],
+            };
+            let ms = started.elapsed().as_millis() as u64;
+            let fnd = finding(f.cause(), format!("connection to {addr} {}", f.words()));
+            return (report(Layer::Tcp, format!("port {port}: connection {}", f.words()), ms, vec![fnd]), detail, None);
         }
-    }
-    let Some(addr) = chosen else {
-        let (addr, f) =
-            first_failure.unwrap_or((SocketAddr::new(IpAddr::from([0, 0, 0, 0]), port), Failure::Unreachable));
-        let detail = TcpDetail {
-            address: addr.to_string(),
-            attempts: 1,
-            successes: 0,
-            latency_p50_ms: None,
-            latency_p95_ms: None,
-            errors: vec![f.words().to_owned()],
-        };
-        let ms = started.elapsed().as_millis() as u64;
-        let fnd = finding(f.cause(), format!("connection to {addr} {}", f.words()));
-        return (report(Layer::Tcp, format!("port {port}: connection {}", f.words()), ms, vec![fnd]), detail, None);
     };
     // Sequential, as clients connect: a burst would overflow small listen backlogs (xrdp's is
     // tiny) and show retransmission delays that real clients never see.

@@ -1,11 +1,13 @@
 //! What is wrong with an xrdp host's configuration, named with the same causes the network
 //! probe uses, so a host's own report and its clients' observations correlate.
 use rdpfleet_proto::causes::Severity;
+use rdpfleet_proto::check::CheckStatus;
 
 use super::{XrdpConfig, XrdpSettings};
 use crate::fixes::Verdict;
 use crate::platform::{Platform, PlatformResult};
 use crate::probe::cert::{CertIssue, judge};
+use crate::probe::layers::verdict_for;
 use crate::probe::trust::TrustStore;
 
 /// One problem: its cause id, severity and detail.
@@ -110,9 +112,12 @@ pub fn certificate(
         .collect())
 }
 
-/// Problems of Medium severity or worse make a check fail its verification.
+/// A problem that would make the check warn or fail also fails the fix's verification.
 pub fn verdict(problems: &[Problem]) -> Verdict {
-    let serious: Vec<String> =
-        problems.iter().filter(|(_, s, _)| *s >= Severity::Medium).map(|(c, _, d)| format!("{c}: {d}")).collect();
+    let serious: Vec<String> = problems
+        .iter()
+        .filter(|(_, s, _)| verdict_for(Some(*s)) != CheckStatus::Pass)
+        .map(|(c, _, d)| format!("{c}: {d}"))
+        .collect();
     Verdict { ok: serious.is_empty(), detail: if serious.is_empty() { "compliant".into() } else { serious.join("; ") } }
 }
