@@ -1,5 +1,5 @@
 //! rdpfleet agent: runs the check catalogue on a schedule, reports to the server, polls jobs.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod backoff;
 pub mod checks;

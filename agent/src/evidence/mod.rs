@@ -7,6 +7,7 @@ use rdpfleet_proto::causes::{self, Severity};
 use rdpfleet_proto::diagnosis::Finding;
 use serde::Serialize;
 
+pub mod event_xml;
 pub mod evtx_file;
 
 /// One event, reduced to what the evidence needs.

@@ -399,7 +399,7 @@ mod native_registry {
     use super::*;
     use crate::fixes::{FixOutcome, find, run};
     use crate::platform::registry::Registry;
-    use crate::platform::windows_registry::WindowsRegistry;
+    use crate::platform::windows::registry::WindowsRegistry;
     use serde_json::json;
     use std::sync::Arc;
 

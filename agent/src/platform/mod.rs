@@ -3,14 +3,24 @@
 //! and `linux.rs`.
 use std::sync::Arc;
 
+pub mod certstore;
+pub mod credentials;
+pub mod eventlog;
 pub mod files;
+pub mod firewall;
 pub mod memory;
 pub mod registry;
 pub mod services;
+// Win32 FFI: the one place in the workspace that may use `unsafe`.
 #[cfg(windows)]
-pub mod windows_registry;
+#[allow(unsafe_code)]
+pub mod windows;
 
+pub use certstore::CertStore;
+pub use credentials::Credentials;
+pub use eventlog::EventLog;
 pub use files::Files;
+pub use firewall::{Firewall, Networks};
 pub use registry::{RegValue, Registry};
 pub use services::{ServiceState, Services};
 
@@ -44,18 +54,41 @@ pub struct Platform {
     pub registry: Arc<dyn Registry>,
     pub services: Arc<dyn Services>,
     pub files: Arc<dyn Files>,
+    pub certs: Arc<dyn CertStore>,
+    pub firewall: Arc<dyn Firewall>,
+    pub networks: Arc<dyn Networks>,
+    pub events: Arc<dyn EventLog>,
+    pub credentials: Arc<dyn Credentials>,
 }
 
 impl Platform {
     /// The machine the agent runs on.
+    #[cfg(windows)]
     pub fn native() -> Platform {
         Platform {
-            #[cfg(windows)]
-            registry: Arc::new(windows_registry::WindowsRegistry),
-            #[cfg(not(windows))]
+            registry: Arc::new(windows::registry::WindowsRegistry),
+            services: Arc::new(windows::services::WindowsServices),
+            files: Arc::new(files::RealFiles),
+            certs: Arc::new(windows::certstore::WindowsCertStore),
+            firewall: Arc::new(windows::firewall::WindowsFirewall),
+            networks: Arc::new(windows::firewall::WindowsFirewall),
+            events: Arc::new(windows::eventlog::WindowsEventLog),
+            credentials: Arc::new(windows::credentials::WindowsCredentials),
+        }
+    }
+
+    /// The machine the agent runs on.
+    #[cfg(not(windows))]
+    pub fn native() -> Platform {
+        Platform {
             registry: Arc::new(registry::NoRegistry),
             services: Arc::new(services::SystemdServices),
             files: Arc::new(files::RealFiles),
+            certs: Arc::new(certstore::NoCertStore),
+            firewall: Arc::new(firewall::NoFirewall),
+            networks: Arc::new(firewall::NoFirewall),
+            events: Arc::new(eventlog::NoEventLog),
+            credentials: Arc::new(credentials::NoCredentials),
         }
     }
 }

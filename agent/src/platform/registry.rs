@@ -24,6 +24,8 @@ impl RegValue {
 
 pub trait Registry: Send + Sync {
     fn key_exists(&self, key: &str) -> PlatformResult<bool>;
+    /// Names of the key's direct subkeys; a missing key has none.
+    fn subkeys(&self, key: &str) -> PlatformResult<Vec<String>>;
     /// `None` when the key or the value does not exist.
     fn get(&self, key: &str, name: &str) -> PlatformResult<Option<RegValue>>;
     /// Creates the key (and its parents) when missing.
@@ -45,6 +47,9 @@ pub struct NoRegistry;
 impl Registry for NoRegistry {
     fn key_exists(&self, _: &str) -> PlatformResult<bool> {
         Ok(false)
+    }
+    fn subkeys(&self, _: &str) -> PlatformResult<Vec<String>> {
+        Ok(vec![])
     }
     fn get(&self, _: &str, _: &str) -> PlatformResult<Option<RegValue>> {
         Ok(None)

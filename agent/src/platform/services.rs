@@ -12,7 +12,11 @@ pub enum ServiceState {
 
 pub trait Services: Send + Sync {
     fn state(&self, name: &str) -> PlatformResult<ServiceState>;
+    /// Stops (when running) and starts the service, waiting for it to run.
     fn restart(&self, name: &str) -> PlatformResult<()>;
+    /// Starting a running service is not an error.
+    fn start(&self, name: &str) -> PlatformResult<()>;
+    fn stop(&self, name: &str) -> PlatformResult<()>;
 }
 
 /// systemd, through `systemctl`.
@@ -30,11 +34,21 @@ impl Services for SystemdServices {
     }
 
     fn restart(&self, name: &str) -> PlatformResult<()> {
-        let out = std::process::Command::new("systemctl").args(["restart", name]).output()?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(PlatformError::Io(format!("systemctl restart {name}: {}", String::from_utf8_lossy(&out.stderr).trim())))
-        }
+        systemctl("restart", name)
+    }
+    fn start(&self, name: &str) -> PlatformResult<()> {
+        systemctl("start", name)
+    }
+    fn stop(&self, name: &str) -> PlatformResult<()> {
+        systemctl("stop", name)
+    }
+}
+
+fn systemctl(verb: &str, name: &str) -> PlatformResult<()> {
+    let out = std::process::Command::new("systemctl").args([verb, name]).output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(PlatformError::Io(format!("systemctl {verb} {name}: {}", String::from_utf8_lossy(&out.stderr).trim())))
     }
 }

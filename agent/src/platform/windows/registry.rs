@@ -5,8 +5,8 @@ use winreg::enums::{
     REG_EXPAND_SZ, REG_MULTI_SZ, REG_QWORD, REG_SZ,
 };
 
-use super::registry::{RegValue, Registry};
-use super::{PlatformError, PlatformResult};
+use crate::platform::registry::{RegValue, Registry};
+use crate::platform::{PlatformError, PlatformResult};
 
 pub struct WindowsRegistry;
 
@@ -76,6 +76,15 @@ impl Registry for WindowsRegistry {
         match root.open_subkey_with_flags(rest, KEY_READ) {
             Ok(_) => Ok(true),
             Err(e) if is_missing(&e) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn subkeys(&self, key: &str) -> PlatformResult<Vec<String>> {
+        let (root, rest) = split(key)?;
+        match root.open_subkey_with_flags(rest, KEY_READ) {
+            Ok(k) => Ok(k.enum_keys().collect::<Result<_, _>>()?),
+            Err(e) if is_missing(&e) => Ok(vec![]),
             Err(e) => Err(e.into()),
         }
     }
