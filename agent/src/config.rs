@@ -24,6 +24,8 @@ pub struct AgentConfig {
     pub allow_insecure_http: bool,
     /// Reports kept for delivery while the server is unreachable; the oldest are dropped beyond.
     pub max_queued_reports: usize,
+    /// Hours of Windows event log the evidence check reads.
+    pub event_window_hours: u64,
     /// RDP hosts this machine connects to (or, on a host, itself).
     pub targets: Vec<Target>,
     pub probe: ProbeConfig,
@@ -71,6 +73,7 @@ impl Default for AgentConfig {
             check_timeout_secs: 20,
             allow_insecure_http: false,
             max_queued_reports: 64,
+            event_window_hours: 24,
             targets: vec![],
             probe: ProbeConfig::default(),
             xrdp: crate::xrdp::XrdpSettings::default(),

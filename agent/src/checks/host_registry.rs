@@ -7,7 +7,7 @@ use rdpfleet_proto::causes::Severity;
 use super::{Check, CheckContext, Finding, Scope};
 use crate::config::Target;
 use crate::fixes::FixError;
-use crate::fixes::registry_fixes::{self, Setting, TS_KEY, evaluate};
+use crate::fixes::registry_fixes::{self, Setting, evaluate};
 
 struct RegistryCheck {
     id: &'static str,
@@ -23,8 +23,13 @@ pub fn checks() -> Vec<Box<dyn Check>> {
         c("host.rdp_enabled", "host.rdp_disabled", Severity::Critical, registry_fixes::rdp_enabled),
         c("host.nla", "rdp.nla_not_required", Severity::Low, registry_fixes::nla_enabled),
         c("host.security_layer", "rdp.tls_not_allowed", Severity::High, tls_capable_security_layer),
-        c("host.tls12", "host.tls12_disabled", Severity::High, registry_fixes::tls12_enabled),
+        c("host.tls12", "host.tls12_disabled", Severity::High, tls12_server),
     ]
+}
+
+/// The server role only; the client role is `client.tls12`.
+fn tls12_server(_: &serde_json::Value) -> Result<Vec<Setting>, FixError> {
+    Ok(registry_fixes::tls12_role("Server"))
 }
 
 /// SecurityLayer 1 (negotiate) and 2 (TLS) both allow TLS; only 0 is a problem.
@@ -45,7 +50,7 @@ impl Check for RegistryCheck {
         Scope::Machine
     }
     fn applies(&self, ctx: &CheckContext) -> bool {
-        ctx.platform.registry.key_exists(TS_KEY).unwrap_or(false)
+        ctx.is_host() && ctx.is_windows()
     }
     async fn run(&self, ctx: &CheckContext, _: Option<&Target>) -> Finding {
         let settings = match (self.settings)(&serde_json::Value::Null) {
@@ -64,6 +69,7 @@ impl Check for RegistryCheck {
 mod tests {
     use super::*;
     use crate::config::AgentConfig;
+    use crate::fixes::registry_fixes::TS_KEY;
     use crate::platform::RegValue;
     use crate::platform::memory::MemoryPlatform;
     use rdpfleet_proto::check::CheckStatus;
@@ -73,6 +79,7 @@ mod tests {
         let m = MemoryPlatform::new();
         let mut config = AgentConfig::default();
         config.probe.platform_roots = false;
+        config.role = rdpfleet_proto::enroll::MachineRole::Host;
         let mut ctx = CheckContext::from_config(&config, None).unwrap();
         ctx.platform = m.platform();
         let all = checks();

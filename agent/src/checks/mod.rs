@@ -7,14 +7,19 @@ use rdpfleet_proto::check::CheckStatus;
 
 use std::sync::Arc;
 
+use rdpfleet_proto::enroll::MachineRole;
+
 use crate::config::{AgentConfig, Target};
 use crate::platform::Platform;
 use crate::probe::ProbeOptions;
 use crate::probe::trust::{TrustError, TrustStore};
 use crate::xrdp::XrdpSettings;
 
+pub mod events;
 pub mod host_registry;
 pub mod rdp_path;
+pub mod windows_client;
+pub mod windows_host;
 pub mod xrdp_host;
 
 /// Whether a check runs once per machine or once per configured RDP target.
@@ -92,6 +97,23 @@ pub struct CheckContext {
     pub probe: ProbeOptions,
     pub platform: Platform,
     pub xrdp: XrdpSettings,
+    /// Host checks run on hosts, client checks on clients, both on `both`.
+    pub role: MachineRole,
+    /// How far back the event-log evidence looks.
+    pub event_window: Duration,
+}
+
+impl CheckContext {
+    pub fn is_host(&self) -> bool {
+        matches!(self.role, MachineRole::Host | MachineRole::Both)
+    }
+    pub fn is_client(&self) -> bool {
+        matches!(self.role, MachineRole::Client | MachineRole::Both)
+    }
+    /// Whether this is a Windows machine (the Terminal Server key exists on every edition).
+    pub fn is_windows(&self) -> bool {
+        self.platform.registry.key_exists(crate::fixes::registry_fixes::TS_KEY).unwrap_or(false)
+    }
 }
 
 impl CheckContext {
@@ -110,6 +132,8 @@ impl CheckContext {
             },
             platform: Platform::native(),
             xrdp: config.xrdp.clone(),
+            role: config.role,
+            event_window: Duration::from_secs(config.event_window_hours.saturating_mul(3600)),
         })
     }
 }
@@ -132,6 +156,9 @@ pub trait Check: Send + Sync {
 pub fn catalogue() -> Vec<Box<dyn Check>> {
     let mut v: Vec<Box<dyn Check>> = vec![Box::new(rdp_path::RdpPath)];
     v.extend(host_registry::checks());
+    v.extend(windows_host::checks());
+    v.extend(windows_client::checks());
+    v.push(Box::new(events::RecentEvents));
     v.extend(xrdp_host::checks());
     v
 }

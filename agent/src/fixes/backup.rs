@@ -3,7 +3,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::platform::{Platform, PlatformResult, RegValue};
+use crate::platform::firewall::{Category, Profile};
+use crate::platform::{Platform, PlatformError, PlatformResult, RegValue};
 
 /// One thing saved before a change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -16,6 +17,14 @@ pub enum Saved {
     RegistryTree { key: String, entries: Option<Vec<(String, String, Option<RegValue>)>> },
     /// A file's content (`None`: it did not exist), or the target when it was a symbolic link.
     File { path: PathBuf, content: Option<Vec<u8>>, link: Option<PathBuf> },
+    /// Every certificate of a store, exported with its properties (key link included).
+    CertStore { store: String, certs: Vec<(String, Vec<u8>)> },
+    /// A firewall rule group's state on one profile.
+    FirewallGroup { group: String, profile: Profile, enabled: bool },
+    /// A network's category.
+    NetworkCategory { id: String, name: String, category: Category },
+    /// Something that cannot be put back (a deleted secret), recorded for the audit trail.
+    Irreversible { what: String },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -56,6 +65,28 @@ impl Backup {
         let content = if link.is_some() { None } else { p.files.read(path)? };
         self.saved.push(Saved::File { path: path.to_owned(), content, link });
         Ok(())
+    }
+
+    pub fn cert_store(&mut self, p: &Platform, store: &str) -> PlatformResult<()> {
+        let mut certs = Vec::new();
+        for c in p.certs.list(store)? {
+            if let Some(element) = p.certs.export(store, &c.thumbprint)? {
+                certs.push((c.thumbprint, element));
+            }
+        }
+        self.saved.push(Saved::CertStore { store: store.to_owned(), certs });
+        Ok(())
+    }
+
+    pub fn firewall_group(&mut self, p: &Platform, group: &str, profile: Profile) -> PlatformResult<()> {
+        let enabled = p.firewall.group_enabled(group, profile)?;
+        self.saved.push(Saved::FirewallGroup { group: group.to_owned(), profile, enabled });
+        Ok(())
+    }
+
+    /// Whether every item can be restored.
+    pub fn reversible(&self) -> bool {
+        !self.saved.iter().any(|s| matches!(s, Saved::Irreversible { .. }))
     }
 
     /// Puts everything back as it was, newest change first, writing only what differs from the
@@ -108,7 +139,39 @@ fn restore_item(p: &Platform, item: &Saved) -> PlatformResult<()> {
                 },
             }
         }
+        Saved::CertStore { store, certs } => restore_cert_store(p, store, certs),
+        Saved::FirewallGroup { group, profile, enabled } => {
+            if p.firewall.group_enabled(group, *profile)? != *enabled {
+                p.firewall.set_group(group, *profile, *enabled)?;
+            }
+            Ok(())
+        }
+        Saved::NetworkCategory { id, category, .. } => {
+            let now = p.networks.connected()?.into_iter().find(|n| n.id == *id);
+            match now {
+                Some(n) if n.category == *category => Ok(()),
+                Some(_) => p.networks.set_category(id, *category),
+                // A network that is gone has nothing to restore.
+                None => Ok(()),
+            }
+        }
+        Saved::Irreversible { what } => Err(PlatformError::Io(format!("cannot be restored: {what}"))),
     }
+}
+
+fn restore_cert_store(p: &Platform, store: &str, certs: &[(String, Vec<u8>)]) -> PlatformResult<()> {
+    let now = p.certs.list(store)?;
+    for c in &now {
+        if !certs.iter().any(|(t, _)| *t == c.thumbprint) {
+            p.certs.delete(store, &c.thumbprint)?;
+        }
+    }
+    for (thumbprint, element) in certs {
+        if !now.iter().any(|c| c.thumbprint == *thumbprint) {
+            p.certs.import(store, element)?;
+        }
+    }
+    Ok(())
 }
 
 fn restore_tree(p: &Platform, key: &str, entries: Option<&[(String, String, Option<RegValue>)]>) -> PlatformResult<()> {

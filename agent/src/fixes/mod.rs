@@ -6,6 +6,9 @@ use serde::Serialize;
 use crate::platform::{Platform, PlatformError};
 
 pub mod backup;
+pub mod credential_fix;
+pub mod firewall_fixes;
+pub mod listener_cert;
 pub mod registry_fixes;
 
 pub use backup::Backup;
@@ -165,6 +168,10 @@ pub(crate) fn no_params(params: &serde_json::Value) -> Result<(), FixError> {
 /// Every fix this agent knows; `xrdp` configures the xrdp ones.
 pub fn catalogue(xrdp: &crate::xrdp::XrdpSettings) -> Vec<Box<dyn Fix>> {
     let mut v: Vec<Box<dyn Fix>> = registry_fixes::all();
+    v.push(Box::new(listener_cert::RegenerateSelfSigned));
+    v.push(Box::new(firewall_fixes::EnableRemoteDesktopGroup));
+    v.push(Box::new(firewall_fixes::SetNetworkPrivate));
+    v.push(Box::new(credential_fix::DeleteTermsrvCredentials));
     v.extend(crate::xrdp::fixes(xrdp));
     v
 }

@@ -168,13 +168,16 @@ pub fn security_layer(params: &Value) -> Result<Vec<Setting>, FixError> {
 /// TLS 1.2 for both Schannel roles: `Enabled` not 0 and `DisabledByDefault` not 1.
 pub fn tls12_enabled(params: &Value) -> Result<Vec<Setting>, FixError> {
     no_params(params)?;
-    let mut v = Vec::new();
-    for role in ["Server", "Client"] {
-        let key = format!(r"{SCHANNEL_PROTOCOLS}\TLS 1.2\{role}");
-        v.push(Setting { key: key.clone(), name: "Enabled", want: Want::IsNot(0), write: 1, policy: None });
-        v.push(Setting { key, name: "DisabledByDefault", want: Want::IsNot(1), write: 0, policy: None });
-    }
-    Ok(v)
+    Ok(["Server", "Client"].into_iter().flat_map(tls12_role).collect())
+}
+
+/// TLS 1.2 for one Schannel role (`Server` or `Client`).
+pub fn tls12_role(role: &str) -> Vec<Setting> {
+    let key = format!(r"{SCHANNEL_PROTOCOLS}\TLS 1.2\{role}");
+    vec![
+        Setting { key: key.clone(), name: "Enabled", want: Want::IsNot(0), write: 1, policy: None },
+        Setting { key, name: "DisabledByDefault", want: Want::IsNot(1), write: 0, policy: None },
+    ]
 }
 
 /// Clears the client's MSLicensing cache (Windows rebuilds it at the next connection). The
