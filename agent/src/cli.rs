@@ -87,6 +87,9 @@ pub enum Command {
     /// Apply or list the fixes this agent knows (locally, with backup, verification and rollback).
     #[command(subcommand)]
     Fix(FixCmd),
+    /// Install, remove or run the agent as a Windows service (Linux: use the systemd unit).
+    #[command(subcommand)]
+    Service(ServiceCmd),
     /// Run the checks locally and print the results; talks to no server.
     Check {
         /// Run one cycle and exit (otherwise repeat every interval).
@@ -116,6 +119,26 @@ pub enum FixCmd {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum ServiceCmd {
+    /// Register the service (automatic start, LocalSystem, restart on failure). The service
+    /// runs with this command's --config and --state-dir.
+    Install {
+        #[arg(long, default_value = crate::service::DEFAULT_NAME)]
+        name: String,
+    },
+    /// Stop and remove the service.
+    Uninstall {
+        #[arg(long, default_value = crate::service::DEFAULT_NAME)]
+        name: String,
+    },
+    /// The service's entry point, started by the Service Control Manager.
+    Run {
+        #[arg(long, default_value = crate::service::DEFAULT_NAME)]
+        name: String,
+    },
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum RoleArg {
     Client,
@@ -136,7 +159,6 @@ impl From<RoleArg> for MachineRole {
 /// Exit codes: 0 healthy / done, 1 a check found a problem, 2 could not run.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
     let explicit = cli.config.clone().or_else(|| std::env::var_os("RDPFLEET_AGENT_CONFIG").map(PathBuf::from));
     let mut config = match AgentConfig::load(explicit.as_deref().unwrap_or(&default_config_path()), explicit.is_some())
     {
@@ -146,9 +168,19 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Some(dir) = cli.state_dir {
+    if let Some(dir) = cli.state_dir.clone() {
         config.state_dir = dir;
     }
+    if let Command::Service(cmd) = &cli.command {
+        return match service(cmd, &cli, config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("rdpfleet-agent: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    init_tracing(None);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -164,6 +196,8 @@ pub fn main() -> ExitCode {
             Command::Run => run(config).await,
             Command::Check { once, json } => check(config, once, json).await,
             Command::Fix(cmd) => fix(config, cmd),
+            // Handled before the runtime starts: the service dispatcher blocks its thread.
+            Command::Service(_) => Ok(ExitCode::from(2)),
             Command::Evidence { files, json } => evidence(&files, json),
             Command::Diagnose { target, gateway, json, ca_bundle, expect_address } => {
                 diagnose(config, &target, gateway, json, ca_bundle, expect_address).await
@@ -179,10 +213,47 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
+/// Logs to stderr, or to `file` (a service has no console).
+fn init_tracing(file: Option<std::fs::File>) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RDPFLEET_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,evtx=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match file {
+        Some(f) => builder.with_ansi(false).with_writer(std::sync::Mutex::new(f)).init(),
+        None => builder.with_writer(std::io::stderr).init(),
+    }
+}
+
+#[cfg(windows)]
+fn service(cmd: &ServiceCmd, cli: &Cli, config: AgentConfig) -> anyhow::Result<()> {
+    use crate::service::windows as svc;
+    match cmd {
+        ServiceCmd::Install { name } => {
+            init_tracing(None);
+            svc::install(name, cli.config.as_deref(), cli.state_dir.as_deref())?;
+            say!("installed service {name}; start it with `sc start {name}`");
+        }
+        ServiceCmd::Uninstall { name } => {
+            init_tracing(None);
+            svc::uninstall(name)?;
+            say!("removed service {name}");
+        }
+        ServiceCmd::Run { name } => {
+            std::fs::create_dir_all(&config.state_dir)?;
+            let log = std::fs::OpenOptions::new().create(true).append(true).open(svc::log_path(&config))?;
+            init_tracing(Some(log));
+            svc::run(name, config)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(windows))]
+fn service(_: &ServiceCmd, _: &Cli, _: AgentConfig) -> anyhow::Result<()> {
+    anyhow::bail!(
+        "Windows services exist only on Windows; on Linux install the systemd unit \
+         (agent/packaging/rdpfleet-agent.service) and run `rdpfleet-agent run`"
+    )
 }
 
 async fn enroll(

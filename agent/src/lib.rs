@@ -17,6 +17,7 @@ pub mod reporter;
 pub mod run_loop;
 pub mod runner;
 pub mod sequence;
+pub mod service;
 pub mod sysinfo;
 pub mod xrdp;
 

@@ -80,9 +80,9 @@ fn der(ctx: *const CERT_CONTEXT) -> Vec<u8> {
 }
 
 fn has_private_key(ctx: *const CERT_CONTEXT) -> bool {
-    if property(ctx, CERT_KEY_PROV_INFO_PROP_ID).is_none() {
+    let Some(info) = property(ctx, CERT_KEY_PROV_INFO_PROP_ID) else {
         return false;
-    }
+    };
     // The link can outlive the key (a deleted container): only opening it proves the key.
     let mut handle = HCRYPTPROV_OR_NCRYPT_KEY_HANDLE(0);
     let mut free = BOOL(0);
@@ -97,7 +97,40 @@ fn has_private_key(ctx: *const CERT_CONTEXT) -> bool {
         )
     }
     .is_ok()
+        || legacy_key_opens(&info)
 }
+
+/// Opens a CryptoAPI (legacy CSP) key named by a CRYPT_KEY_PROV_INFO property directly. Wine's
+/// CryptAcquireCertificatePrivateKey fails on keys that the provider itself opens.
+fn legacy_key_opens(info: &[u8]) -> bool {
+    use windows::Win32::Security::Cryptography::{
+        CRYPT_KEY_PROV_INFO, CRYPT_SILENT, CryptAcquireContextW, CryptDestroyKey, CryptGetUserKey, CryptReleaseContext,
+    };
+    if info.len() < std::mem::size_of::<CRYPT_KEY_PROV_INFO>() {
+        return false;
+    }
+    // The property is the structure followed by the strings it points into.
+    let k: CRYPT_KEY_PROV_INFO = unsafe { std::ptr::read_unaligned(info.as_ptr().cast()) };
+    if k.dwProvType == 0 {
+        return false; // a CNG key: only CryptAcquireCertificatePrivateKey opens those
+    }
+    let mut prov = 0usize;
+    let flags = (k.dwFlags.0 & CRYPT_MACHINE_KEYSET_BIT) | CRYPT_SILENT;
+    if unsafe { CryptAcquireContextW(&mut prov, k.pwszContainerName, k.pwszProvName, k.dwProvType, flags) }.is_err() {
+        return false;
+    }
+    let mut key = 0usize;
+    let ok = unsafe { CryptGetUserKey(prov, k.dwKeySpec, &mut key) }.is_ok();
+    unsafe {
+        if ok {
+            let _ = CryptDestroyKey(key);
+        }
+        let _ = CryptReleaseContext(prov, 0);
+    }
+    ok
+}
+
+const CRYPT_MACHINE_KEYSET_BIT: u32 = 0x20;
 
 /// Every certificate of the store, duplicated so the enumeration is over before anyone acts.
 fn contexts(store: &Store) -> Vec<Owned> {
@@ -205,24 +238,13 @@ pub(crate) fn create_self_signed(
 ) -> PlatformResult<String> {
     use windows::Win32::Foundation::SYSTEMTIME;
     use windows::Win32::Security::Cryptography::{
-        CERT_STORE_ADD_ALWAYS, CERT_X500_NAME_STR, CRYPT_INTEGER_BLOB, CRYPT_KEY_PROV_INFO, CRYPT_MACHINE_KEYSET,
-        CertAddCertificateContextToStore, CertStrToNameW, X509_ASN_ENCODING,
+        ALG_ID, AT_KEYEXCHANGE, CERT_CREATE_SELFSIGN_FLAGS, CERT_STORE_ADD_ALWAYS, CERT_X500_NAME_STR,
+        CRYPT_INTEGER_BLOB, CRYPT_KEY_FLAGS, CRYPT_KEY_PROV_INFO, CRYPT_MACHINE_KEYSET, CRYPT_NEWKEYSET,
+        CertAddCertificateContextToStore, CertCreateSelfSignCertificate, CertStrToNameW, CryptAcquireContextW,
+        CryptDestroyKey, CryptGenKey, CryptReleaseContext, PROV_RSA_FULL, X509_ASN_ENCODING,
     };
     use windows::core::{PCWSTR, PWSTR};
 
-    #[link(name = "crypt32")]
-    unsafe extern "system" {
-        fn CertCreateSelfSignedCertificate(
-            prov: usize,
-            subject: *const CRYPT_INTEGER_BLOB,
-            flags: u32,
-            key_prov_info: *const CRYPT_KEY_PROV_INFO,
-            signature_algorithm: *const c_void,
-            start: *const SYSTEMTIME,
-            end: *const SYSTEMTIME,
-            extensions: *const c_void,
-        ) -> *mut CERT_CONTEXT;
-    }
     let st = |t: time::OffsetDateTime| SYSTEMTIME {
         wYear: t.year() as u16,
         wMonth: u8::from(t.month()) as u16,
@@ -252,21 +274,52 @@ pub(crate) fn create_self_signed(
     .map_err(|e| win_error("encode name", &e))?;
     let blob = CRYPT_INTEGER_BLOB { cbData: len, pbData: name.as_mut_ptr() };
     let mut container = wide(&format!("rdpfleet-{}", uuid::Uuid::new_v4()));
+    // Make and persist the key first (releasing the provider writes it): Wine would otherwise
+    // keep a key generated inside CertCreateSelfSignCertificate only in memory.
+    let mut hprov = 0usize;
+    unsafe {
+        CryptAcquireContextW(
+            &mut hprov,
+            PCWSTR(container.as_ptr()),
+            PCWSTR::null(),
+            PROV_RSA_FULL,
+            CRYPT_NEWKEYSET | CRYPT_MACHINE_KEYSET.0,
+        )
+    }
+    .map_err(|e| win_error("create key container", &e))?;
+    let mut hkey = 0usize;
+    let generated = unsafe { CryptGenKey(hprov, ALG_ID(AT_KEYEXCHANGE.0), CRYPT_KEY_FLAGS(2048 << 16), &mut hkey) };
+    unsafe {
+        if generated.is_ok() {
+            let _ = CryptDestroyKey(hkey);
+        }
+        let _ = CryptReleaseContext(hprov, 0);
+    }
+    generated.map_err(|e| win_error("generate key", &e))?;
     let prov = CRYPT_KEY_PROV_INFO {
         pwszContainerName: PWSTR(container.as_mut_ptr()),
         pwszProvName: PWSTR::null(),
-        dwProvType: 1, // PROV_RSA_FULL
+        dwProvType: PROV_RSA_FULL,
         dwFlags: CRYPT_MACHINE_KEYSET,
         cProvParam: 0,
         rgProvParam: std::ptr::null_mut(),
-        dwKeySpec: 1, // AT_KEYEXCHANGE
+        dwKeySpec: AT_KEYEXCHANGE.0,
     };
     let (start, end) = (st(not_before), st(not_after));
     let ctx = unsafe {
-        CertCreateSelfSignedCertificate(0, &blob, 0, &prov, std::ptr::null(), &start, &end, std::ptr::null())
+        CertCreateSelfSignCertificate(
+            None,
+            &blob,
+            CERT_CREATE_SELFSIGN_FLAGS(0),
+            Some(&prov),
+            None,
+            Some(&start),
+            Some(&end),
+            None,
+        )
     };
     if ctx.is_null() {
-        return Err(PlatformError::Io(format!("CertCreateSelfSignedCertificate: {}", std::io::Error::last_os_error())));
+        return Err(PlatformError::Io(format!("CertCreateSelfSignCertificate: {}", std::io::Error::last_os_error())));
     }
     let ctx = Owned(ctx);
     let store = open(store_name, true)?.ok_or_else(|| PlatformError::NotFound(store_name.to_owned()))?;

@@ -33,7 +33,9 @@ fn enumerate(filter: &str) -> PlatformResult<Vec<(SavedCredential, CRED_TYPE)>> 
     }
     let mut out = Vec::with_capacity(count as usize);
     for i in 0..count as usize {
-        let c = unsafe { &**list.add(i) };
+        // Wine packs the returned block without aligning it: read every field unaligned.
+        let c: CREDENTIALW =
+            unsafe { std::ptr::read_unaligned(std::ptr::read_unaligned(list.add(i).cast_const()).cast_const()) };
         out.push((
             SavedCredential {
                 target: text(c.TargetName),

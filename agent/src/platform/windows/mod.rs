@@ -5,6 +5,8 @@ pub mod certstore;
 pub mod credentials;
 pub mod eventlog;
 pub mod firewall;
+#[cfg(test)]
+mod native_tests;
 pub mod registry;
 pub mod services;
 
