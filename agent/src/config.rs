@@ -202,6 +202,9 @@ impl AgentConfig {
         if c.max_queued_reports == 0 {
             return Err("max_queued_reports must be at least 1".into());
         }
+        if c.event_window_hours == 0 || c.event_window_hours > 720 {
+            return Err("event_window_hours must be within 1..=720".into());
+        }
         if c.probe.io_timeout_ms < 50 || c.probe.io_timeout_ms > 60_000 {
             return Err("probe.io_timeout_ms must be within 50..=60000".into());
         }
@@ -242,6 +245,9 @@ mod tests {
     fn rejects_typos_and_bad_values() {
         assert!(AgentConfig::parse("intervall_secs = 60").unwrap_err().contains("intervall_secs"));
         assert!(AgentConfig::parse("interval_secs = 1").is_err());
+        assert!(AgentConfig::parse("event_window_hours = 0").is_err());
+        assert!(AgentConfig::parse("event_window_hours = 721").is_err());
+        assert_eq!(AgentConfig::parse("event_window_hours = 72").unwrap().event_window_hours, 72);
         assert!(AgentConfig::parse("[[targets]]\nhost = \"\"").is_err());
         assert!(AgentConfig::parse("[[targets]]\nhost = \"a\"\nport = 0").is_err());
     }
