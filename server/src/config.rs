@@ -26,6 +26,13 @@ pub struct Settings {
     pub job_lease_secs: u64,
     /// `text` or `json`.
     pub log_format: LogFormat,
+    /// Seconds between correlation runs (failures → incidents).
+    pub correlation_interval_secs: u64,
+    /// Hours a dashboard session lasts without use.
+    pub session_idle_hours: u64,
+    /// Session cookies with the `__Host-` prefix and `Secure` (the default). Turn off only to
+    /// use the dashboard over plain HTTP from another machine (browsers treat localhost as secure).
+    pub secure_cookies: bool,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -46,12 +53,15 @@ impl Default for Settings {
             long_poll_max_secs: 30,
             job_lease_secs: 300,
             log_format: LogFormat::Text,
+            correlation_interval_secs: 30,
+            session_idle_hours: 12,
+            secure_cookies: true,
         }
     }
 }
 
 /// Keys taken from the environment, as `RDPFLEET_<KEY>`; other `RDPFLEET_*` variables are ignored.
-const ENV_KEYS: [&str; 8] = [
+const ENV_KEYS: [&str; 11] = [
     "listen",
     "database_url",
     "signing_key_path",
@@ -60,6 +70,9 @@ const ENV_KEYS: [&str; 8] = [
     "long_poll_max_secs",
     "job_lease_secs",
     "log_format",
+    "correlation_interval_secs",
+    "session_idle_hours",
+    "secure_cookies",
 ];
 
 /// Overrides from command-line flags; `None` leaves the value from the layers below.
@@ -105,6 +118,12 @@ impl Settings {
         if self.long_poll_max_secs == 0 || self.long_poll_max_secs > 300 {
             return Err(ConfigError::Value("long_poll_max_secs must be within 1..=300".into()));
         }
+        if self.correlation_interval_secs == 0 || self.correlation_interval_secs > 3600 {
+            return Err(ConfigError::Value("correlation_interval_secs must be within 1..=3600".into()));
+        }
+        if self.session_idle_hours == 0 || self.session_idle_hours > 24 * 30 {
+            return Err(ConfigError::Value("session_idle_hours must be within 1..=720".into()));
+        }
         if self.job_lease_secs < 10 {
             return Err(ConfigError::Value("job_lease_secs must be at least 10".into()));
         }
@@ -142,6 +161,9 @@ impl std::fmt::Debug for Settings {
             .field("long_poll_max_secs", &self.long_poll_max_secs)
             .field("job_lease_secs", &self.job_lease_secs)
             .field("log_format", &self.log_format)
+            .field("correlation_interval_secs", &self.correlation_interval_secs)
+            .field("session_idle_hours", &self.session_idle_hours)
+            .field("secure_cookies", &self.secure_cookies)
             .finish()
     }
 }

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod cli;
 pub mod config;
+pub mod correlate;
 pub mod error;
 pub mod extract;
 pub mod job_wakeup;
@@ -46,6 +47,11 @@ pub async fn launch(
 ) -> std::io::Result<()> {
     let cancel = state.shutdown.clone();
     let store = state.store.clone();
+    let correlation = correlate::spawn(
+        store.clone(),
+        std::time::Duration::from_secs(state.settings.correlation_interval_secs),
+        cancel.clone(),
+    );
     let app = router::router(state);
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
@@ -54,6 +60,8 @@ pub async fn launch(
             cancel.cancel();
         })
         .await;
+    correlation.abort();
+    let _ = correlation.await;
     store.close().await;
     result
 }

@@ -11,7 +11,9 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub mod audit;
+pub mod dashboard;
 pub mod enrollment;
+pub mod incidents;
 pub mod jobs;
 pub mod machines;
 pub mod results;

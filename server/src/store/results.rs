@@ -4,6 +4,38 @@ use uuid::Uuid;
 
 use super::{Store, StoreError, StoreResult, ms_of, now_ms, with_db};
 
+/// The check whose results are connection paths.
+pub const PATH_CHECK: &str = "rdp.path";
+
+/// What a path result says about the path, read from its `Diagnosis` evidence.
+struct PathFacts {
+    host: String,
+    gateway: Option<String>,
+    layer: Option<String>,
+}
+
+impl PathFacts {
+    fn of(r: &CheckResult) -> PathFacts {
+        let e = &r.evidence;
+        let text = |k: &str| e.get(k).and_then(serde_json::Value::as_str).map(str::to_owned);
+        let target = r.target.as_deref().unwrap_or("");
+        let host = text("host").unwrap_or_else(|| host_of(target)).to_lowercase();
+        let gateway = text("gateway").map(|g| host_of(&g).to_lowercase());
+        PathFacts { host, gateway, layer: text("first_failing_layer") }
+    }
+}
+
+/// The host part of `host`, `host:port` or `[v6]:port`.
+pub fn host_of(target: &str) -> String {
+    if let Some(rest) = target.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest).to_owned();
+    }
+    match target.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') && p.parse::<u16>().is_ok() => h.to_owned(),
+        _ => target.to_owned(),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReportOutcome {
     pub duplicate: bool,
@@ -127,6 +159,38 @@ impl Store {
                     .await?;
                 }
             }
+            for r in results.iter().filter(|r| r.check == PATH_CHECK) {
+                let path = PathFacts::of(r);
+                sqlx::query(
+                    "INSERT INTO connection_paths (machine_id, target, host, gateway, status, layer, cause, status_since, observed_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+                     ON CONFLICT (machine_id, target) DO UPDATE SET host = excluded.host, gateway = excluded.gateway, \
+                     status_since = CASE WHEN connection_paths.status = excluded.status THEN connection_paths.status_since ELSE excluded.status_since END, \
+                     status = excluded.status, layer = excluded.layer, cause = excluded.cause, observed_at = excluded.observed_at",
+                )
+                .bind(&machine)
+                .bind(r.target.as_deref().unwrap_or(""))
+                .bind(&path.host)
+                .bind(path.gateway.as_deref())
+                .bind(r.status.as_str())
+                .bind(path.layer.as_deref())
+                .bind(r.cause.as_deref())
+                .bind(ms_of(r.observed_at))
+                .execute(&mut *tx)
+                .await?;
+            }
+            // The machine's worst status and failing count, for fleet-wide pages.
+            sqlx::query(
+                "UPDATE machines SET \
+                 failing = (SELECT COUNT(*) FROM check_results WHERE machine_id = $1 AND status = 'fail'), \
+                 health = COALESCE((SELECT CASE MAX(CASE status WHEN 'fail' THEN 4 WHEN 'error' THEN 3 WHEN 'warn' THEN 2 WHEN 'pass' THEN 1 ELSE 0 END) \
+                   WHEN 4 THEN 'fail' WHEN 3 THEN 'error' WHEN 2 THEN 'warn' WHEN 1 THEN 'pass' ELSE 'unknown' END \
+                   FROM check_results WHERE machine_id = $1), 'unknown') \
+                 WHERE id = $1",
+            )
+            .bind(&machine)
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
             ReportOutcome { duplicate: false, stored: results.len() as u64, transitions }
         });

@@ -1,0 +1,55 @@
+//! The correlation task: every `correlation_interval_secs`, the replica holding the
+//! `correlation` lease turns the fleet's current failures into incidents (`engine`) and records a
+//! health sample for the trend chart.
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::store::incidents::ReconcileStats;
+use crate::store::{Store, StoreResult, now_ms};
+
+pub mod engine;
+
+/// Width of one trend-chart bucket.
+pub const SAMPLE_BUCKET_MS: i64 = 5 * 60 * 1000;
+
+/// One correlation pass: failures → drafts → incidents; then a health sample.
+pub async fn run_once(store: &Store, rules: &engine::Rules) -> StoreResult<ReconcileStats> {
+    let (paths, locals) = store.current_failures().await?;
+    let drafts = engine::correlate(&paths, &locals, rules);
+    let stats = store.reconcile_incidents(&drafts).await?;
+    store.record_health_sample(now_ms() / SAMPLE_BUCKET_MS * SAMPLE_BUCKET_MS).await?;
+    Ok(stats)
+}
+
+/// Runs the task until `shutdown`; only the lease holder correlates, so replicas do not race.
+pub fn spawn(store: Store, interval: Duration, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+    let holder = uuid::Uuid::new_v4().to_string();
+    tokio::spawn(async move {
+        let rules = engine::Rules::default();
+        let lease_ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX / 4).saturating_mul(3);
+        loop {
+            match store.try_lease("correlation", &holder, now_ms().saturating_add(lease_ms)).await {
+                Ok(true) => match run_once(&store, &rules).await {
+                    Ok(s) if s.opened + s.changed + s.resolved > 0 => {
+                        tracing::info!(
+                            opened = s.opened,
+                            changed = s.changed,
+                            resolved = s.resolved,
+                            open = s.open,
+                            "incidents"
+                        );
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "correlation failed"),
+                },
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot take the correlation lease"),
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(interval) => {}
+            }
+        }
+    })
+}

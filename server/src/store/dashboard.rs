@@ -1,0 +1,285 @@
+//! Read models of the dashboard pages. Fleet-wide numbers come from columns the report
+//! transaction keeps (machine health) and tables the correlation run refreshes (check stats,
+//! health samples), so no page scans the results of a large fleet.
+use super::{Store, StoreResult, now_ms, with_db};
+
+#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
+pub struct HealthCounts {
+    pub total: i64,
+    pub pass: i64,
+    pub warn: i64,
+    pub fail: i64,
+    pub error: i64,
+    pub unknown: i64,
+    /// Not heard from within `offline_after_ms`.
+    pub offline: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
+pub struct HealthSample {
+    pub bucket_at: i64,
+    pub machines: i64,
+    pub failing_machines: i64,
+    pub warning_machines: i64,
+    pub open_incidents: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
+pub struct CheckStat {
+    pub check_id: String,
+    pub failing: i64,
+    pub warning: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
+pub struct MachineListRow {
+    pub id: String,
+    pub hostname: String,
+    pub role: String,
+    pub site: Option<String>,
+    pub os: String,
+    pub agent_version: String,
+    pub health: String,
+    pub failing: i64,
+    pub last_seen_at: i64,
+}
+
+/// Filters of the Machines page; every field optional.
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(default, deny_unknown_fields)]
+pub struct MachineFilter {
+    /// Host name prefix (case-insensitive).
+    pub q: Option<String>,
+    pub role: Option<String>,
+    pub site: Option<String>,
+    /// Health: pass, warn, fail, error, unknown.
+    pub status: Option<String>,
+    /// Only machines where this check fails or warns.
+    pub check: Option<String>,
+    /// hostname (default), last_seen, failing, site.
+    pub sort: Option<String>,
+    pub page: Option<u32>,
+}
+
+pub const PAGE_SIZE: i64 = 50;
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
+pub struct CheckMachineRow {
+    pub machine_id: String,
+    pub hostname: String,
+    pub site: Option<String>,
+    pub target: String,
+    pub status: String,
+    pub cause: Option<String>,
+    pub summary: String,
+    pub status_since: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
+pub struct PathCell {
+    /// Client site (or the client's host name when one site is shown).
+    pub client: String,
+    pub host: String,
+    pub paths: i64,
+    pub failing: i64,
+    pub warning: i64,
+    /// The layer most failing paths of the cell stop at.
+    pub layer: Option<String>,
+}
+
+impl MachineFilter {
+    /// The WHERE clause and its text binds, in order ($1...).
+    fn clause(&self) -> (String, Vec<String>) {
+        let mut conds = Vec::new();
+        let mut binds = Vec::new();
+        let mut bind = |v: String, conds: &mut Vec<String>, sql: &str| {
+            binds.push(v);
+            conds.push(sql.replace('?', &format!("${}", binds.len())));
+        };
+        if let Some(q) = self.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+            let escaped = q.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            bind(format!("{escaped}%"), &mut conds, "LOWER(m.hostname) LIKE ? ESCAPE '\\'");
+        }
+        if let Some(r) = self.role.as_deref().filter(|r| !r.is_empty()) {
+            bind(r.to_owned(), &mut conds, "m.role = ?");
+        }
+        if let Some(s) = self.site.as_deref().filter(|s| !s.is_empty()) {
+            bind(s.to_owned(), &mut conds, "m.site = ?");
+        }
+        if let Some(h) = self.status.as_deref().filter(|h| !h.is_empty()) {
+            bind(h.to_owned(), &mut conds, "m.health = ?");
+        }
+        if let Some(c) = self.check.as_deref().filter(|c| !c.is_empty()) {
+            bind(
+                c.to_owned(),
+                &mut conds,
+                "EXISTS (SELECT 1 FROM check_results r WHERE r.machine_id = m.id AND r.check_id = ? AND r.status IN ('fail', 'warn'))",
+            );
+        }
+        let sql = if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) };
+        (sql, binds)
+    }
+
+    fn order(&self) -> &'static str {
+        match self.sort.as_deref() {
+            Some("last_seen") => "m.last_seen_at DESC, m.id",
+            Some("failing") => "m.failing DESC, m.hostname, m.id",
+            Some("site") => "m.site, m.hostname, m.id",
+            _ => "m.hostname, m.id",
+        }
+    }
+}
+
+impl Store {
+    pub async fn health_counts(&self, offline_after_ms: i64) -> StoreResult<HealthCounts> {
+        let cutoff = now_ms() - offline_after_ms;
+        let (rows, offline): (Vec<(String, i64)>, i64) = with_db!(self, p => {
+            let rows = sqlx::query_as("SELECT health, COUNT(*) FROM machines GROUP BY health").fetch_all(p).await?;
+            let offline = sqlx::query_scalar("SELECT COUNT(*) FROM machines WHERE last_seen_at < $1")
+                .bind(cutoff)
+                .fetch_one(p)
+                .await?;
+            (rows, offline)
+        });
+        let mut c = HealthCounts { offline, ..HealthCounts::default() };
+        for (h, n) in rows {
+            c.total += n;
+            match h.as_str() {
+                "pass" => c.pass = n,
+                "warn" => c.warn = n,
+                "fail" => c.fail = n,
+                "error" => c.error = n,
+                _ => c.unknown += n,
+            }
+        }
+        Ok(c)
+    }
+
+    /// Records the fleet's health now in `bucket_at`'s bucket, and refreshes the check stats.
+    pub async fn record_health_sample(&self, bucket_at: i64) -> StoreResult<()> {
+        let c = self.health_counts(i64::MAX / 2).await?;
+        with_db!(self, p => {
+            let mut tx = p.begin().await?;
+            let open: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM incidents WHERE state = 'open'").fetch_one(&mut *tx).await?;
+            sqlx::query(
+                "INSERT INTO health_samples (bucket_at, machines, failing_machines, warning_machines, open_incidents) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (bucket_at) DO UPDATE SET machines = excluded.machines, \
+                 failing_machines = excluded.failing_machines, warning_machines = excluded.warning_machines, \
+                 open_incidents = excluded.open_incidents",
+            )
+            .bind(bucket_at)
+            .bind(c.total)
+            .bind(c.fail)
+            .bind(c.warn)
+            .bind(open)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM check_stats").execute(&mut *tx).await?;
+            sqlx::query(
+                "INSERT INTO check_stats (check_id, failing, warning) \
+                 SELECT check_id, SUM(CASE WHEN status = 'fail' THEN 1 ELSE 0 END), SUM(CASE WHEN status = 'warn' THEN 1 ELSE 0 END) \
+                 FROM check_results WHERE status IN ('fail', 'warn') GROUP BY check_id",
+            )
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    pub async fn health_samples(&self, since: i64) -> StoreResult<Vec<HealthSample>> {
+        let rows = with_db!(self, p => {
+            sqlx::query_as::<_, HealthSample>(
+                "SELECT bucket_at, machines, failing_machines, warning_machines, open_incidents FROM health_samples \
+                 WHERE bucket_at >= $1 ORDER BY bucket_at",
+            )
+            .bind(since)
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows)
+    }
+
+    pub async fn check_stats(&self, limit: i64) -> StoreResult<Vec<CheckStat>> {
+        let rows = with_db!(self, p => {
+            sqlx::query_as::<_, CheckStat>(
+                "SELECT check_id, failing, warning FROM check_stats ORDER BY failing DESC, warning DESC, check_id LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows)
+    }
+
+    pub async fn open_incident_count(&self) -> StoreResult<i64> {
+        let n = with_db!(self, p => {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM incidents WHERE state = 'open'").fetch_one(p).await?
+        });
+        Ok(n)
+    }
+
+    /// A page of machines matching the filter, and how many match in all.
+    pub async fn machine_page(&self, f: &MachineFilter) -> StoreResult<(Vec<MachineListRow>, i64)> {
+        let (clause, binds) = f.clause();
+        let offset = i64::from(f.page.unwrap_or(1).max(1) - 1) * PAGE_SIZE;
+        let list = format!(
+            "SELECT m.id, m.hostname, m.role, m.site, m.os, m.agent_version, m.health, m.failing, m.last_seen_at \
+             FROM machines m {clause} ORDER BY {} LIMIT {PAGE_SIZE} OFFSET {offset}",
+            f.order()
+        );
+        let count = format!("SELECT COUNT(*) FROM machines m {clause}");
+        let out = with_db!(self, p => {
+            let mut q = sqlx::query_as::<_, MachineListRow>(&list);
+            let mut c = sqlx::query_scalar::<_, i64>(&count);
+            for b in &binds {
+                q = q.bind(b);
+                c = c.bind(b);
+            }
+            (q.fetch_all(p).await?, c.fetch_one(p).await?)
+        });
+        Ok(out)
+    }
+
+    pub async fn sites(&self) -> StoreResult<Vec<String>> {
+        let rows = with_db!(self, p => {
+            sqlx::query_scalar::<_, String>("SELECT DISTINCT site FROM machines WHERE site IS NOT NULL ORDER BY site LIMIT 500")
+                .fetch_all(p)
+                .await?
+        });
+        Ok(rows)
+    }
+
+    /// Machines where a check fails or warns, longest-failing first.
+    pub async fn check_machines(&self, check: &str, limit: i64) -> StoreResult<Vec<CheckMachineRow>> {
+        let rows = with_db!(self, p => {
+            sqlx::query_as::<_, CheckMachineRow>(
+                "SELECT r.machine_id, m.hostname, m.site, r.target, r.status, r.cause, r.summary, r.status_since \
+                 FROM check_results r JOIN machines m ON m.id = r.machine_id \
+                 WHERE r.check_id = $1 AND r.status IN ('fail', 'warn') ORDER BY r.status_since, m.hostname LIMIT $2",
+            )
+            .bind(check)
+            .bind(limit)
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows)
+    }
+
+    /// The connection map: paths grouped by client site (or by client within one site) × host.
+    pub async fn path_map(&self, site: Option<&str>, limit: i64) -> StoreResult<Vec<PathCell>> {
+        let client = if site.is_some() { "m.hostname" } else { "COALESCE(m.site, '(no site)')" };
+        let sql = format!(
+            "SELECT {client} AS client, c.host AS host, COUNT(*) AS paths, \
+             SUM(CASE WHEN c.status = 'fail' THEN 1 ELSE 0 END) AS failing, \
+             SUM(CASE WHEN c.status = 'warn' THEN 1 ELSE 0 END) AS warning, \
+             MAX(CASE WHEN c.status = 'fail' THEN c.layer END) AS layer \
+             FROM connection_paths c JOIN machines m ON m.id = c.machine_id \
+             WHERE ($1 IS NULL OR m.site = $1) GROUP BY {client}, c.host ORDER BY 1, 2 LIMIT $2"
+        );
+        let rows = with_db!(self, p => {
+            sqlx::query_as::<_, PathCell>(&sql).bind(site).bind(limit).fetch_all(p).await?
+        });
+        Ok(rows)
+    }
+}

@@ -1,0 +1,324 @@
+//! Incidents: the correlation engine's input (current failures) and output (incidents that open,
+//! change and resolve, with their machines and history).
+use std::collections::{BTreeMap, BTreeSet};
+
+use uuid::Uuid;
+
+use super::{Store, StoreResult, now_ms, with_db};
+use crate::correlate::engine::{Draft, LocalFailure, PathFailure};
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct IncidentRow {
+    pub id: String,
+    pub incident_key: String,
+    pub kind: String,
+    pub scope: String,
+    pub root_cause: String,
+    pub title: String,
+    pub fix_id: Option<String>,
+    pub state: String,
+    pub opened_at: i64,
+    pub resolved_at: Option<i64>,
+    pub updated_at: i64,
+    pub affected_count: i64,
+    pub evidence: String,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct IncidentMachineRow {
+    pub machine_id: String,
+    pub hostname: String,
+    pub site: Option<String>,
+    pub relation: String,
+    pub health: String,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct IncidentEventRow {
+    pub at: i64,
+    pub event: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReconcileStats {
+    pub opened: usize,
+    pub changed: usize,
+    pub resolved: usize,
+    pub open: usize,
+}
+
+/// Appends to an incident's history inside the caller's transaction (either backend).
+macro_rules! event {
+    ($tx:expr, $id:expr, $at:expr, $kind:expr, $detail:expr) => {
+        sqlx::query("INSERT INTO incident_events (incident_id, at, event, detail) VALUES ($1, $2, $3, $4)")
+            .bind($id)
+            .bind($at)
+            .bind($kind)
+            .bind($detail)
+            .execute(&mut *$tx)
+            .await?
+    };
+}
+
+const INCIDENT_COLUMNS: &str = "id, incident_key, kind, scope, root_cause, title, fix_id, state, opened_at, resolved_at, \
+     updated_at, affected_count, evidence";
+
+type PathTuple = (String, String, Option<String>, String, String, Option<String>, Option<String>, Option<String>, i64);
+type LocalTuple = (String, String, Option<String>, String, String, String, Option<String>, i64);
+
+impl Store {
+    /// The failures the engine correlates: failing paths and failing local checks.
+    pub async fn current_failures(&self) -> StoreResult<(Vec<PathFailure>, Vec<LocalFailure>)> {
+        let (paths, locals) = with_db!(self, p => {
+            let paths: Vec<PathTuple> = sqlx::query_as(
+                "SELECT c.machine_id, m.hostname, m.site, c.target, c.host, c.gateway, c.layer, c.cause, c.status_since \
+                 FROM connection_paths c JOIN machines m ON m.id = c.machine_id WHERE c.status = 'fail'",
+            )
+            .fetch_all(p)
+            .await?;
+            let locals: Vec<LocalTuple> = sqlx::query_as(
+                "SELECT r.machine_id, m.hostname, m.site, m.role, r.check_id, r.target, r.cause, r.status_since \
+                 FROM check_results r JOIN machines m ON m.id = r.machine_id \
+                 WHERE r.status = 'fail' AND r.check_id <> 'rdp.path'",
+            )
+            .fetch_all(p)
+            .await?;
+            (paths, locals)
+        });
+        let paths = paths
+            .into_iter()
+            .map(|(machine_id, hostname, site, target, host, gateway, layer, cause, since)| PathFailure {
+                machine_id,
+                hostname,
+                site,
+                target,
+                host,
+                gateway,
+                layer,
+                cause: cause.unwrap_or_else(|| "rdp.no_reply".into()),
+                since,
+            })
+            .collect();
+        let locals = locals
+            .into_iter()
+            .filter_map(|(machine_id, hostname, site, role, check, target, cause, since)| {
+                // A failure without a cause names nothing to correlate on.
+                Some(LocalFailure {
+                    machine_id,
+                    hostname,
+                    site,
+                    is_host: role != "client",
+                    check,
+                    target,
+                    cause: cause?,
+                    since,
+                })
+            })
+            .collect();
+        Ok((paths, locals))
+    }
+
+    /// Brings the incident table in line with the engine's drafts: new keys open, known ones
+    /// change when their root cause or machines change, missing ones resolve.
+    pub async fn reconcile_incidents(&self, drafts: &[Draft]) -> StoreResult<ReconcileStats> {
+        let now = now_ms();
+        let mut stats = ReconcileStats { open: drafts.len(), ..ReconcileStats::default() };
+        with_db!(self, p => {
+            let mut tx = p.begin().await?;
+            let open: Vec<(String, String, String)> =
+                sqlx::query_as("SELECT id, incident_key, root_cause FROM incidents WHERE state = 'open'")
+                    .fetch_all(&mut *tx)
+                    .await?;
+            let mut members: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
+            let rows: Vec<(String, String, String)> = sqlx::query_as(
+                "SELECT im.incident_id, im.machine_id, im.relation FROM incident_machines im \
+                 JOIN incidents i ON i.id = im.incident_id WHERE i.state = 'open'",
+            )
+            .fetch_all(&mut *tx)
+            .await?;
+            for (incident, machine, relation) in rows {
+                members.entry(incident).or_default().insert((machine, relation));
+            }
+            let by_key: BTreeMap<&str, (&str, &str)> =
+                open.iter().map(|(id, key, root)| (key.as_str(), (id.as_str(), root.as_str()))).collect();
+            let wanted: BTreeSet<&str> = drafts.iter().map(|d| d.key.as_str()).collect();
+            for (id, key, _) in &open {
+                if !wanted.contains(key.as_str()) {
+                    sqlx::query("UPDATE incidents SET state = 'resolved', resolved_at = $1, updated_at = $1 WHERE id = $2")
+                        .bind(now)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    event!(tx, id, now, "resolved", "no machine shows the failure any more");
+                    stats.resolved += 1;
+                }
+            }
+            for d in drafts {
+                let set: BTreeSet<(String, String)> = d
+                    .sources
+                    .iter()
+                    .map(|m| (m.clone(), "source".to_owned()))
+                    .chain(d.affected.iter().filter(|m| !d.sources.contains(*m)).map(|m| (m.clone(), "affected".to_owned())))
+                    .collect();
+                let evidence = serde_json::json!({"failures": d.failures, "chain": d.evidence}).to_string();
+                let id = match by_key.get(d.key.as_str()) {
+                    Some((id, root)) => {
+                        let old = members.get(*id).cloned().unwrap_or_default();
+                        if *root == d.root_cause && old == set {
+                            sqlx::query("UPDATE incidents SET evidence = $1 WHERE id = $2")
+                                .bind(&evidence)
+                                .bind(*id)
+                                .execute(&mut *tx)
+                                .await?;
+                            continue;
+                        }
+                        let detail = if *root != d.root_cause {
+                            format!("root cause {root} → {}; {} machine(s)", d.root_cause, set.len())
+                        } else {
+                            format!("{} → {} machine(s)", old.len(), set.len())
+                        };
+                        sqlx::query(
+                            "UPDATE incidents SET root_cause = $1, title = $2, fix_id = $3, affected_count = $4, \
+                             evidence = $5, updated_at = $6 WHERE id = $7",
+                        )
+                        .bind(&d.root_cause)
+                        .bind(&d.title)
+                        .bind(d.fix_id.as_deref())
+                        .bind(set.len() as i64)
+                        .bind(&evidence)
+                        .bind(now)
+                        .bind(*id)
+                        .execute(&mut *tx)
+                        .await?;
+                        event!(tx, id, now, "changed", &detail);
+                        sqlx::query("DELETE FROM incident_machines WHERE incident_id = $1").bind(*id).execute(&mut *tx).await?;
+                        stats.changed += 1;
+                        (*id).to_owned()
+                    }
+                    None => {
+                        let id = Uuid::new_v4().to_string();
+                        sqlx::query(
+                            "INSERT INTO incidents (id, incident_key, kind, scope, root_cause, title, fix_id, state, opened_at, \
+                             updated_at, affected_count, evidence) VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8, $8, $9, $10)",
+                        )
+                        .bind(&id)
+                        .bind(&d.key)
+                        .bind(d.kind.as_str())
+                        .bind(&d.scope)
+                        .bind(&d.root_cause)
+                        .bind(&d.title)
+                        .bind(d.fix_id.as_deref())
+                        .bind(now)
+                        .bind(set.len() as i64)
+                        .bind(&evidence)
+                        .execute(&mut *tx)
+                        .await?;
+                        event!(tx, &id, now, "opened", &format!("{} ({} machine(s))", d.root_cause, set.len()));
+                        stats.opened += 1;
+                        id
+                    }
+                };
+                for (machine, relation) in &set {
+                    sqlx::query("INSERT INTO incident_machines (incident_id, machine_id, relation) VALUES ($1, $2, $3)")
+                        .bind(&id)
+                        .bind(machine)
+                        .bind(relation)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            tx.commit().await?;
+        });
+        Ok(stats)
+    }
+
+    /// Incidents in a state ("open", "resolved" or all when `None`), newest first.
+    pub async fn incidents(&self, state: Option<&str>, limit: i64, offset: i64) -> StoreResult<Vec<IncidentRow>> {
+        let rows = with_db!(self, p => {
+            sqlx::query_as::<_, IncidentRow>(&format!(
+                "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE ($1 IS NULL OR state = $1) \
+                 ORDER BY opened_at DESC, id LIMIT $2 OFFSET $3"
+            ))
+            .bind(state)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows)
+    }
+
+    pub async fn incident(&self, id: Uuid) -> StoreResult<Option<IncidentRow>> {
+        let row = with_db!(self, p => {
+            sqlx::query_as::<_, IncidentRow>(&format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = $1"))
+                .bind(id.to_string())
+                .fetch_optional(p)
+                .await?
+        });
+        Ok(row)
+    }
+
+    pub async fn incident_machines(&self, id: Uuid, limit: i64) -> StoreResult<Vec<IncidentMachineRow>> {
+        let rows = with_db!(self, p => {
+            sqlx::query_as::<_, IncidentMachineRow>(
+                "SELECT im.machine_id, m.hostname, m.site, im.relation, m.health FROM incident_machines im \
+                 JOIN machines m ON m.id = im.machine_id WHERE im.incident_id = $1 \
+                 ORDER BY im.relation DESC, m.hostname LIMIT $2",
+            )
+            .bind(id.to_string())
+            .bind(limit)
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows)
+    }
+
+    pub async fn incident_events(&self, id: Uuid) -> StoreResult<Vec<IncidentEventRow>> {
+        let rows = with_db!(self, p => {
+            sqlx::query_as::<_, IncidentEventRow>(
+                "SELECT at, event, detail FROM incident_events WHERE incident_id = $1 ORDER BY at, id",
+            )
+            .bind(id.to_string())
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows)
+    }
+
+    /// Open incidents a machine is part of.
+    pub async fn machine_incidents(&self, machine_id: Uuid) -> StoreResult<Vec<IncidentRow>> {
+        let rows = with_db!(self, p => {
+            sqlx::query_as::<_, IncidentRow>(&format!(
+                "SELECT {} FROM incidents i JOIN incident_machines im ON im.incident_id = i.id \
+                 WHERE im.machine_id = $1 AND i.state = 'open' ORDER BY i.opened_at DESC",
+                INCIDENT_COLUMNS.split(", ").map(|c| format!("i.{c}")).collect::<Vec<_>>().join(", ")
+            ))
+            .bind(machine_id.to_string())
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows)
+    }
+
+    /// Takes or renews the named lease for `holder` until `until_ms`; false when another holder
+    /// has it. Lets one replica at a time run a periodic task.
+    pub async fn try_lease(&self, name: &str, holder: &str, until_ms: i64) -> StoreResult<bool> {
+        let now = now_ms();
+        let n = with_db!(self, p => {
+            sqlx::query(
+                "INSERT INTO leases (name, holder, until_ms) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until_ms = excluded.until_ms \
+                 WHERE leases.holder = excluded.holder OR leases.until_ms < $4",
+            )
+            .bind(name)
+            .bind(holder)
+            .bind(until_ms)
+            .bind(now)
+            .execute(p)
+            .await?
+            .rows_affected()
+        });
+        Ok(n == 1)
+    }
+}
