@@ -16,6 +16,7 @@ pub mod secrets;
 pub mod signing;
 pub mod state;
 pub mod store;
+pub mod web;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -35,6 +36,7 @@ pub fn app_state(settings: Settings, store: Store, job_signing_public_key: Strin
         job_signing_public_key: job_signing_public_key.into(),
         wakeups: job_wakeup::JobWakeups::default(),
         shutdown: CancellationToken::new(),
+        throttle: Arc::default(),
     }
 }
 
@@ -53,7 +55,7 @@ pub async fn launch(
         cancel.clone(),
     );
     let app = router::router(state);
-    let result = axum::serve(listener, app)
+    let result = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down");

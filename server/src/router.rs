@@ -30,10 +30,18 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/machines/{machine_id}/results", get(user::machine_results::results))
         .route("/api/v1/machines/{machine_id}/history", get(user::machine_history::history))
         .route("/api/v1/machines/{machine_id}/diagnoses", get(user::machine_diagnoses::diagnoses))
+        .merge(crate::web::routes())
         .fallback(|| async { AppError::NotFound("route") })
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(max_body))
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(axum::middleware::from_fn(crate::web::same_origin))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(crate::web::CSP),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
         .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {

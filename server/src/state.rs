@@ -16,4 +16,5 @@ pub struct AppState {
     pub wakeups: JobWakeups,
     /// Cancelled when the server shuts down, so long polls return at once.
     pub shutdown: CancellationToken,
+    pub throttle: Arc<crate::web::throttle::LoginThrottle>,
 }

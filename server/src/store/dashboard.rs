@@ -283,3 +283,73 @@ impl Store {
         Ok(rows)
     }
 }
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
+pub struct ResultExportRow {
+    pub machine_id: String,
+    pub hostname: String,
+    pub site: Option<String>,
+    pub check_id: String,
+    pub target: String,
+    pub status: String,
+    pub cause: Option<String>,
+    pub summary: String,
+    pub observed_at: i64,
+    pub status_since: i64,
+}
+
+impl Store {
+    pub async fn machine_row(&self, id: uuid::Uuid) -> StoreResult<Option<MachineListRow>> {
+        let row = with_db!(self, p => {
+            sqlx::query_as::<_, MachineListRow>(
+                "SELECT m.id, m.hostname, m.role, m.site, m.os, m.agent_version, m.health, m.failing, m.last_seen_at \
+                 FROM machines m WHERE m.id = $1",
+            )
+            .bind(id.to_string())
+            .fetch_optional(p)
+            .await?
+        });
+        Ok(row)
+    }
+
+    /// Every machine matching the filter (up to `limit`), for exports.
+    pub async fn machines_matching(&self, f: &MachineFilter, limit: i64) -> StoreResult<Vec<MachineListRow>> {
+        let (clause, binds) = f.clause();
+        let sql = format!(
+            "SELECT m.id, m.hostname, m.role, m.site, m.os, m.agent_version, m.health, m.failing, m.last_seen_at \
+             FROM machines m {clause} ORDER BY {} LIMIT {limit}",
+            f.order()
+        );
+        let rows = with_db!(self, p => {
+            let mut q = sqlx::query_as::<_, MachineListRow>(&sql);
+            for b in &binds {
+                q = q.bind(b);
+            }
+            q.fetch_all(p).await?
+        });
+        Ok(rows)
+    }
+
+    /// Latest results, optionally of one check and/or status (up to `limit`), for exports.
+    pub async fn results_matching(
+        &self,
+        check: Option<&str>,
+        status: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<ResultExportRow>> {
+        let rows = with_db!(self, p => {
+            sqlx::query_as::<_, ResultExportRow>(
+                "SELECT r.machine_id, m.hostname, m.site, r.check_id, r.target, r.status, r.cause, r.summary, r.observed_at, r.status_since \
+                 FROM check_results r JOIN machines m ON m.id = r.machine_id \
+                 WHERE ($1 IS NULL OR r.check_id = $1) AND ($2 IS NULL OR r.status = $2) \
+                 ORDER BY m.hostname, r.check_id, r.target LIMIT $3",
+            )
+            .bind(check)
+            .bind(status)
+            .bind(limit)
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows)
+    }
+}

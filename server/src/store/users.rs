@@ -132,3 +132,63 @@ impl Store {
         row.map(User::try_from).transpose()
     }
 }
+
+pub(crate) fn user_from_parts(id: &str, username: String, role: &str) -> StoreResult<User> {
+    User::try_from(UserRow { id: id.to_owned(), username, role: role.to_owned() })
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct UserListRow {
+    pub id: String,
+    pub username: String,
+    pub role: String,
+    pub created_at: i64,
+    pub disabled_at: Option<i64>,
+}
+
+impl Store {
+    pub async fn list_users(&self) -> StoreResult<Vec<UserListRow>> {
+        let rows = with_db!(self, p => {
+            sqlx::query_as::<_, UserListRow>(
+                "SELECT id, username, role, created_at, disabled_at FROM users ORDER BY username LIMIT 1000",
+            )
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows)
+    }
+}
+
+impl Store {
+    /// Creates the first administrator, atomically: `None` when a user already exists. The audit
+    /// head is locked first, which serialises two first-run requests racing on either backend.
+    pub async fn create_first_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+        audit: NewAuditEntry,
+    ) -> StoreResult<Option<User>> {
+        let id = Uuid::new_v4();
+        let created = with_db!(self, p => {
+            let mut tx = p.begin().await?;
+            tx.append_audit(&audit).await?;
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&mut *tx).await?;
+            if n > 0 {
+                tx.rollback().await?;
+                false
+            } else {
+                sqlx::query("INSERT INTO users (id, username, password_hash, role, created_at) VALUES ($1, $2, $3, 'admin', $4)")
+                    .bind(id.to_string())
+                    .bind(username)
+                    .bind(password_hash)
+                    .bind(now_ms())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::from_write)?;
+                tx.commit().await?;
+                true
+            }
+        });
+        Ok(created.then(|| User { id, username: username.to_owned(), role: Role::Admin }))
+    }
+}

@@ -1,0 +1,314 @@
+//! The read-only pages: Overview, Machines, Machine, Check, Incidents, Incident, Connection map.
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use rdpfleet_proto::diagnosis::Diagnosis;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::session::Session;
+use super::view::*;
+use super::{WebError, WebResult, render};
+use crate::state::AppState;
+use crate::store::dashboard::{MachineFilter, PAGE_SIZE};
+use crate::store::now_ms;
+
+const TREND_MS: i64 = 48 * 3_600_000;
+
+fn bad_query(e: QueryRejection) -> WebError {
+    WebError::BadRequest(e.body_text())
+}
+
+fn uuid_of(p: Result<Path<String>, PathRejection>) -> WebResult<Uuid> {
+    let Path(s) = p.map_err(|_| WebError::NotFound)?;
+    Uuid::parse_str(&s).map_err(|_| WebError::NotFound)
+}
+
+pub async fn overview(State(state): State<AppState>, session: Session) -> WebResult<Response> {
+    let s = &state.store;
+    let open = s.incidents(Some("open"), 12, 0).await?;
+    let page = OverviewPage {
+        nav: Nav::of(&session, "overview"),
+        counts: s.health_counts(OFFLINE_AFTER_MS).await?,
+        incidents: open.iter().map(IncidentView::of).collect(),
+        open_incidents: s.open_incident_count().await?,
+        bars: bars(&s.check_stats(8).await?),
+        chart: Chart::of(&s.health_samples(now_ms() - TREND_MS).await?),
+    };
+    render(&page)
+}
+
+/// Rejects filter values outside their sets (the page would show nothing and hide the typo).
+pub fn validate_filter(f: &MachineFilter) -> WebResult<()> {
+    let check = |v: &Option<String>, allowed: &[&str], what: &str| match v.as_deref() {
+        Some(x) if !x.is_empty() && !allowed.contains(&x) => Err(WebError::BadRequest(format!("unknown {what} {x:?}"))),
+        _ => Ok(()),
+    };
+    check(&f.role, &["client", "host", "both"], "role")?;
+    check(&f.status, &["pass", "warn", "fail", "error", "unknown"], "status")?;
+    check(&f.sort, &["hostname", "last_seen", "failing", "site"], "sort")?;
+    if f.q.as_deref().is_some_and(|q| q.len() > 253) || f.check.as_deref().is_some_and(|c| c.len() > 64) {
+        return Err(WebError::BadRequest("search text too long".into()));
+    }
+    Ok(())
+}
+
+pub async fn machines(
+    State(state): State<AppState>,
+    session: Session,
+    q: Result<Query<MachineFilter>, QueryRejection>,
+) -> WebResult<Response> {
+    let Query(f) = q.map_err(bad_query)?;
+    validate_filter(&f)?;
+    let (rows, total) = state.store.machine_page(&f).await?;
+    let pages = u32::try_from((total + PAGE_SIZE - 1) / PAGE_SIZE).unwrap_or(u32::MAX).max(1);
+    let fv = FilterView::of(&f);
+    let page = MachinesPage {
+        nav: Nav::of(&session, "machines"),
+        rows: rows.iter().map(MachineView::of).collect(),
+        total,
+        page: f.page.unwrap_or(1).max(1),
+        pages,
+        query: fv.query(),
+        f: fv,
+        sites: state.store.sites().await?,
+    };
+    render(&page)
+}
+
+fn path_view(r: &crate::store::results::LatestResultRow) -> PathView {
+    let d: Option<Diagnosis> = serde_json::from_str(&r.evidence).ok();
+    let layers = d
+        .as_ref()
+        .map(|d| {
+            d.layers
+                .iter()
+                .map(|l| LayerView {
+                    name: l.layer.title().to_owned(),
+                    status: serde_json::to_value(l.status)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                    summary: l.summary.clone(),
+                    findings: l.findings.iter().map(|f| format!("{} — {}", f.cause, f.detail)).collect(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    PathView {
+        target: r.target.clone(),
+        status: r.status.clone(),
+        summary: r.summary.clone(),
+        cause: r.cause.clone(),
+        layers,
+        observed: ago(r.observed_at),
+    }
+}
+
+pub async fn machine(
+    State(state): State<AppState>,
+    session: Session,
+    id: Result<Path<String>, PathRejection>,
+) -> WebResult<Response> {
+    let id = uuid_of(id)?;
+    let s = &state.store;
+    let row = s.machine_row(id).await?.ok_or(WebError::NotFound)?;
+    let full = s.machine(id).await?.ok_or(WebError::NotFound)?;
+    let results = s.latest_results(id).await?;
+    let page = MachinePage {
+        nav: Nav::of(&session, "machines"),
+        m: MachineView::of(&row),
+        labels: full.labels.join(", "),
+        paths: results.iter().filter(|r| r.check_id == "rdp.path").map(path_view).collect(),
+        results: results
+            .iter()
+            .map(|r| ResultView {
+                check_id: r.check_id.clone(),
+                target: r.target.clone(),
+                status: r.status.clone(),
+                summary: r.summary.clone(),
+                cause: r.cause.clone(),
+                since: ago(r.status_since),
+                observed: ago(r.observed_at),
+                evidence: serde_json::from_str::<serde_json::Value>(&r.evidence)
+                    .ok()
+                    .and_then(|v| serde_json::to_string_pretty(&v).ok())
+                    .unwrap_or_else(|| r.evidence.clone()),
+            })
+            .collect(),
+        history: s
+            .transitions(id, 200)
+            .await?
+            .into_iter()
+            .map(|t| TransitionView {
+                at: at(t.at),
+                check_id: t.check_id,
+                target: t.target,
+                from: t.from_status.unwrap_or_else(|| "new".into()),
+                to: t.to_status,
+                cause: t.cause,
+                summary: t.summary,
+            })
+            .collect(),
+        incidents: s.machine_incidents(id).await?.iter().map(IncidentView::of).collect(),
+    };
+    render(&page)
+}
+
+pub async fn check(
+    State(state): State<AppState>,
+    session: Session,
+    p: Result<Path<String>, PathRejection>,
+) -> WebResult<Response> {
+    let Path(check_id) = p.map_err(|_| WebError::NotFound)?;
+    if check_id.is_empty() || check_id.len() > 64 {
+        return Err(WebError::NotFound);
+    }
+    let rows = state.store.check_machines(&check_id, 500).await?;
+    let stat = state.store.check_stats(1000).await?.into_iter().find(|s| s.check_id == check_id);
+    let page = CheckPage {
+        nav: Nav::of(&session, "machines"),
+        failing: stat.as_ref().map_or(0, |s| s.failing),
+        warning: stat.as_ref().map_or(0, |s| s.warning),
+        rows: rows.iter().map(CheckRowView::of).collect(),
+        check_id,
+    };
+    render(&page)
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct StateQuery {
+    pub state: Option<String>,
+}
+
+/// `open` (default), `resolved` or `all` → the store's filter.
+pub fn incident_state(q: &StateQuery) -> WebResult<(String, Option<&'static str>)> {
+    match q.state.as_deref().unwrap_or("open") {
+        "open" | "" => Ok(("open".into(), Some("open"))),
+        "resolved" => Ok(("resolved".into(), Some("resolved"))),
+        "all" => Ok(("all".into(), None)),
+        other => Err(WebError::BadRequest(format!("unknown state {other:?}"))),
+    }
+}
+
+pub async fn incidents(
+    State(state): State<AppState>,
+    session: Session,
+    q: Result<Query<StateQuery>, QueryRejection>,
+) -> WebResult<Response> {
+    let Query(q) = q.map_err(bad_query)?;
+    let (name, filter) = incident_state(&q)?;
+    let rows = state.store.incidents(filter, 500, 0).await?;
+    render(&IncidentsPage {
+        nav: Nav::of(&session, "incidents"),
+        rows: rows.iter().map(IncidentView::of).collect(),
+        state: name,
+    })
+}
+
+pub async fn incident(
+    State(state): State<AppState>,
+    session: Session,
+    id: Result<Path<String>, PathRejection>,
+) -> WebResult<Response> {
+    let id = uuid_of(id)?;
+    let s = &state.store;
+    let i = s.incident(id).await?.ok_or(WebError::NotFound)?;
+    let evidence: serde_json::Value = serde_json::from_str(&i.evidence).unwrap_or_default();
+    let chain = evidence["chain"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|l| {
+                    let t = |k: &str| l[k].as_str().unwrap_or_default().to_owned();
+                    LinkView {
+                        machine: t("machine"),
+                        check: t("check"),
+                        target: t("target"),
+                        cause_title: cause_title(&t("cause")),
+                        cause: t("cause"),
+                        since: l["since"].as_i64().map(at).unwrap_or_default(),
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let page = IncidentPage {
+        nav: Nav::of(&session, "incidents"),
+        machines: s.incident_machines(id, 1000).await?,
+        events: s.incident_events(id).await?.into_iter().map(|e| (at(e.at), e)).collect(),
+        failures: evidence["failures"].as_i64().unwrap_or(0),
+        chain,
+        i: IncidentView::of(&i),
+    };
+    render(&page)
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct MapQuery {
+    pub site: Option<String>,
+}
+
+/// Most hosts shown as columns (those with the most failing paths first).
+const MAP_MAX_HOSTS: usize = 60;
+
+pub async fn map(
+    State(state): State<AppState>,
+    session: Session,
+    q: Result<Query<MapQuery>, QueryRejection>,
+) -> WebResult<Response> {
+    let Query(q) = q.map_err(bad_query)?;
+    let site = q.site.filter(|s| !s.is_empty());
+    let cells = state.store.path_map(site.as_deref(), 20_000).await?;
+    let mut host_fail: BTreeMap<&str, i64> = BTreeMap::new();
+    for c in &cells {
+        *host_fail.entry(c.host.as_str()).or_default() += c.failing;
+    }
+    let mut hosts: Vec<(&str, i64)> = host_fail.into_iter().collect();
+    hosts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    hosts.truncate(MAP_MAX_HOSTS);
+    let hosts: Vec<String> = {
+        let mut h: Vec<String> = hosts.into_iter().map(|(h, _)| h.to_owned()).collect();
+        h.sort();
+        h
+    };
+    let clients: BTreeSet<&str> = cells.iter().map(|c| c.client.as_str()).collect();
+    let by: BTreeMap<(&str, &str), &crate::store::dashboard::PathCell> =
+        cells.iter().map(|c| ((c.client.as_str(), c.host.as_str()), c)).collect();
+    let rows = clients
+        .into_iter()
+        .map(|client| MapRowView {
+            client: client.to_owned(),
+            cells: hosts
+                .iter()
+                .map(|h| match by.get(&(client, h.as_str())) {
+                    Some(c) => MapCellView {
+                        paths: c.paths,
+                        failing: c.failing,
+                        warning: c.warning,
+                        layer: c.layer.clone().unwrap_or_default(),
+                        class: if c.failing > 0 {
+                            "bad"
+                        } else if c.warning > 0 {
+                            "warn"
+                        } else {
+                            "ok"
+                        },
+                    },
+                    None => MapCellView { paths: 0, failing: 0, warning: 0, layer: String::new(), class: "none" },
+                })
+                .collect(),
+        })
+        .collect();
+    render(&MapPage {
+        nav: Nav::of(&session, "map"),
+        hosts,
+        rows,
+        site: site.unwrap_or_default(),
+        sites: state.store.sites().await?,
+    })
+}

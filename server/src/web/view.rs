@@ -1,0 +1,437 @@
+//! What the templates show: page structs and the small formatting helpers they use.
+use askama::Template;
+use rdpfleet_proto::causes;
+
+use crate::store::dashboard::{CheckMachineRow, CheckStat, HealthCounts, HealthSample, MachineFilter, MachineListRow};
+use crate::store::incidents::{IncidentEventRow, IncidentMachineRow, IncidentRow};
+use crate::store::now_ms;
+
+/// The navigation bar: who is signed in, and the CSRF token for the sign-out form.
+#[derive(Debug, Clone)]
+pub struct Nav {
+    pub user: String,
+    pub role: String,
+    pub csrf: String,
+    pub is_admin: bool,
+    pub active: &'static str,
+}
+
+impl Nav {
+    pub fn of(s: &super::session::Session, active: &'static str) -> Nav {
+        Nav {
+            user: s.user.username.clone(),
+            role: s.user.role.as_str().to_owned(),
+            csrf: s.csrf.clone(),
+            is_admin: s.user.role == crate::store::users::Role::Admin,
+            active,
+        }
+    }
+}
+
+pub fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// "3 min ago", "2 h ago", "5 d ago".
+pub fn ago(ms: i64) -> String {
+    let s = (now_ms() - ms).max(0) / 1000;
+    match s {
+        0..=59 => format!("{s} s ago"),
+        60..=3599 => format!("{} min ago", s / 60),
+        3600..=172_799 => format!("{} h ago", s / 3600),
+        _ => format!("{} d ago", s / 86_400),
+    }
+}
+
+/// UTC date and time to the minute.
+pub fn at(ms: i64) -> String {
+    let t = crate::store::time_of(ms);
+    format!("{}-{:02}-{:02} {:02}:{:02} UTC", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute())
+}
+
+pub fn cause_title(id: &str) -> String {
+    causes::lookup(id).map_or_else(|| id.to_owned(), |c| c.title.to_owned())
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    pub status: u16,
+    pub message: String,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    pub error: Option<String>,
+    pub next: String,
+}
+
+#[derive(Template)]
+#[template(path = "setup.html")]
+pub struct SetupPage {
+    pub error: Option<String>,
+}
+
+pub struct IncidentView {
+    pub id: String,
+    pub title: String,
+    pub kind: String,
+    pub scope: String,
+    pub root_cause: String,
+    pub root_title: String,
+    pub explanation: String,
+    pub fix_id: Option<String>,
+    pub state: String,
+    pub opened: String,
+    pub opened_ago: String,
+    pub resolved: Option<String>,
+    pub affected: i64,
+    pub severity: String,
+}
+
+impl IncidentView {
+    pub fn of(i: &IncidentRow) -> IncidentView {
+        let c = causes::lookup(&i.root_cause);
+        IncidentView {
+            id: i.id.clone(),
+            title: i.title.clone(),
+            kind: i.kind.clone(),
+            scope: i.scope.clone(),
+            root_cause: i.root_cause.clone(),
+            root_title: cause_title(&i.root_cause),
+            explanation: c.map_or_else(String::new, |c| c.explanation.to_owned()),
+            fix_id: i.fix_id.clone(),
+            state: i.state.clone(),
+            opened: at(i.opened_at),
+            opened_ago: ago(i.opened_at),
+            resolved: i.resolved_at.map(at),
+            affected: i.affected_count,
+            severity: c.map_or("high".into(), |c| format!("{:?}", c.severity).to_lowercase()),
+        }
+    }
+}
+
+/// The trend chart, drawn on the server as SVG polylines (no script, no inline style).
+pub struct Chart {
+    pub width: i64,
+    pub height: i64,
+    pub fail_points: String,
+    pub warn_points: String,
+    pub max: i64,
+    pub from: String,
+    pub to: String,
+    pub empty: bool,
+}
+
+impl Chart {
+    pub fn of(samples: &[HealthSample]) -> Chart {
+        let (width, height) = (720i64, 160i64);
+        let max = samples.iter().map(|s| s.failing_machines.max(s.warning_machines)).max().unwrap_or(0).max(1);
+        let n = samples.len().max(2) as i64 - 1;
+        let points = |f: &dyn Fn(&HealthSample) -> i64| {
+            samples
+                .iter()
+                .enumerate()
+                .map(|(i, s)| format!("{},{}", i as i64 * width / n, height - f(s) * (height - 10) / max))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        Chart {
+            width,
+            height,
+            fail_points: points(&|s| s.failing_machines),
+            warn_points: points(&|s| s.warning_machines),
+            max,
+            from: samples.first().map(|s| at(s.bucket_at)).unwrap_or_default(),
+            to: samples.last().map(|s| at(s.bucket_at)).unwrap_or_default(),
+            empty: samples.len() < 2,
+        }
+    }
+}
+
+pub struct CheckBar {
+    pub check_id: String,
+    pub failing: i64,
+    pub warning: i64,
+    /// Bar length in the SVG, 0..=300.
+    pub width: i64,
+}
+
+pub fn bars(stats: &[CheckStat]) -> Vec<CheckBar> {
+    let max = stats.iter().map(|s| s.failing + s.warning).max().unwrap_or(1).max(1);
+    stats
+        .iter()
+        .map(|s| CheckBar {
+            check_id: s.check_id.clone(),
+            failing: s.failing,
+            warning: s.warning,
+            width: (s.failing + s.warning) * 300 / max,
+        })
+        .collect()
+}
+
+#[derive(Template)]
+#[template(path = "overview.html")]
+pub struct OverviewPage {
+    pub nav: Nav,
+    pub counts: HealthCounts,
+    pub incidents: Vec<IncidentView>,
+    pub open_incidents: i64,
+    pub bars: Vec<CheckBar>,
+    pub chart: Chart,
+}
+
+pub struct MachineView {
+    pub id: String,
+    pub hostname: String,
+    pub role: String,
+    pub site: String,
+    pub os: String,
+    pub agent_version: String,
+    pub health: String,
+    pub failing: i64,
+    pub last_seen: String,
+    pub offline: bool,
+}
+
+/// A machine not heard from in this long is shown as offline.
+pub const OFFLINE_AFTER_MS: i64 = 30 * 60 * 1000;
+
+impl MachineView {
+    pub fn of(m: &MachineListRow) -> MachineView {
+        MachineView {
+            id: m.id.clone(),
+            hostname: m.hostname.clone(),
+            role: m.role.clone(),
+            site: m.site.clone().unwrap_or_default(),
+            os: m.os.clone(),
+            agent_version: m.agent_version.clone(),
+            health: m.health.clone(),
+            failing: m.failing,
+            last_seen: ago(m.last_seen_at),
+            offline: now_ms() - m.last_seen_at > OFFLINE_AFTER_MS,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "machines.html")]
+pub struct MachinesPage {
+    pub nav: Nav,
+    pub rows: Vec<MachineView>,
+    pub total: i64,
+    pub page: u32,
+    pub pages: u32,
+    pub f: FilterView,
+    pub sites: Vec<String>,
+    /// The query string without the page, for pagination and export links.
+    pub query: String,
+}
+
+/// The filter form's current values (empty strings for "any").
+pub struct FilterView {
+    pub q: String,
+    pub role: String,
+    pub site: String,
+    pub status: String,
+    pub check: String,
+    pub sort: String,
+}
+
+impl FilterView {
+    pub fn of(f: &MachineFilter) -> FilterView {
+        let s = |v: &Option<String>| v.clone().unwrap_or_default();
+        FilterView {
+            q: s(&f.q),
+            role: s(&f.role),
+            site: s(&f.site),
+            status: s(&f.status),
+            check: s(&f.check),
+            sort: s(&f.sort),
+        }
+    }
+
+    pub fn query(&self) -> String {
+        [
+            ("q", &self.q),
+            ("role", &self.role),
+            ("site", &self.site),
+            ("status", &self.status),
+            ("check", &self.check),
+            ("sort", &self.sort),
+        ]
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}={}", url_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+    }
+}
+
+pub struct LayerView {
+    pub name: String,
+    pub status: String,
+    pub summary: String,
+    pub findings: Vec<String>,
+}
+
+pub struct PathView {
+    pub target: String,
+    pub status: String,
+    pub summary: String,
+    pub cause: Option<String>,
+    pub layers: Vec<LayerView>,
+    pub observed: String,
+}
+
+pub struct ResultView {
+    pub check_id: String,
+    pub target: String,
+    pub status: String,
+    pub summary: String,
+    pub cause: Option<String>,
+    pub since: String,
+    pub observed: String,
+    pub evidence: String,
+}
+
+pub struct TransitionView {
+    pub at: String,
+    pub check_id: String,
+    pub target: String,
+    pub from: String,
+    pub to: String,
+    pub cause: Option<String>,
+    pub summary: String,
+}
+
+#[derive(Template)]
+#[template(path = "machine.html")]
+pub struct MachinePage {
+    pub nav: Nav,
+    pub m: MachineView,
+    pub labels: String,
+    pub paths: Vec<PathView>,
+    pub results: Vec<ResultView>,
+    pub history: Vec<TransitionView>,
+    pub incidents: Vec<IncidentView>,
+}
+
+pub struct CheckRowView {
+    pub machine_id: String,
+    pub hostname: String,
+    pub site: String,
+    pub target: String,
+    pub status: String,
+    pub cause: Option<String>,
+    pub summary: String,
+    pub since: String,
+}
+
+impl CheckRowView {
+    pub fn of(r: &CheckMachineRow) -> CheckRowView {
+        CheckRowView {
+            machine_id: r.machine_id.clone(),
+            hostname: r.hostname.clone(),
+            site: r.site.clone().unwrap_or_default(),
+            target: r.target.clone(),
+            status: r.status.clone(),
+            cause: r.cause.clone(),
+            summary: r.summary.clone(),
+            since: format!("{} ({})", at(r.status_since), ago(r.status_since)),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "check.html")]
+pub struct CheckPage {
+    pub nav: Nav,
+    pub check_id: String,
+    pub rows: Vec<CheckRowView>,
+    pub failing: i64,
+    pub warning: i64,
+}
+
+#[derive(Template)]
+#[template(path = "incidents.html")]
+pub struct IncidentsPage {
+    pub nav: Nav,
+    pub rows: Vec<IncidentView>,
+    pub state: String,
+}
+
+pub struct LinkView {
+    pub machine: String,
+    pub check: String,
+    pub target: String,
+    pub cause: String,
+    pub cause_title: String,
+    pub since: String,
+}
+
+#[derive(Template)]
+#[template(path = "incident.html")]
+pub struct IncidentPage {
+    pub nav: Nav,
+    pub i: IncidentView,
+    pub machines: Vec<IncidentMachineRow>,
+    pub events: Vec<(String, IncidentEventRow)>,
+    pub chain: Vec<LinkView>,
+    pub failures: i64,
+}
+
+pub struct MapCellView {
+    pub paths: i64,
+    pub failing: i64,
+    pub warning: i64,
+    pub layer: String,
+    pub class: &'static str,
+}
+
+pub struct MapRowView {
+    pub client: String,
+    pub cells: Vec<MapCellView>,
+}
+
+#[derive(Template)]
+#[template(path = "map.html")]
+pub struct MapPage {
+    pub nav: Nav,
+    pub hosts: Vec<String>,
+    pub rows: Vec<MapRowView>,
+    pub site: String,
+    pub sites: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "users.html")]
+pub struct UsersPage {
+    pub nav: Nav,
+    pub users: Vec<(String, String, String, bool)>,
+    pub message: Option<String>,
+}
+
+pub struct TokenView {
+    pub id: String,
+    pub label: String,
+    pub state: String,
+    pub uses: String,
+    pub expires: String,
+}
+
+#[derive(Template)]
+#[template(path = "tokens.html")]
+pub struct TokensPage {
+    pub nav: Nav,
+    pub tokens: Vec<TokenView>,
+    /// A token just created: shown once.
+    pub created: Option<String>,
+    pub agent_url: String,
+}
