@@ -1,0 +1,346 @@
+//! The dashboard's router: every page for every role, sign-in and sign-out, CSRF on every form,
+//! same-origin checks, security headers, sign-in throttling, the first-run page.
+#![allow(clippy::unwrap_used)]
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use rdpfleet_e2e::TestDb;
+use rdpfleet_proto::check::{CheckResult, CheckStatus};
+use rdpfleet_proto::enroll::MachineRole;
+use rdpfleet_server::config::Settings;
+use rdpfleet_server::secrets::{hash_password, token_hash};
+use rdpfleet_server::store::Store;
+use rdpfleet_server::store::audit::{ActorKind, NewAuditEntry};
+use rdpfleet_server::store::enrollment::{NewEnrollmentToken, NewMachine};
+use rdpfleet_server::store::now_ms;
+use rdpfleet_server::store::users::Role;
+use serde_json::json;
+use tower::ServiceExt;
+
+const COOKIE: &str = "__Host-rdpfleet_session";
+const PASSWORD: &str = "correct horse battery";
+
+struct App {
+    router: Router,
+    store: Store,
+}
+
+struct Resp {
+    status: StatusCode,
+    location: Option<String>,
+    set_cookie: Option<String>,
+    body: String,
+}
+
+fn audit() -> NewAuditEntry {
+    NewAuditEntry::new(ActorKind::Cli, "test", "setup", "x")
+}
+
+impl App {
+    async fn new(db: &TestDb) -> App {
+        let store = Store::connect(db.url()).await.unwrap();
+        let settings = Settings { database_url: db.url().to_owned(), ..Settings::default() };
+        let state = rdpfleet_server::app_state(settings, store.clone(), "cHVibGlj".into());
+        App { router: rdpfleet_server::router::router(state), store }
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        uri: &str,
+        cookie: Option<&str>,
+        form: Option<&str>,
+        origin: Option<&str>,
+    ) -> Resp {
+        let mut req = Request::builder().method(method).uri(uri).header(header::HOST, "rdpfleet.test");
+        if let Some(c) = cookie {
+            req = req.header(header::COOKIE, format!("{COOKIE}={c}"));
+        }
+        if let Some(o) = origin {
+            req = req.header(header::ORIGIN, o);
+        }
+        let body = match form {
+            Some(f) => {
+                req = req.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+                Body::from(f.to_owned())
+            }
+            None => Body::empty(),
+        };
+        let resp = self.router.clone().oneshot(req.body(body).unwrap()).await.unwrap();
+        let h = resp.headers().clone();
+        // Every response carries the security headers.
+        assert_eq!(h.get(header::X_CONTENT_TYPE_OPTIONS).unwrap(), "nosniff", "{uri}");
+        assert_eq!(h.get(header::X_FRAME_OPTIONS).unwrap(), "DENY", "{uri}");
+        assert_eq!(h.get(header::REFERRER_POLICY).unwrap(), "no-referrer", "{uri}");
+        let csp = h.get(header::CONTENT_SECURITY_POLICY).unwrap().to_str().unwrap();
+        assert!(
+            csp.contains("default-src 'none'") && csp.contains("script-src 'self'") && !csp.contains("unsafe"),
+            "{csp}"
+        );
+        assert!(csp.contains("frame-ancestors 'none'") && csp.contains("form-action 'self'"));
+        let text = |k| h.get(k).map(|v: &axum::http::HeaderValue| v.to_str().unwrap().to_owned());
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        Resp {
+            status,
+            location: text(header::LOCATION),
+            set_cookie: text(header::SET_COOKIE),
+            body: String::from_utf8_lossy(&bytes).into(),
+        }
+    }
+
+    async fn get(&self, uri: &str, cookie: Option<&str>) -> Resp {
+        self.send("GET", uri, cookie, None, None).await
+    }
+
+    async fn post(&self, uri: &str, cookie: Option<&str>, form: &str) -> Resp {
+        self.send("POST", uri, cookie, Some(form), Some("http://rdpfleet.test")).await
+    }
+
+    /// Signs in through the form; returns the session cookie and the page's CSRF token.
+    async fn sign_in(&self, user: &str) -> (String, String) {
+        let r = self
+            .post("/login", None, &format!("username={user}&password={}&next=%2F", PASSWORD.replace(' ', "+")))
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let c = r.set_cookie.unwrap();
+        assert!(c.starts_with(&format!("{COOKIE}=")), "{c}");
+        for attr in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/"] {
+            assert!(c.contains(attr), "cookie lacks {attr}: {c}");
+        }
+        assert!(!c.contains("Domain"), "__Host- cookies have no Domain");
+        let value = c[COOKIE.len() + 1..].split(';').next().unwrap().to_owned();
+        let page = self.get("/", Some(&value)).await;
+        assert_eq!(page.status, StatusCode::OK);
+        let csrf = page.body.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+        (value, csrf)
+    }
+}
+
+async fn seed(app: &App) -> (String, String) {
+    let s = &app.store;
+    for (name, role) in [("viewer", Role::Viewer), ("operator", Role::Operator), ("admin", Role::Admin)] {
+        s.create_user(name, &hash_password(PASSWORD).unwrap(), role, audit()).await.unwrap();
+    }
+    s.create_enrollment_token(
+        NewEnrollmentToken {
+            label: "seed",
+            token_hash: &token_hash("rfe_seed"),
+            expires_at: now_ms() + 3_600_000,
+            max_uses: 5,
+        },
+        audit(),
+    )
+    .await
+    .unwrap();
+    let m = NewMachine {
+        hostname: "<script>alert(1)</script>",
+        role: MachineRole::Client,
+        os: "windows",
+        agent_version: "0.1.0",
+        site: Some("hq"),
+        labels: &[],
+    };
+    let id = s.enroll(&token_hash("rfe_seed"), m, &token_hash("rfa_seed")).await.unwrap();
+    let r = CheckResult {
+        check: "client.cert_warning_override".into(),
+        target: None,
+        status: CheckStatus::Fail,
+        summary: "silenced".into(),
+        cause: Some("client.cert_warnings_silenced".into()),
+        evidence: json!({}),
+        observed_at: time::OffsetDateTime::now_utc(),
+        duration_ms: 1,
+    };
+    s.store_report(id, 1, None, &[r]).await.unwrap();
+    rdpfleet_server::correlate::run_once(s, &Default::default()).await.unwrap();
+    let incident = s.incidents(Some("open"), 10, 0).await.unwrap()[0].id.clone();
+    (id.to_string(), incident)
+}
+
+#[tokio::test]
+async fn every_page_for_every_role() {
+    let db = TestDb::sqlite();
+    let app = App::new(&db).await;
+
+    // First run: no user yet → the sign-in page sends to /setup, which works once.
+    let r = app.get("/login", None).await;
+    assert_eq!((r.status, r.location.as_deref()), (StatusCode::SEE_OTHER, Some("/setup")));
+    assert_eq!(app.get("/setup", None).await.status, StatusCode::OK);
+    let r = app.post("/setup", None, "username=root&password=short").await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = app.post("/setup", None, "username=root&password=a+long+enough+one").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(r.set_cookie.is_some(), "signed in as the new admin");
+    assert_eq!(app.get("/setup", None).await.status, StatusCode::NOT_FOUND, "only while no user exists");
+    assert_eq!(
+        app.post("/setup", None, "username=evil&password=a+long+enough+one").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    let (machine, incident) = seed(&app).await;
+    let pages = [
+        "/".to_owned(),
+        "/machines".into(),
+        "/machines?q=%3Cscr&status=fail&site=hq&role=client&sort=failing&check=client.cert_warning_override&page=1"
+            .into(),
+        format!("/machines/{machine}"),
+        "/checks/client.cert_warning_override".into(),
+        "/incidents".into(),
+        "/incidents?state=all".into(),
+        format!("/incidents/{incident}"),
+        "/map".into(),
+        "/map?site=hq".into(),
+        "/export/machines.csv".into(),
+        "/export/machines.json".into(),
+        "/export/incidents.csv?state=all".into(),
+        "/export/incidents.json".into(),
+        "/export/results.csv?status=fail".into(),
+        "/export/results.json".into(),
+    ];
+    let admin_pages = ["/admin/users", "/admin/tokens"];
+
+    // Anonymous: every page sends to the sign-in page, and back afterwards.
+    for p in pages.iter().map(String::as_str).chain(admin_pages) {
+        let r = app.get(p, None).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{p}");
+        assert!(r.location.unwrap().starts_with("/login?next=/"), "{p}");
+    }
+    // A forged cookie is no session.
+    assert_eq!(app.get("/", Some("forged")).await.status, StatusCode::SEE_OTHER);
+
+    for (user, admin) in [("viewer", false), ("operator", false), ("admin", true)] {
+        let (cookie, _) = app.sign_in(user).await;
+        for p in &pages {
+            let r = app.get(p, Some(&cookie)).await;
+            assert_eq!(r.status, StatusCode::OK, "{user} {p}: {}", r.body);
+            if !p.starts_with("/export") {
+                assert!(!r.body.contains("<script>alert(1)"), "{p}: output is escaped");
+            }
+        }
+        for p in admin_pages {
+            let want = if admin { StatusCode::OK } else { StatusCode::FORBIDDEN };
+            assert_eq!(app.get(p, Some(&cookie)).await.status, want, "{user} {p}");
+        }
+    }
+
+    // Content: the machine, its incident and its check are on their pages.
+    let (cookie, _) = app.sign_in("viewer").await;
+    let page = app.get(&format!("/incidents/{incident}"), Some(&cookie)).await.body;
+    assert!(page.contains("client.cert_warnings_silenced") && page.contains("&#60;script&#62;"), "{page}");
+    let csv = app.get("/export/machines.csv", Some(&cookie)).await.body;
+    assert!(csv.starts_with("id,hostname,role,site"), "{csv}");
+
+    // Bad input → 400 or 404 pages, not 500.
+    for (p, want) in [
+        ("/machines?status=bogus", StatusCode::BAD_REQUEST),
+        ("/machines?page=-1", StatusCode::BAD_REQUEST),
+        ("/machines?unknown=1", StatusCode::BAD_REQUEST),
+        ("/machines/not-a-uuid", StatusCode::NOT_FOUND),
+        ("/machines/00000000-0000-0000-0000-000000000000", StatusCode::NOT_FOUND),
+        ("/incidents?state=maybe", StatusCode::BAD_REQUEST),
+        ("/incidents/00000000-0000-0000-0000-000000000000", StatusCode::NOT_FOUND),
+        ("/export/results.csv?status=x", StatusCode::BAD_REQUEST),
+    ] {
+        assert_eq!(app.get(p, Some(&cookie)).await.status, want, "{p}");
+    }
+}
+
+#[tokio::test]
+async fn forms_need_the_role_the_csrf_token_and_the_same_origin() {
+    let db = TestDb::sqlite();
+    let app = App::new(&db).await;
+    seed(&app).await;
+    let users = || async { app.store.list_users().await.unwrap().len() };
+    let before = users().await;
+
+    // A viewer and an operator cannot change anything, even with their valid token.
+    for who in ["viewer", "operator"] {
+        let (cookie, csrf) = app.sign_in(who).await;
+        let r = app
+            .post(
+                "/admin/users",
+                Some(&cookie),
+                &format!("csrf={csrf}&username=x1&password=twelve+chars+ok&role=admin"),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{who}");
+        let r = app.post("/admin/tokens", Some(&cookie), &format!("csrf={csrf}&label=x&max_uses=1&hours=1")).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{who}");
+    }
+    assert_eq!(users().await, before);
+
+    let (cookie, csrf) = app.sign_in("admin").await;
+    let form = "username=newbie&password=twelve+chars+ok&role=viewer";
+    // No token, a wrong token, another site's Origin: refused, nothing written.
+    for (body, origin) in [
+        (form.to_owned(), Some("http://rdpfleet.test")),
+        (format!("csrf=wrong&{form}"), Some("http://rdpfleet.test")),
+        (format!("csrf={csrf}&{form}"), Some("https://evil.example")),
+        (format!("csrf={csrf}&{form}"), Some("null")),
+    ] {
+        let r = app.send("POST", "/admin/users", Some(&cookie), Some(&body), origin).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{body} from {origin:?}");
+    }
+    assert_eq!(users().await, before, "no rejected form changed anything");
+    let r = app.post("/admin/users", Some(&cookie), &format!("csrf={csrf}&{form}")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(users().await, before + 1);
+    let r = app.post("/admin/users", Some(&cookie), &format!("csrf={csrf}&{form}")).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "the name is taken");
+
+    // Enrollment tokens: created (shown once), revoked.
+    let r = app.post("/admin/tokens", Some(&cookie), &format!("csrf={csrf}&label=branch&max_uses=3&hours=2")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("rfe_"), "the new token is shown once");
+    let id = app.store.list_enrollment_tokens().await.unwrap().into_iter().find(|t| t.label == "branch").unwrap().id;
+    let r = app.post(&format!("/admin/tokens/{id}/revoke"), Some(&cookie), "csrf=nope").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = app.post(&format!("/admin/tokens/{id}/revoke"), Some(&cookie), &format!("csrf={csrf}")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let r = app.post("/admin/tokens", Some(&cookie), &format!("csrf={csrf}&label=&max_uses=0&hours=1")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+
+    // Sign-out needs the token too, and ends the session.
+    assert_eq!(app.post("/logout", Some(&cookie), "csrf=bad").await.status, StatusCode::FORBIDDEN);
+    let r = app.post("/logout", Some(&cookie), &format!("csrf={csrf}")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(r.set_cookie.unwrap().contains("Max-Age=0"));
+    assert_eq!(app.get("/", Some(&cookie)).await.status, StatusCode::SEE_OTHER, "the old cookie is dead");
+
+    // The audit log has the story.
+    let actions: Vec<String> = app.store.audit_entries(0, 1000).await.unwrap().into_iter().map(|e| e.action).collect();
+    for a in
+        ["session.created", "user.created", "enrollment_token.created", "enrollment_token.revoked", "session.ended"]
+    {
+        assert!(actions.iter().any(|x| x == a), "{a} in {actions:?}");
+    }
+}
+
+#[tokio::test]
+async fn sign_in_is_throttled() {
+    let db = TestDb::sqlite();
+    let app = App::new(&db).await;
+    seed(&app).await;
+    for _ in 0..5 {
+        let r = app.post("/login", None, "username=admin&password=wrong").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        assert!(r.body.contains("Wrong user name or password"));
+    }
+    let r = app.post("/login", None, &format!("username=admin&password={}", PASSWORD.replace(' ', "+"))).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "locked even with the right password");
+    // An unknown user fails the same way as a wrong password.
+    let r = app.post("/login", None, "username=nobody&password=x").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // After sign-in, only a local path is followed.
+    let r = app
+        .post(
+            "/login",
+            None,
+            &format!("username=viewer&password={}&next=%2F%2Fevil.example", PASSWORD.replace(' ', "+")),
+        )
+        .await;
+    assert_eq!(r.location.as_deref(), Some("/"));
+}
