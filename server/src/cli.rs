@@ -36,6 +36,15 @@ pub enum Command {
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
+    /// Seed a realistic generated fleet into an empty database, then serve it with a few
+    /// machines changing now and then (for a first look; never point it at production data).
+    Demo {
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Machines to generate.
+        #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(10..=500_000))]
+        machines: u64,
+    },
     /// Manage users.
     #[command(subcommand)]
     User(UserCmd),
@@ -121,18 +130,22 @@ pub enum AgentCmd {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let listen = match &cli.command {
-        Some(Command::Serve { listen }) => *listen,
+        Some(Command::Serve { listen } | Command::Demo { listen, .. }) => *listen,
         _ => None,
     };
+    // The demo gets its own database unless one is named.
+    let database_url = cli.database_url.clone().or_else(|| {
+        (matches!(cli.command, Some(Command::Demo { .. })) && std::env::var_os("RDPFLEET_DATABASE_URL").is_none())
+            .then(|| "sqlite://rdpfleet-demo.db".to_owned())
+    });
     let config = cli.config.clone().or_else(|| std::env::var_os("RDPFLEET_CONFIG").map(PathBuf::from));
-    let settings =
-        match Settings::load(config.as_deref(), &FlagOverrides { listen, database_url: cli.database_url.clone() }) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("rdpfleet-server: {e}");
-                return ExitCode::from(2);
-            }
-        };
+    let settings = match Settings::load(config.as_deref(), &FlagOverrides { listen, database_url }) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("rdpfleet-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
     init_tracing(settings.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
@@ -169,6 +182,29 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         |action: &'static str, subject: String| NewAuditEntry::new(ActorKind::Cli, actor.clone(), action, subject);
     match command {
         Command::Serve { .. } => serve(settings, store).await,
+        Command::Demo { machines, .. } => {
+            if store.machines(1, 0).await?.is_empty() {
+                println!(
+                    "Generating a demo fleet of {machines} machines in {} ...",
+                    redact_url(&settings.database_url)
+                );
+                let n = usize::try_from(machines).unwrap_or(600);
+                crate::demo::seed(&store, n, 42).await?;
+            } else {
+                println!("The database already holds machines: serving it as it is.");
+            }
+            if store.user_by_name("demo").await?.is_none() {
+                let password = new_password();
+                store
+                    .create_user("demo", &hash_password(&password)?, Role::Admin, audit("user.created", "demo".into()))
+                    .await?;
+                println!("Sign in as demo / {password}");
+            }
+            let live = crate::demo::spawn_changes(store.clone());
+            let result = serve(settings, store).await;
+            live.abort();
+            result
+        }
         Command::User(UserCmd::Create { username, role, password_stdin }) => {
             crate::api::check_text("username", &username, 64).map_err(|e| anyhow::anyhow!("{e}"))?;
             let password = if password_stdin {

@@ -8,6 +8,7 @@ pub mod bootstrap;
 pub mod cli;
 pub mod config;
 pub mod correlate;
+pub mod demo;
 pub mod error;
 pub mod extract;
 pub mod job_wakeup;

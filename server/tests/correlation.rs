@@ -199,7 +199,8 @@ async fn scenarios(db: TestDb) {
     // 5. A site network outage: the branch's clients lose the network together (their other
     //    paths fail at the network layers within minutes) → one network incident for the site.
     for (k, &c) in branch.iter().enumerate() {
-        f.report(c, vec![path("rdp01.corp.example", None, Some("net.host_unreachable"), Some("tcp"), k as i64)]).await;
+        f.report(c, vec![path(&format!("app{k}.corp.example"), Some("gw.corp.example"), Some("net.host_unreachable"), Some("tcp"), k as i64)])
+            .await;
     }
     // An hq client failing alone to reach another host is its own, machine incident.
     f.report(clients[0], vec![path("lab9.corp.example", None, Some("net.port_filtered"), Some("tcp"), 0)]).await;
@@ -213,13 +214,27 @@ async fn scenarios(db: TestDb) {
     );
     // Failures that began far apart are not one outage.
     for (k, &c) in branch.iter().enumerate() {
-        f.report(c, vec![path("rdp01.corp.example", None, None, None, 0)]).await;
+        f.report(c, vec![path(&format!("app{k}.corp.example"), Some("gw.corp.example"), None, None, 0)]).await;
         f.report(c, vec![path("rdp01.corp.example", None, Some("net.host_unreachable"), Some("tcp"), 60 * k as i64)])
             .await;
     }
     let open = f.correlate().await;
     assert!(open.iter().all(|i| i.kind != "network"), "{open:#?}");
     assert_eq!(open.iter().filter(|i| i.kind == "host").count(), 1, "three clients that cannot reach rdp01: the host");
+
+    // Several clients of one site that cannot reach one host: that host's problem, not the
+    // site's network (here its own agent says its firewall is closed).
+    for (k, &c) in branch.iter().enumerate() {
+        f.report(c, vec![path("rdp01.corp.example", None, None, None, 0)]).await;
+        f.report(c, vec![path("rdp01.corp.example", None, Some("net.port_filtered"), Some("tcp"), k as i64)]).await;
+    }
+    f.report(host, vec![local("host.firewall", Some("host.firewall_closed"))]).await;
+    let open = f.correlate().await;
+    let host_incidents: Vec<_> = open.iter().filter(|i| i.kind == "host").collect();
+    assert_eq!(open.iter().filter(|i| i.kind == "network").count(), 0, "{open:#?}");
+    assert_eq!(host_incidents.len(), 1);
+    assert_eq!(host_incidents[0].root_cause, "host.firewall_closed");
+    assert_eq!(f.members(host_incidents[0]).await.0, names(&["RDP01"]));
 
     // The trend and the check stats were recorded.
     assert!(!f.store.health_samples(0).await.unwrap().is_empty());

@@ -229,18 +229,26 @@ pub fn correlate(paths: &[PathFailure], locals: &[LocalFailure], rules: &Rules) 
     }
     for (site, mut idx) in by_site {
         idx.sort_by_key(|&i| paths[i].since);
-        // The largest group of failures starting within the window of each other.
+        // The largest group of failures starting within the window of each other (most
+        // machines, then most failures).
         let mut best: &[usize] = &[];
+        let mut best_rank = (0, 0);
         let mut start = 0;
         for end in 0..idx.len() {
             while paths[idx[end]].since - paths[idx[start]].since > rules.network_window_ms {
                 start += 1;
             }
-            let machines: BTreeSet<&str> = idx[start..=end].iter().map(|&i| paths[i].machine_id.as_str()).collect();
-            let best_machines: BTreeSet<&str> = best.iter().map(|&i| paths[i].machine_id.as_str()).collect();
-            if machines.len() > best_machines.len() {
-                best = &idx[start..=end];
+            let window = &idx[start..=end];
+            let machines: BTreeSet<&str> = window.iter().map(|&i| paths[i].machine_id.as_str()).collect();
+            if (machines.len(), window.len()) > best_rank {
+                best_rank = (machines.len(), window.len());
+                best = window;
             }
+        }
+        // Failures that all lead to one host are that host's problem, not the site's network.
+        let hosts: BTreeSet<&str> = best.iter().map(|&i| paths[i].host.as_str()).collect();
+        if hosts.len() < 2 {
+            continue;
         }
         let machines: BTreeSet<&str> = best.iter().map(|&i| paths[i].machine_id.as_str()).collect();
         if machines.len() >= rules.network_min_machines {
