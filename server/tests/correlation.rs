@@ -199,8 +199,17 @@ async fn scenarios(db: TestDb) {
     // 5. A site network outage: the branch's clients lose the network together (their other
     //    paths fail at the network layers within minutes) → one network incident for the site.
     for (k, &c) in branch.iter().enumerate() {
-        f.report(c, vec![path(&format!("app{k}.corp.example"), Some("gw.corp.example"), Some("net.host_unreachable"), Some("tcp"), k as i64)])
-            .await;
+        f.report(
+            c,
+            vec![path(
+                &format!("app{k}.corp.example"),
+                Some("gw.corp.example"),
+                Some("net.host_unreachable"),
+                Some("tcp"),
+                k as i64,
+            )],
+        )
+        .await;
     }
     // An hq client failing alone to reach another host is its own, machine incident.
     f.report(clients[0], vec![path("lab9.corp.example", None, Some("net.port_filtered"), Some("tcp"), 0)]).await;

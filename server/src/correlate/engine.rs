@@ -92,6 +92,8 @@ pub struct Draft {
     pub evidence: Vec<Link>,
     /// Failures in all, before the cap.
     pub failures: usize,
+    /// When the earliest of its failures began.
+    pub started_at: i64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -140,8 +142,12 @@ fn most_common<'a>(causes: impl Iterator<Item = &'a str>) -> String {
         .unwrap_or_default()
 }
 
-fn title(scope: &str, cause: &str) -> String {
-    format!("{scope}: {}", causes::lookup(cause).map_or(cause, |c| c.title))
+fn title(kind: Kind, scope: &str, cause: &str) -> String {
+    let what = causes::lookup(cause).map_or(cause, |c| c.title);
+    match kind {
+        Kind::Network => format!("Site {scope}: network failure ({what})"),
+        _ => format!("{scope}: {what}"),
+    }
 }
 
 fn link_path(p: &PathFailure) -> Link {
@@ -194,6 +200,7 @@ impl Builder {
             .map(|l| l.cause.clone())
             .unwrap_or_else(|| most_common(self.rest.iter().map(|l| l.cause.as_str())));
         let failures = self.root.len() + self.rest.len();
+        let started_at = self.root.iter().chain(&self.rest).map(|l| l.since).min().unwrap_or(0);
         self.root.sort_by(|a, b| severity(&b.cause).cmp(&severity(&a.cause)).then(a.since.cmp(&b.since)));
         self.rest.sort_by(|a, b| a.since.cmp(&b.since).then(a.machine.cmp(&b.machine)));
         let mut evidence = self.root;
@@ -202,7 +209,7 @@ impl Builder {
         Draft {
             key: format!("{}:{}", self.kind.as_str(), self.scope),
             kind: self.kind,
-            title: title(&self.scope, &root_cause),
+            title: title(self.kind, &self.scope, &root_cause),
             fix_id: causes::lookup(&root_cause).and_then(|c| c.fix).map(str::to_owned),
             root_cause,
             scope: self.scope,
@@ -210,6 +217,7 @@ impl Builder {
             affected: self.affected,
             evidence,
             failures,
+            started_at,
         }
     }
 }

@@ -198,6 +198,8 @@ impl Store {
                     }
                     None => {
                         let id = Uuid::new_v4().to_string();
+                        // It began with its earliest failure, not when this run noticed it.
+                        let opened = if d.started_at > 0 { d.started_at.min(now) } else { now };
                         sqlx::query(
                             "INSERT INTO incidents (id, incident_key, kind, scope, root_cause, title, fix_id, state, opened_at, \
                              updated_at, affected_count, evidence) VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8, $8, $9, $10)",
@@ -209,12 +211,12 @@ impl Store {
                         .bind(&d.root_cause)
                         .bind(&d.title)
                         .bind(d.fix_id.as_deref())
-                        .bind(now)
+                        .bind(opened)
                         .bind(set.len() as i64)
                         .bind(&evidence)
                         .execute(&mut *tx)
                         .await?;
-                        event!(tx, &id, now, "opened", &format!("{} ({} machine(s))", d.root_cause, set.len()));
+                        event!(tx, &id, opened, "opened", &format!("{} ({} machine(s))", d.root_cause, set.len()));
                         stats.opened += 1;
                         id
                     }
@@ -235,10 +237,25 @@ impl Store {
 
     /// Incidents in a state ("open", "resolved" or all when `None`), newest first.
     pub async fn incidents(&self, state: Option<&str>, limit: i64, offset: i64) -> StoreResult<Vec<IncidentRow>> {
+        self.incidents_ordered(state, "opened_at DESC, id", limit, offset).await
+    }
+
+    /// Open incidents, the ones touching most machines first.
+    pub async fn largest_open_incidents(&self, limit: i64) -> StoreResult<Vec<IncidentRow>> {
+        self.incidents_ordered(Some("open"), "affected_count DESC, opened_at, id", limit, 0).await
+    }
+
+    async fn incidents_ordered(
+        &self,
+        state: Option<&str>,
+        order: &'static str,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<Vec<IncidentRow>> {
         let rows = with_db!(self, p => {
             sqlx::query_as::<_, IncidentRow>(&format!(
                 "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE ($1 IS NULL OR state = $1) \
-                 ORDER BY opened_at DESC, id LIMIT $2 OFFSET $3"
+                 ORDER BY {order} LIMIT $2 OFFSET $3"
             ))
             .bind(state)
             .bind(limit)

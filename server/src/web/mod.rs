@@ -98,12 +98,10 @@ pub async fn same_origin(req: axum::extract::Request, next: axum::middleware::Ne
     }
     let origin = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok());
     let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok());
-    if let (Some(origin), Some(host)) = (origin, host) {
+    // "null" (privacy settings, sandboxed frames) says nothing; the CSRF token still decides.
+    if let (Some(origin), Some(host)) = (origin.filter(|o| *o != "null"), host) {
         let origin_host = origin.split_once("://").map_or(origin, |(_, h)| h);
-        if origin != "null" && !origin_host.eq_ignore_ascii_case(host) {
-            return WebError::Csrf.into_response();
-        }
-        if origin == "null" {
+        if !origin_host.eq_ignore_ascii_case(host) {
             return WebError::Csrf.into_response();
         }
     }

@@ -28,7 +28,7 @@ fn uuid_of(p: Result<Path<String>, PathRejection>) -> WebResult<Uuid> {
 
 pub async fn overview(State(state): State<AppState>, session: Session) -> WebResult<Response> {
     let s = &state.store;
-    let open = s.incidents(Some("open"), 12, 0).await?;
+    let open = s.largest_open_incidents(12).await?;
     let page = OverviewPage {
         nav: Nav::of(&session, "overview"),
         counts: s.health_counts(OFFLINE_AFTER_MS).await?,
