@@ -264,44 +264,6 @@ pub async fn seed(store: &Store, n: usize, seed: u64) -> StoreResult<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_fleet_has_the_advertised_problems() {
-        let f = fleet(600, 7);
-        assert_eq!(f.len(), 600);
-        let hosts = f.iter().filter(|m| m.role == "host").count();
-        assert!((30..=40).contains(&hosts), "{hosts}");
-        let causes: std::collections::BTreeSet<&str> =
-            f.iter().flat_map(|m| m.results.iter().filter_map(|r| r.cause.as_deref())).collect();
-        for c in [
-            "host.listener_cert_expired",
-            "cert.expired",
-            "gateway.cert_name_mismatch",
-            "net.host_unreachable",
-            "host.firewall_closed",
-            "net.port_filtered",
-        ] {
-            assert!(causes.contains(c), "{c} in {causes:?}");
-        }
-        assert_eq!(fleet(50, 1)[10].hostname, fleet(50, 1)[10].hostname, "deterministic");
-        let d: rdpfleet_proto::diagnosis::Diagnosis = serde_json::from_str(
-            &f.iter()
-                .find(|m| !m.paths.is_empty())
-                .unwrap()
-                .results
-                .iter()
-                .find(|r| r.check == "rdp.path")
-                .unwrap()
-                .evidence,
-        )
-        .expect("demo paths are real Diagnosis documents");
-        assert!(!d.layers.is_empty());
-    }
-}
-
 /// Keeps the demo alive: every few seconds a few clients change state (a client's TLS 1.2 is
 /// disabled or restored), and the site outage ends after ten minutes — through the same report
 /// path agents use, so history, incidents and the trend follow.
@@ -379,5 +341,43 @@ async fn report(store: &Store, id: &str, results: Vec<rdpfleet_proto::check::Che
     let seq = u64::try_from(m.last_report_seq + 1).unwrap_or(1);
     if let Err(e) = store.store_report(id, seq, None, &results).await {
         tracing::warn!(error = %e, "demo change not stored");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fleet_has_the_advertised_problems() {
+        let f = fleet(600, 7);
+        assert_eq!(f.len(), 600);
+        let hosts = f.iter().filter(|m| m.role == "host").count();
+        assert!((30..=40).contains(&hosts), "{hosts}");
+        let causes: std::collections::BTreeSet<&str> =
+            f.iter().flat_map(|m| m.results.iter().filter_map(|r| r.cause.as_deref())).collect();
+        for c in [
+            "host.listener_cert_expired",
+            "cert.expired",
+            "gateway.cert_name_mismatch",
+            "net.host_unreachable",
+            "host.firewall_closed",
+            "net.port_filtered",
+        ] {
+            assert!(causes.contains(c), "{c} in {causes:?}");
+        }
+        assert_eq!(fleet(50, 1)[10].hostname, fleet(50, 1)[10].hostname, "deterministic");
+        let d: rdpfleet_proto::diagnosis::Diagnosis = serde_json::from_str(
+            &f.iter()
+                .find(|m| !m.paths.is_empty())
+                .unwrap()
+                .results
+                .iter()
+                .find(|r| r.check == "rdp.path")
+                .unwrap()
+                .evidence,
+        )
+        .expect("demo paths are real Diagnosis documents");
+        assert!(!d.layers.is_empty());
     }
 }
