@@ -344,3 +344,60 @@ async fn sign_in_is_throttled() {
         .await;
     assert_eq!(r.location.as_deref(), Some("/"));
 }
+
+#[tokio::test]
+async fn every_page_is_also_json_in_the_openapi_document() {
+    let db = TestDb::sqlite();
+    let app = App::new(&db).await;
+    let (machine, incident) = seed(&app).await;
+    let viewer = app.store.user_by_name("viewer").await.unwrap().unwrap().0;
+    let token = "rfu_viewer_token";
+    app.store.create_api_token(&viewer, "t", &token_hash(token), audit()).await.unwrap();
+    let call = |uri: String, auth: bool| {
+        let router = app.router.clone();
+        async move {
+            let mut req = Request::builder().uri(&uri);
+            if auth {
+                req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
+            }
+            let resp = router.oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+            let status = resp.status();
+            let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+            (status, serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default())
+        }
+    };
+    let paths = [
+        "/api/v1/overview".to_owned(),
+        "/api/v1/fleet/machines?status=fail&site=hq".into(),
+        "/api/v1/checks/client.cert_warning_override".into(),
+        "/api/v1/incidents?state=all".into(),
+        format!("/api/v1/incidents/{incident}"),
+        "/api/v1/map".into(),
+    ];
+    for p in &paths {
+        assert_eq!(call(p.clone(), false).await.0, StatusCode::UNAUTHORIZED, "{p}");
+        let (status, v) = call(p.clone(), true).await;
+        assert_eq!(status, StatusCode::OK, "{p}: {v}");
+    }
+    let (_, v) = call("/api/v1/overview".into(), true).await;
+    assert_eq!(v["machines"]["fail"], 1);
+    assert_eq!(v["largest_incidents"][0]["root_cause"], "client.cert_warnings_silenced");
+    let (_, v) = call("/api/v1/fleet/machines?status=fail".into(), true).await;
+    assert_eq!((v["total"].as_i64(), v["machines"][0]["id"].as_str()), (Some(1), Some(machine.as_str())));
+    let (_, v) = call(format!("/api/v1/incidents/{incident}"), true).await;
+    assert_eq!(v["machines"][0]["relation"], "source");
+    let (status, v) = call("/api/v1/fleet/machines?status=bogus".into(), true).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(call("/api/v1/incidents?state=x".into(), true).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    let (_, doc) = call("/api/openapi.json".into(), false).await;
+    for p in [
+        "/api/v1/overview",
+        "/api/v1/fleet/machines",
+        "/api/v1/checks/{check_id}",
+        "/api/v1/incidents",
+        "/api/v1/incidents/{incident_id}",
+        "/api/v1/map",
+    ] {
+        assert!(doc["paths"].get(p).is_some(), "{p} documented");
+    }
+}

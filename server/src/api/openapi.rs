@@ -18,9 +18,16 @@ use utoipa::{Modify, OpenApi};
         super::user::machine_results::results,
         super::user::machine_history::history,
         super::user::machine_diagnoses::diagnoses,
+        super::user::fleet::overview,
+        super::user::fleet::machines,
+        super::user::fleet::check,
+        super::user::fleet::incidents,
+        super::user::fleet::incident,
+        super::user::fleet::map,
     ),
     modifiers(&BearerSchemes),
-    tags((name = "agent", description = "Called by rdpfleet-agent"), (name = "machines", description = "Fleet inventory and results"))
+    tags((name = "agent", description = "Called by rdpfleet-agent"), (name = "machines", description = "Fleet inventory and results"),
+        (name = "dashboard", description = "The dashboard's pages as JSON: overview, machines, checks, incidents, connection map"))
 )]
 pub struct ApiDoc;
 

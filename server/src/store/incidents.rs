@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::{Store, StoreResult, now_ms, with_db};
 use crate::correlate::engine::{Draft, LocalFailure, PathFailure};
 
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct IncidentRow {
     pub id: String,
     pub incident_key: String,
@@ -24,7 +24,7 @@ pub struct IncidentRow {
     pub evidence: String,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct IncidentMachineRow {
     pub machine_id: String,
     pub hostname: String,
@@ -33,7 +33,7 @@ pub struct IncidentMachineRow {
     pub health: String,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct IncidentEventRow {
     pub at: i64,
     pub event: String,

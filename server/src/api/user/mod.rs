@@ -1,4 +1,5 @@
 //! JSON API for people and scripts (personal API tokens). Read-only in this version.
+pub mod fleet;
 pub mod machine_diagnoses;
 pub mod machine_history;
 pub mod machine_results;

@@ -1,0 +1,157 @@
+//! The dashboard's data as JSON, for scripts: overview, filtered machines, a check, incidents,
+//! the connection map. Same queries as the pages, bearer-token authentication.
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::auth::user::UserAuth;
+use crate::error::{AppError, AppResult};
+use crate::extract::{ApiPath, ApiQuery};
+use crate::state::AppState;
+use crate::store::dashboard::{
+    CheckMachineRow, CheckStat, HealthCounts, HealthSample, MachineFilter, MachineListRow, PAGE_SIZE, PathCell,
+};
+use crate::store::incidents::{IncidentEventRow, IncidentMachineRow, IncidentRow};
+use crate::store::now_ms;
+use crate::web::view::OFFLINE_AFTER_MS;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Overview {
+    pub machines: HealthCounts,
+    pub open_incidents: i64,
+    /// Open incidents touching most machines first (12 at most).
+    pub largest_incidents: Vec<IncidentRow>,
+    pub failing_checks: Vec<CheckStat>,
+    /// Five-minute samples of the last 48 hours.
+    pub trend: Vec<HealthSample>,
+}
+
+#[utoipa::path(get, path = "/api/v1/overview", tag = "dashboard", security(("user_token" = [])),
+    responses((status = 200, body = Overview), (status = 401, body = rdpfleet_proto::error::ErrorBody)))]
+pub async fn overview(State(state): State<AppState>, _user: UserAuth) -> AppResult<Json<Overview>> {
+    let s = &state.store;
+    Ok(Json(Overview {
+        machines: s.health_counts(OFFLINE_AFTER_MS).await?,
+        open_incidents: s.open_incident_count().await?,
+        largest_incidents: s.largest_open_incidents(12).await?,
+        failing_checks: s.check_stats(20).await?,
+        trend: s.health_samples(now_ms() - 48 * 3_600_000).await?,
+    }))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MachinePage {
+    pub total: i64,
+    pub page: u32,
+    pub page_size: i64,
+    pub machines: Vec<MachineListRow>,
+}
+
+fn validate(f: &MachineFilter) -> AppResult<()> {
+    crate::web::pages::validate_filter(f).map_err(|e| AppError::Validation(e.to_string()))
+}
+
+#[utoipa::path(get, path = "/api/v1/fleet/machines", tag = "dashboard", params(MachineFilter), security(("user_token" = [])),
+    responses((status = 200, body = MachinePage), (status = 422, body = rdpfleet_proto::error::ErrorBody)))]
+pub async fn machines(
+    State(state): State<AppState>,
+    _user: UserAuth,
+    ApiQuery(f): ApiQuery<MachineFilter>,
+) -> AppResult<Json<MachinePage>> {
+    validate(&f)?;
+    let (machines, total) = state.store.machine_page(&f).await?;
+    Ok(Json(MachinePage { total, page: f.page.unwrap_or(1).max(1), page_size: PAGE_SIZE, machines }))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CheckReport {
+    pub check_id: String,
+    pub failing: i64,
+    pub warning: i64,
+    /// Machines where it fails or warns, longest first (500 at most).
+    pub machines: Vec<CheckMachineRow>,
+}
+
+#[utoipa::path(get, path = "/api/v1/checks/{check_id}", tag = "dashboard", params(("check_id" = String, Path)),
+    security(("user_token" = [])), responses((status = 200, body = CheckReport)))]
+pub async fn check(
+    State(state): State<AppState>,
+    _user: UserAuth,
+    ApiPath(check_id): ApiPath<String>,
+) -> AppResult<Json<CheckReport>> {
+    if check_id.is_empty() || check_id.len() > 64 {
+        return Err(AppError::Validation("check ids are 1-64 characters".into()));
+    }
+    let machines = state.store.check_machines(&check_id, 500).await?;
+    let stat = state.store.check_stats(1000).await?.into_iter().find(|s| s.check_id == check_id);
+    Ok(Json(CheckReport {
+        failing: stat.as_ref().map_or(0, |s| s.failing),
+        warning: stat.as_ref().map_or(0, |s| s.warning),
+        machines,
+        check_id,
+    }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentQuery {
+    /// open (default), resolved or all.
+    pub state: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/incidents", tag = "dashboard", params(IncidentQuery), security(("user_token" = [])),
+    responses((status = 200, body = [IncidentRow]), (status = 422, body = rdpfleet_proto::error::ErrorBody)))]
+pub async fn incidents(
+    State(state): State<AppState>,
+    _user: UserAuth,
+    ApiQuery(q): ApiQuery<IncidentQuery>,
+) -> AppResult<Json<Vec<IncidentRow>>> {
+    let filter = match q.state.as_deref().unwrap_or("open") {
+        "open" => Some("open"),
+        "resolved" => Some("resolved"),
+        "all" => None,
+        _ => return Err(AppError::Validation("state must be open, resolved or all".into())),
+    };
+    Ok(Json(state.store.incidents(filter, 1000, 0).await?))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct IncidentDetail {
+    pub incident: IncidentRow,
+    /// The machines at fault (`source`) and those affected, while the incident is open.
+    pub machines: Vec<IncidentMachineRow>,
+    pub events: Vec<IncidentEventRow>,
+}
+
+#[utoipa::path(get, path = "/api/v1/incidents/{incident_id}", tag = "dashboard", params(("incident_id" = Uuid, Path)),
+    security(("user_token" = [])), responses((status = 200, body = IncidentDetail), (status = 404, body = rdpfleet_proto::error::ErrorBody)))]
+pub async fn incident(
+    State(state): State<AppState>,
+    _user: UserAuth,
+    ApiPath(id): ApiPath<Uuid>,
+) -> AppResult<Json<IncidentDetail>> {
+    let incident = state.store.incident(id).await?.ok_or(AppError::NotFound("incident"))?;
+    Ok(Json(IncidentDetail {
+        incident,
+        machines: state.store.incident_machines(id, 10_000).await?,
+        events: state.store.incident_events(id).await?,
+    }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct MapQuery {
+    /// One site: rows are its clients; otherwise rows are sites.
+    pub site: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/map", tag = "dashboard", params(MapQuery), security(("user_token" = [])),
+    responses((status = 200, body = [PathCell])))]
+pub async fn map(
+    State(state): State<AppState>,
+    _user: UserAuth,
+    ApiQuery(q): ApiQuery<MapQuery>,
+) -> AppResult<Json<Vec<PathCell>>> {
+    Ok(Json(state.store.path_map(q.site.as_deref().filter(|s| !s.is_empty()), 20_000).await?))
+}
