@@ -30,19 +30,23 @@ pub fn spawn(store: Store, interval: Duration, shutdown: CancellationToken) -> t
         let lease_ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX / 4).saturating_mul(3);
         loop {
             match store.try_lease("correlation", &holder, now_ms().saturating_add(lease_ms)).await {
-                Ok(true) => match run_once(&store, &rules).await {
-                    Ok(s) if s.opened + s.changed + s.resolved > 0 => {
-                        tracing::info!(
+                Ok(true) => {
+                    match run_once(&store, &rules).await {
+                        Ok(s) if s.opened + s.changed + s.resolved > 0 => tracing::info!(
                             opened = s.opened,
                             changed = s.changed,
                             resolved = s.resolved,
                             open = s.open,
                             "incidents"
-                        );
+                        ),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "correlation failed"),
                     }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "correlation failed"),
-                },
+                    // The lease holder's housekeeping.
+                    if let Err(e) = store.purge_sessions().await {
+                        tracing::warn!(error = %e, "cannot purge expired sessions");
+                    }
+                }
                 Ok(false) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot take the correlation lease"),
             }
