@@ -245,6 +245,19 @@ async fn scenarios(db: TestDb) {
     assert_eq!(host_incidents[0].root_cause, "host.firewall_closed");
     assert_eq!(f.members(host_incidents[0]).await.0, names(&["RDP01"]));
 
+    // The Machines page's filters on this backend: prefix search (case-insensitive, wildcards
+    // literal), site + health, failing check.
+    use rdpfleet_server::store::dashboard::MachineFilter;
+    for (q, n) in [("PC-", 4), ("pc_", 0), ("%", 0), ("br-1", 1), ("kiosk", 1)] {
+        let filter = MachineFilter { q: Some(q.into()), ..Default::default() };
+        assert_eq!(f.store.machine_page(&filter).await.unwrap().1, n, "q={q}");
+    }
+    let filter = MachineFilter { site: Some("branch".into()), status: Some("fail".into()), ..Default::default() };
+    assert_eq!(f.store.machine_page(&filter).await.unwrap().1, 3);
+    let filter = MachineFilter { check: Some("rdp.path".into()), sort: Some("failing".into()), ..Default::default() };
+    let (rows, total) = f.store.machine_page(&filter).await.unwrap();
+    assert_eq!((rows.len() as i64, total), (4, 4), "pc-0 and the three branch clients");
+
     // The trend and the check stats were recorded.
     assert!(!f.store.health_samples(0).await.unwrap().is_empty());
     assert!(f.store.check_stats(10).await.unwrap().iter().any(|s| s.check_id == "rdp.path" && s.failing > 0));

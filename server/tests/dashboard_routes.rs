@@ -386,6 +386,11 @@ async fn every_page_is_also_json_in_the_openapi_document() {
     assert_eq!((v["total"].as_i64(), v["machines"][0]["id"].as_str()), (Some(1), Some(machine.as_str())));
     let (_, v) = call(format!("/api/v1/incidents/{incident}"), true).await;
     assert_eq!(v["machines"][0]["relation"], "source");
+    // Host-name prefix search is case-insensitive and only a prefix.
+    for (q, n) in [("%3CSCRIPT", 1), ("%3Cscript%3Ealert", 1), ("script", 0), ("%25", 0), ("_", 0)] {
+        let (_, v) = call(format!("/api/v1/fleet/machines?q={q}"), true).await;
+        assert_eq!(v["total"].as_i64(), Some(n), "q={q}: {v}");
+    }
     let (status, v) = call("/api/v1/fleet/machines?status=bogus".into(), true).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(call("/api/v1/incidents?state=x".into(), true).await.0, StatusCode::UNPROCESSABLE_ENTITY);

@@ -242,15 +242,24 @@ pub fn correlate(paths: &[PathFailure], locals: &[LocalFailure], rules: &Rules) 
         let mut best: &[usize] = &[];
         let mut best_rank = (0, 0);
         let mut start = 0;
+        // Failures per machine inside the window, so the distinct count moves in O(1).
+        let mut inside: BTreeMap<&str, usize> = BTreeMap::new();
         for end in 0..idx.len() {
+            *inside.entry(paths[idx[end]].machine_id.as_str()).or_default() += 1;
             while paths[idx[end]].since - paths[idx[start]].since > rules.network_window_ms {
+                let m = paths[idx[start]].machine_id.as_str();
+                if let Some(n) = inside.get_mut(m) {
+                    *n -= 1;
+                    if *n == 0 {
+                        inside.remove(m);
+                    }
+                }
                 start += 1;
             }
-            let window = &idx[start..=end];
-            let machines: BTreeSet<&str> = window.iter().map(|&i| paths[i].machine_id.as_str()).collect();
-            if (machines.len(), window.len()) > best_rank {
-                best_rank = (machines.len(), window.len());
-                best = window;
+            let rank = (inside.len(), end + 1 - start);
+            if rank > best_rank {
+                best_rank = rank;
+                best = &idx[start..=end];
             }
         }
         // Failures that all lead to one host are that host's problem, not the site's network.

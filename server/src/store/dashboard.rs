@@ -89,7 +89,7 @@ pub struct PathCell {
 
 impl MachineFilter {
     /// The WHERE clause and its text binds, in order ($1...).
-    fn clause(&self) -> (String, Vec<String>) {
+    fn clause(&self, backend: super::Backend) -> (String, Vec<String>) {
         let mut conds = Vec::new();
         let mut binds = Vec::new();
         let mut bind = |v: String, conds: &mut Vec<String>, sql: &str| {
@@ -97,8 +97,19 @@ impl MachineFilter {
             conds.push(sql.replace('?', &format!("${}", binds.len())));
         };
         if let Some(q) = self.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-            let escaped = q.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-            bind(format!("{escaped}%"), &mut conds, "LOWER(m.hostname) LIKE ? ESCAPE '\\'");
+            let prefix = q.to_ascii_lowercase();
+            match backend {
+                // A range on the lower(hostname) index (binary order, so it is exactly the prefix).
+                super::Backend::Sqlite => {
+                    bind(prefix.clone(), &mut conds, "lower(m.hostname) >= ?");
+                    bind(format!("{prefix}\u{10FFFF}"), &mut conds, "lower(m.hostname) < ?");
+                }
+                // LIKE 'prefix%' on the text_pattern_ops index.
+                super::Backend::Postgres => {
+                    let escaped = prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+                    bind(format!("{escaped}%"), &mut conds, "lower(m.hostname) LIKE ? ESCAPE '\\'");
+                }
+            }
         }
         if let Some(r) = self.role.as_deref().filter(|r| !r.is_empty()) {
             bind(r.to_owned(), &mut conds, "m.role = ?");
@@ -222,7 +233,7 @@ impl Store {
 
     /// A page of machines matching the filter, and how many match in all.
     pub async fn machine_page(&self, f: &MachineFilter) -> StoreResult<(Vec<MachineListRow>, i64)> {
-        let (clause, binds) = f.clause();
+        let (clause, binds) = f.clause(self.backend());
         let offset = i64::from(f.page.unwrap_or(1).max(1) - 1) * PAGE_SIZE;
         let list = format!(
             "SELECT m.id, m.hostname, m.role, m.site, m.os, m.agent_version, m.health, m.failing, m.last_seen_at \
@@ -315,7 +326,7 @@ impl Store {
 
     /// Every machine matching the filter (up to `limit`), for exports.
     pub async fn machines_matching(&self, f: &MachineFilter, limit: i64) -> StoreResult<Vec<MachineListRow>> {
-        let (clause, binds) = f.clause();
+        let (clause, binds) = f.clause(self.backend());
         let sql = format!(
             "SELECT m.id, m.hostname, m.role, m.site, m.os, m.agent_version, m.health, m.failing, m.last_seen_at \
              FROM machines m {clause} ORDER BY {} LIMIT {limit}",
