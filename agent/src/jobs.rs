@@ -1,40 +1,428 @@
-//! Job handling. This version has no fix catalogue yet: every job is answered `refused`
-//! ("unknown fix"), so the server learns at once that nothing was changed. Job ids already
-//! answered are remembered so a redelivered job is not processed twice.
-use std::collections::HashSet;
+//! Jobs the server queues. A job is acted on only when it checks out: signed by the key pinned at
+//! enrollment (so a row written straight into the server's database cannot make an agent act),
+//! addressed to this machine, not expired, with a nonce never seen under another job id, naming a
+//! fix this agent knows. Then it runs through the fix runner (backup, apply, verify, rollback).
+//!
+//! A journal in the state directory records every verified job before it runs and its answer after,
+//! so across restarts a job is applied at most once: a redelivered finished job gets its recorded
+//! answer again, and one interrupted mid-run is run again (fixes are idempotent: a fix whose check
+//! already passes changes nothing), keeping the first run's backup.
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
-use rdpfleet_proto::job::{Job, JobOutcome, JobResultRequest};
+use base64::Engine;
+use ed25519_dalek::{Signature, Verifier as _, VerifyingKey};
+use rdpfleet_proto::job::{Job, JobAction, JobOutcome, JobResultRequest};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::client::{Client, ClientError};
+use crate::fixes::{self, Backup, FixOutcome};
+use crate::platform::Platform;
+use crate::xrdp::XrdpSettings;
 
-#[derive(Default)]
+/// Journal entries are kept this long after their job expired.
+const KEEP_AFTER_EXPIRY_SECS: i64 = 7 * 24 * 3600;
+
+/// Why a job was not acted on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("the job is not signed")]
+    Unsigned,
+    #[error("the job's signature does not verify with the server key pinned at enrollment")]
+    BadSignature,
+    #[error("the job expired at {0}")]
+    Expired(OffsetDateTime),
+    #[error("the job is addressed to machine {0}, not this one")]
+    WrongMachine(Uuid),
+    #[error("the job's nonce was already used by job {0}: a replay")]
+    Replayed(Uuid),
+    #[error("this agent has no fix {0:?}")]
+    UnknownFix(String),
+    #[error("a rollback job needs {{\"job\": <id of an applied job>}} whose backup this agent kept")]
+    NoBackup,
+    #[error("the pinned job-signing key is not valid: {0}")]
+    BadKey(String),
+}
+
+/// Checks a job against the pinned key, the machine, the clock and the journal's nonces.
+pub struct Verifier {
+    key: Result<VerifyingKey, String>,
+    machine_id: Uuid,
+}
+
+impl Verifier {
+    /// `public_key` is the base64 Ed25519 key the server handed out at enrollment.
+    pub fn new(public_key: &str, machine_id: Uuid) -> Verifier {
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(public_key.trim())
+            .map_err(|e| e.to_string())
+            .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).map_err(|_| "not 32 bytes".to_owned()))
+            .and_then(|b| VerifyingKey::from_bytes(&b).map_err(|e| e.to_string()));
+        Verifier { key, machine_id }
+    }
+
+    pub fn verify(&self, job: &Job, now: OffsetDateTime, journal: &Journal) -> Result<(), Refusal> {
+        let key = self.key.as_ref().map_err(|e| Refusal::BadKey(e.clone()))?;
+        let sig = job.signature.as_deref().filter(|s| !s.is_empty()).ok_or(Refusal::Unsigned)?;
+        let sig = base64::engine::general_purpose::STANDARD
+            .decode(sig)
+            .ok()
+            .and_then(|b| Signature::from_slice(&b).ok())
+            .ok_or(Refusal::BadSignature)?;
+        key.verify(&job.signing_payload(), &sig).map_err(|_| Refusal::BadSignature)?;
+        if job.machine_id != self.machine_id {
+            return Err(Refusal::WrongMachine(job.machine_id));
+        }
+        if job.expires_at <= now {
+            return Err(Refusal::Expired(job.expires_at));
+        }
+        if let Some(other) = journal.nonce_owner(&job.nonce).filter(|o| *o != job.id) {
+            return Err(Refusal::Replayed(other));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum EntryState {
+    /// Verified and started; no answer recorded yet (the agent stopped mid-run if it stays so).
+    Running,
+    Done {
+        answer: JobResultRequest,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Entry {
+    pub nonce: String,
+    pub fix: String,
+    pub expires_at: i64,
+    #[serde(flatten)]
+    pub state: EntryState,
+    /// What the job's fix changed, for a later rollback job.
+    #[serde(default)]
+    pub backup: Option<Backup>,
+}
+
+/// Verified jobs and their answers, persisted (0600) in the state directory.
+#[derive(Debug, Default)]
+pub struct Journal {
+    path: Option<PathBuf>,
+    entries: BTreeMap<Uuid, Entry>,
+}
+
+impl Journal {
+    /// Opens the journal in `state_dir`; an unreadable one is an error (never silently forgotten,
+    /// which could let a job run twice).
+    pub fn open(state_dir: &Path) -> anyhow::Result<Journal> {
+        let path = state_dir.join("jobs.json");
+        let entries = match std::fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map_err(|e| anyhow::anyhow!("job journal {} is damaged: {e}", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+        };
+        Ok(Journal { path: Some(path), entries })
+    }
+
+    /// An in-memory journal (tests, `check --once`).
+    pub fn in_memory() -> Journal {
+        Journal::default()
+    }
+
+    pub fn get(&self, id: &Uuid) -> Option<&Entry> {
+        self.entries.get(id)
+    }
+
+    fn nonce_owner(&self, nonce: &str) -> Option<Uuid> {
+        self.entries.iter().find(|(_, e)| e.nonce == nonce).map(|(id, _)| *id)
+    }
+
+    fn put(&mut self, id: Uuid, entry: Entry) -> anyhow::Result<()> {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        self.entries.retain(|_, e| e.expires_at + KEEP_AFTER_EXPIRY_SECS > now);
+        self.entries.insert(id, entry);
+        if let Some(path) = &self.path {
+            crate::fsutil::write_private(path, &serde_json::to_vec_pretty(&self.entries)?)?;
+        }
+        Ok(())
+    }
+}
+
 pub struct JobHandler {
-    answered: HashSet<uuid::Uuid>,
+    pub verifier: Verifier,
+    pub journal: Journal,
+    pub platform: Platform,
+    pub xrdp: XrdpSettings,
+}
+
+fn refused(job: &Job, r: &Refusal) -> JobResultRequest {
+    JobResultRequest {
+        outcome: JobOutcome::Refused,
+        message: format!("refused: {r}; nothing was changed"),
+        evidence: json!({"fix": job.fix, "action": job.action, "refusal": r.to_string()}),
+    }
 }
 
 impl JobHandler {
-    pub fn decide(&self, job: &Job, machine_id: uuid::Uuid) -> JobResultRequest {
-        let message = if job.machine_id != machine_id {
-            "job is addressed to another machine".to_owned()
-        } else {
-            format!("this agent ({}) has no fix {:?}; nothing was changed", crate::AGENT_VERSION, job.fix)
+    /// What to answer for a job, running it when it checks out. Updates the journal.
+    pub async fn decide(&mut self, job: &Job) -> anyhow::Result<JobResultRequest> {
+        if let Some(Entry { state: EntryState::Done { answer }, .. }) = self.journal.get(&job.id) {
+            // Delivered again (a lost answer, a server restart): same answer, nothing re-applied.
+            return Ok(answer.clone());
+        }
+        if let Err(r) = self.verifier.verify(job, OffsetDateTime::now_utc(), &self.journal) {
+            // Not journalled: a forged copy must not block the genuine job with the same id.
+            return Ok(refused(job, &r));
+        }
+        let Some(fix) = fixes::catalogue(&self.xrdp).into_iter().find(|f| f.meta().id == job.fix) else {
+            return Ok(refused(job, &Refusal::UnknownFix(job.fix.clone())));
         };
-        JobResultRequest {
-            outcome: JobOutcome::Refused,
-            message,
-            evidence: json!({"fix": job.fix, "action": job.action}),
+        let earlier_backup = self.journal.get(&job.id).and_then(|e| e.backup.clone());
+        let rollback_of = match job.action {
+            JobAction::Rollback => {
+                let target = job.params.get("job").and_then(|v| v.as_str()).and_then(|s| Uuid::parse_str(s).ok());
+                match target.and_then(|t| self.journal.get(&t)).and_then(|e| e.backup.clone()) {
+                    Some(b) => Some(b),
+                    None => return Ok(refused(job, &Refusal::NoBackup)),
+                }
+            }
+            _ => None,
+        };
+        let entry = |state, backup| Entry {
+            nonce: job.nonce.clone(),
+            fix: job.fix.clone(),
+            expires_at: job.expires_at.unix_timestamp(),
+            state,
+            backup,
+        };
+        self.journal.put(job.id, entry(EntryState::Running, earlier_backup.clone()))?;
+        let platform = self.platform.clone();
+        let (action, params) = (job.action, job.params.clone());
+        let (answer, backup) = tokio::task::spawn_blocking(move || match (action, rollback_of) {
+            (JobAction::Rollback, Some(backup)) => match backup.restore(&platform) {
+                Ok(()) => (
+                    JobResultRequest {
+                        outcome: JobOutcome::Succeeded,
+                        message: format!("restored {} item(s) saved before the fix", backup.saved.len()),
+                        evidence: json!({"restored": backup}),
+                    },
+                    None,
+                ),
+                Err(e) => (
+                    JobResultRequest {
+                        outcome: JobOutcome::Failed,
+                        message: format!("restore failed: {e}"),
+                        evidence: json!({"backup": backup}),
+                    },
+                    None,
+                ),
+            },
+            (action, _) => {
+                let report = fixes::run(fix.as_ref(), &platform, &params, action == JobAction::DryRun);
+                let outcome = match report.outcome {
+                    FixOutcome::Succeeded | FixOutcome::AlreadyCompliant | FixOutcome::WouldChange => {
+                        JobOutcome::Succeeded
+                    }
+                    FixOutcome::RolledBack => JobOutcome::RolledBack,
+                    FixOutcome::Failed => JobOutcome::Failed,
+                };
+                let backup = (report.outcome == FixOutcome::Succeeded).then(|| report.backup.clone());
+                (
+                    JobResultRequest { outcome, message: report.message.clone(), evidence: json!({"report": report}) },
+                    backup,
+                )
+            }
+        })
+        .await?;
+        // A re-run after an interruption finds the fix already applied: keep the first backup.
+        let backup = backup.filter(|b| !b.saved.is_empty()).or(earlier_backup);
+        self.journal.put(job.id, entry(EntryState::Done { answer: answer.clone() }, backup))?;
+        Ok(answer)
+    }
+
+    pub async fn handle(&mut self, client: &Client, machine_id: Uuid, job: &Job) -> Result<(), ClientError> {
+        let answer = match self.decide(job).await {
+            Ok(a) => a,
+            Err(e) => JobResultRequest {
+                outcome: JobOutcome::Failed,
+                message: format!("the agent could not record the job: {e}; nothing was changed"),
+                evidence: json!({}),
+            },
+        };
+        match answer.outcome {
+            JobOutcome::Refused => tracing::warn!(job = %job.id, fix = %job.fix, "{}", answer.message),
+            _ => tracing::info!(job = %job.id, fix = %job.fix, outcome = answer.outcome.as_str(), "{}", answer.message),
+        }
+        client.job_result(machine_id, job.id, &answer).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixes::registry_fixes::{RDP_TCP_KEY, TS_KEY};
+    use crate::platform::RegValue;
+    use crate::platform::memory::MemoryPlatform;
+    use ed25519_dalek::{Signer, SigningKey};
+
+    const MACHINE: Uuid = Uuid::from_u128(7);
+
+    fn key() -> SigningKey {
+        SigningKey::from_bytes(&[9u8; 32])
+    }
+
+    fn job(fix: &str, action: JobAction, params: serde_json::Value) -> Job {
+        let mut j = Job {
+            id: Uuid::new_v4(),
+            machine_id: MACHINE,
+            fix: fix.into(),
+            action,
+            params,
+            nonce: Uuid::new_v4().to_string(),
+            expires_at: OffsetDateTime::now_utc() + time::Duration::hours(1),
+            signature: None,
+        };
+        sign(&mut j, &key());
+        j
+    }
+
+    fn sign(j: &mut Job, k: &SigningKey) {
+        j.signature = Some(base64::engine::general_purpose::STANDARD.encode(k.sign(&j.signing_payload()).to_bytes()));
+    }
+
+    fn handler(m: &MemoryPlatform, journal: Journal) -> JobHandler {
+        let public = base64::engine::general_purpose::STANDARD.encode(key().verifying_key().to_bytes());
+        JobHandler {
+            verifier: Verifier::new(&public, MACHINE),
+            journal,
+            platform: m.platform(),
+            xrdp: XrdpSettings::default(),
         }
     }
 
-    pub async fn handle(&mut self, client: &Client, machine_id: uuid::Uuid, job: &Job) -> Result<(), ClientError> {
-        if self.answered.contains(&job.id) {
-            return Ok(());
+    fn host() -> MemoryPlatform {
+        let m = MemoryPlatform::new();
+        m.platform().registry.set(TS_KEY, "fDenyTSConnections", &RegValue::Dword(0)).unwrap();
+        m.platform().registry.set(RDP_TCP_KEY, "UserAuthentication", &RegValue::Dword(0)).unwrap();
+        m
+    }
+
+    fn nla(m: &MemoryPlatform) -> Option<RegValue> {
+        m.platform().registry.get(RDP_TCP_KEY, "UserAuthentication").unwrap()
+    }
+
+    #[tokio::test]
+    async fn unsigned_tampered_expired_replayed_and_misaddressed_jobs_are_refused() {
+        let m = host();
+        let mut h = handler(&m, Journal::in_memory());
+        let good = job("host.nla.enable", JobAction::Apply, json!({}));
+
+        let mut unsigned = good.clone();
+        unsigned.signature = None;
+        let mut tampered = good.clone();
+        tampered.fix = "host.rdp.enable".into();
+        let mut params_changed = good.clone();
+        params_changed.params = json!({"level": 0});
+        let mut other_key = good.clone();
+        sign(&mut other_key, &SigningKey::from_bytes(&[1u8; 32]));
+        let mut garbage = good.clone();
+        garbage.signature = Some("not base64!".into());
+        let mut expired = job("host.nla.enable", JobAction::Apply, json!({}));
+        expired.expires_at = OffsetDateTime::now_utc() - time::Duration::seconds(1);
+        sign(&mut expired, &key());
+        let mut elsewhere = job("host.nla.enable", JobAction::Apply, json!({}));
+        elsewhere.machine_id = Uuid::from_u128(8);
+        sign(&mut elsewhere, &key());
+        let unknown = job("host.format_c", JobAction::Apply, json!({}));
+        for (j, why) in [
+            (&unsigned, "not signed"),
+            (&tampered, "signature"),
+            (&params_changed, "signature"),
+            (&other_key, "signature"),
+            (&garbage, "signature"),
+            (&expired, "expired"),
+            (&elsewhere, "addressed to machine"),
+            (&unknown, "no fix"),
+        ] {
+            let a = h.decide(j).await.unwrap();
+            assert_eq!(a.outcome, JobOutcome::Refused, "{why}: {a:?}");
+            assert!(a.message.contains(why), "{why}: {}", a.message);
+            assert_eq!(nla(&m), Some(RegValue::Dword(0)), "{why}: nothing changed");
         }
-        let answer = self.decide(job, machine_id);
-        tracing::warn!(job = %job.id, fix = %job.fix, "refusing job: {}", answer.message);
-        client.job_result(machine_id, job.id, &answer).await?;
-        self.answered.insert(job.id);
-        Ok(())
+        // The genuine job with the same id as the forged copies still runs.
+        let a = h.decide(&good).await.unwrap();
+        assert_eq!(a.outcome, JobOutcome::Succeeded, "{a:?}");
+        assert_eq!(nla(&m), Some(RegValue::Dword(1)));
+
+        // A replay: the same nonce under another (validly signed) id.
+        let mut replay = job("host.nla.enable", JobAction::Apply, json!({}));
+        replay.nonce = good.nonce.clone();
+        sign(&mut replay, &key());
+        let a = h.decide(&replay).await.unwrap();
+        assert_eq!(a.outcome, JobOutcome::Refused);
+        assert!(a.message.contains("replay"), "{}", a.message);
+    }
+
+    #[tokio::test]
+    async fn a_job_is_applied_once_across_restarts_and_can_be_rolled_back() {
+        let m = host();
+        let dir = tempfile::tempdir().unwrap();
+        let apply = job("host.nla.enable", JobAction::Apply, json!({}));
+        let first = handler(&m, Journal::open(dir.path()).unwrap()).decide(&apply).await.unwrap();
+        assert_eq!(first.outcome, JobOutcome::Succeeded);
+        // Someone changes the value back; the job is delivered again after an agent restart.
+        m.platform().registry.set(RDP_TCP_KEY, "UserAuthentication", &RegValue::Dword(0)).unwrap();
+        let mut h = handler(&m, Journal::open(dir.path()).unwrap());
+        let again = h.decide(&apply).await.unwrap();
+        assert_eq!(again, first, "the recorded answer");
+        assert_eq!(nla(&m), Some(RegValue::Dword(0)), "not applied a second time");
+
+        // Rollback restores what the apply changed, from the journal's backup.
+        m.platform().registry.set(RDP_TCP_KEY, "UserAuthentication", &RegValue::Dword(1)).unwrap();
+        let rollback = job("host.nla.enable", JobAction::Rollback, json!({"job": apply.id.to_string()}));
+        let a = h.decide(&rollback).await.unwrap();
+        assert_eq!(a.outcome, JobOutcome::Succeeded, "{a:?}");
+        assert_eq!(nla(&m), Some(RegValue::Dword(0)));
+        let nothing = job("host.nla.enable", JobAction::Rollback, json!({"job": Uuid::nil().to_string()}));
+        assert_eq!(h.decide(&nothing).await.unwrap().outcome, JobOutcome::Refused);
+
+        // A dry run changes nothing and says what would change.
+        let dry = job("host.nla.enable", JobAction::DryRun, json!({}));
+        let a = h.decide(&dry).await.unwrap();
+        assert_eq!(a.outcome, JobOutcome::Succeeded);
+        assert_eq!(a.evidence["report"]["outcome"], "would_change");
+        assert_eq!(nla(&m), Some(RegValue::Dword(0)));
+    }
+
+    #[tokio::test]
+    async fn a_job_interrupted_mid_run_is_finished_once_keeping_its_first_backup() {
+        let m = host();
+        let dir = tempfile::tempdir().unwrap();
+        let apply = job("host.nla.enable", JobAction::Apply, json!({}));
+        // The agent stopped after applying but before recording the answer.
+        let mut journal = Journal::open(dir.path()).unwrap();
+        let backup = fixes::find("host.nla.enable").unwrap().backup(&m.platform(), &json!({})).unwrap();
+        let entry = Entry {
+            nonce: apply.nonce.clone(),
+            fix: apply.fix.clone(),
+            expires_at: apply.expires_at.unix_timestamp(),
+            state: EntryState::Running,
+            backup: Some(backup.clone()),
+        };
+        journal.put(apply.id, entry).unwrap();
+        m.platform().registry.set(RDP_TCP_KEY, "UserAuthentication", &RegValue::Dword(1)).unwrap();
+        let mut h = handler(&m, Journal::open(dir.path()).unwrap());
+        let a = h.decide(&apply).await.unwrap();
+        assert_eq!(a.outcome, JobOutcome::Succeeded);
+        assert_eq!(a.evidence["report"]["outcome"], "already_compliant", "the second run changed nothing");
+        let kept = Journal::open(dir.path()).unwrap().get(&apply.id).unwrap().backup.clone();
+        assert_eq!(kept, Some(backup), "the first run's backup is what a rollback restores");
+        std::fs::write(dir.path().join("jobs.json"), "{broken").unwrap();
+        assert!(Journal::open(dir.path()).is_err(), "a damaged journal stops the agent, never forgets");
     }
 }

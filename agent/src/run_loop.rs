@@ -9,7 +9,7 @@ use crate::checks::{CheckContext, catalogue};
 use crate::client::{Client, ClientError};
 use crate::config::AgentConfig;
 use crate::credential::Credential;
-use crate::jobs::JobHandler;
+use crate::jobs::{JobHandler, Journal, Verifier};
 use crate::reporter::{Delivery, Reporter};
 use crate::runner::run_all;
 use crate::sequence::Sequence;
@@ -23,8 +23,14 @@ pub async fn run(config: AgentConfig, credential: Credential, shutdown: Cancella
     let sequence = Sequence::open(&config.state_dir)?;
     let reporter = Reporter::new(client.clone(), credential.machine_id, sequence, config.max_queued_reports);
     tracing::info!(machine_id = %credential.machine_id, server = %credential.server, targets = config.targets.len(), "agent running");
+    let handler = JobHandler {
+        verifier: Verifier::new(&credential.job_signing_public_key, credential.machine_id),
+        journal: Journal::open(&config.state_dir)?,
+        platform: crate::platform::Platform::native(),
+        xrdp: config.xrdp.clone(),
+    };
     let checks = tokio::spawn(check_loop(config, credential.server.clone(), reporter, shutdown.clone()));
-    let jobs = tokio::spawn(job_loop(client, credential.machine_id, shutdown.clone()));
+    let jobs = tokio::spawn(job_loop(client, credential.machine_id, handler, shutdown.clone()));
     let (a, b) = tokio::join!(checks, jobs);
     a??;
     b?;
@@ -72,9 +78,8 @@ async fn check_loop(
     }
 }
 
-async fn job_loop(client: Client, machine_id: uuid::Uuid, shutdown: CancellationToken) {
+async fn job_loop(client: Client, machine_id: uuid::Uuid, mut handler: JobHandler, shutdown: CancellationToken) {
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(300));
-    let mut handler = JobHandler::default();
     loop {
         let polled = tokio::select! {
             () = shutdown.cancelled() => return,

@@ -91,3 +91,93 @@ pub struct JobResultRequest {
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub evidence: serde_json::Value,
 }
+
+/// JSON with object keys sorted at every level, so the signer and the verifier produce the same
+/// bytes whatever map type their serde_json build uses.
+pub fn canonical_json(v: &serde_json::Value) -> String {
+    fn write(v: &serde_json::Value, out: &mut String) {
+        match v {
+            serde_json::Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, k) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&serde_json::Value::String(k.clone()).to_string());
+                    out.push(':');
+                    write(&m[k], out);
+                }
+                out.push('}');
+            }
+            serde_json::Value::Array(a) => {
+                out.push('[');
+                for (i, x) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(x, out);
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut out = String::new();
+    write(v, &mut out);
+    out
+}
+
+impl Job {
+    /// The bytes the server signs and the agent verifies: every field but the signature, one per
+    /// line, under a version tag (so a signature can never be replayed as another message type).
+    pub fn signing_payload(&self) -> Vec<u8> {
+        format!(
+            "rdpfleet-job-v1\n{}\n{}\n{}\n{}\n{}\n{}\n{}",
+            self.id,
+            self.machine_id,
+            self.fix,
+            self.action.as_str(),
+            canonical_json(&self.params),
+            self.nonce,
+            self.expires_at.unix_timestamp()
+        )
+        .into_bytes()
+    }
+}
+
+#[cfg(test)]
+mod signing_tests {
+    use super::*;
+
+    #[test]
+    fn payload_is_canonical_and_covers_every_field() {
+        let job = Job {
+            id: Uuid::nil(),
+            machine_id: Uuid::nil(),
+            fix: "host.nla.enable".into(),
+            action: JobAction::Apply,
+            params: serde_json::json!({"b": [1, {"z": 1, "a": 2}], "a": "x"}),
+            nonce: "n".into(),
+            expires_at: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
+            signature: Some("ignored".into()),
+        };
+        let p = String::from_utf8(job.signing_payload()).unwrap();
+        assert!(p.ends_with("\n{\"a\":\"x\",\"b\":[1,{\"a\":2,\"z\":1}]}\nn\n1700000000"), "{p}");
+        let mut other = job.clone();
+        other.signature = None;
+        assert_eq!(other.signing_payload(), job.signing_payload(), "the signature is not signed");
+        for change in [
+            |j: &mut Job| j.fix = "host.rdp.enable".into(),
+            |j: &mut Job| j.action = JobAction::Rollback,
+            |j: &mut Job| j.nonce = "m".into(),
+            |j: &mut Job| j.params = serde_json::json!({"a": "y"}),
+            |j: &mut Job| j.machine_id = Uuid::max(),
+        ] {
+            let mut j = job.clone();
+            change(&mut j);
+            assert_ne!(j.signing_payload(), job.signing_payload());
+        }
+    }
+}

@@ -54,6 +54,15 @@ pub enum Command {
     /// Manage enrolled agents.
     #[command(subcommand)]
     Agent(AgentCmd),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCmd {
+    /// Check the hash chain; exit 0 when intact, 1 naming the first broken entry.
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]
@@ -182,6 +191,15 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         |action: &'static str, subject: String| NewAuditEntry::new(ActorKind::Cli, actor.clone(), action, subject);
     match command {
         Command::Serve { .. } => serve(settings, store).await,
+        Command::Audit(AuditCmd::Verify) => match store.verify_audit_chain().await? {
+            crate::store::audit::ChainCheck::Intact { entries } => {
+                println!("audit chain intact: {entries} entries");
+                Ok(())
+            }
+            crate::store::audit::ChainCheck::Broken { entry, reason } => {
+                anyhow::bail!("audit chain broken at entry {entry}: {reason}")
+            }
+        },
         Command::Demo { machines, .. } => {
             if store.machines(1, 0).await?.is_empty() {
                 println!(

@@ -155,3 +155,65 @@ impl Store {
         Ok(rows)
     }
 }
+
+/// Where the audit chain breaks, if it does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainCheck {
+    Intact { entries: i64 },
+    Broken { entry: i64, reason: String },
+}
+
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+impl Store {
+    /// Walks the whole chain: ids without gaps from 1, each entry's `prev_hash` equal to the
+    /// previous entry's hash, each hash recomputed from the fields, and the head row pointing at
+    /// the last entry. Names the first entry that does not check out (an edited row, a deleted one,
+    /// or the end of the chain when its last entries were removed).
+    pub async fn verify_audit_chain(&self) -> StoreResult<ChainCheck> {
+        let (mut expected_id, mut prev) = (1i64, GENESIS.to_owned());
+        let mut after = 0;
+        loop {
+            let rows = self.audit_entries(after, 5000).await?;
+            let Some(last) = rows.last() else { break };
+            after = last.id;
+            for r in &rows {
+                if r.id != expected_id {
+                    return Ok(ChainCheck::Broken {
+                        entry: expected_id,
+                        reason: format!("entry {expected_id} is missing (next is {})", r.id),
+                    });
+                }
+                if r.prev_hash != prev {
+                    return Ok(ChainCheck::Broken {
+                        entry: r.id,
+                        reason: "its prev_hash is not the previous entry's hash".into(),
+                    });
+                }
+                let h = entry_hash(&prev, r.id, r.at, [&r.actor_kind, &r.actor, &r.action, &r.subject, &r.details]);
+                if h != r.hash {
+                    return Ok(ChainCheck::Broken {
+                        entry: r.id,
+                        reason: "its fields do not match its hash (edited)".into(),
+                    });
+                }
+                prev = r.hash.clone();
+                expected_id += 1;
+            }
+        }
+        let head: (i64, String) = with_db!(self, p => {
+            sqlx::query_as("SELECT last_id, last_hash FROM audit_head WHERE id = 1").fetch_one(p).await?
+        });
+        if head.0 != expected_id - 1 || head.1 != prev {
+            return Ok(ChainCheck::Broken {
+                entry: expected_id,
+                reason: format!(
+                    "the chain ends at entry {} but {} were written (entries deleted at the end)",
+                    expected_id - 1,
+                    head.0
+                ),
+            });
+        }
+        Ok(ChainCheck::Intact { entries: expected_id - 1 })
+    }
+}
