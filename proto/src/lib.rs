@@ -10,6 +10,7 @@ pub mod check;
 pub mod diagnosis;
 pub mod enroll;
 pub mod error;
+pub mod fixes;
 pub mod job;
 pub mod report;
 

@@ -45,7 +45,7 @@ async fn run(label: &str, url: &str, machines: usize) {
     store.create_user("bench", &hash_password("benchmark-password").unwrap(), Role::Viewer, audit).await.unwrap();
     // The benchmark correlated once above; the server's own task stays out of the measurement.
     let settings = Settings { database_url: url.to_owned(), correlation_interval_secs: 3600, ..Settings::default() };
-    let state = rdpfleet_server::app_state(settings, store.clone(), "cHVibGlj".into());
+    let state = rdpfleet_server::app_state(settings, store.clone(), ed25519_dalek::SigningKey::from_bytes(&[1u8; 32]));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

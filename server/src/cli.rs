@@ -351,7 +351,6 @@ fn format_ms(ms: i64) -> String {
 
 async fn serve(settings: Settings, store: Store) -> anyhow::Result<()> {
     let key = crate::signing::load_or_create(&settings.signing_key_path)?;
-    let public_key = crate::signing::public_key_base64(&key);
     if let Some(b) = crate::bootstrap::first_start(&store).await? {
         let path = PathBuf::from("initial-credentials.txt");
         crate::bootstrap::write_credentials(&path, &b, &settings.agent_url())
@@ -376,7 +375,7 @@ async fn serve(settings: Settings, store: Store) -> anyhow::Result<()> {
     if std::io::stdout().is_terminal() {
         println!("OpenAPI document: http://{addr}/api/openapi.json");
     }
-    let state = crate::app_state(settings, store, public_key);
+    let state = crate::app_state(settings, store, key);
     crate::launch(state, listener, shutdown_signal()).await?;
     Ok(())
 }

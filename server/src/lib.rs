@@ -12,6 +12,7 @@ pub mod demo;
 pub mod error;
 pub mod extract;
 pub mod job_wakeup;
+pub mod rollout;
 pub mod router;
 pub mod secrets;
 pub mod signing;
@@ -29,12 +30,13 @@ use crate::config::Settings;
 use crate::state::AppState;
 use crate::store::Store;
 
-/// Builds the state shared by all requests.
-pub fn app_state(settings: Settings, store: Store, job_signing_public_key: String) -> AppState {
+/// Builds the state shared by all requests; `signing_key` signs the jobs agents will run.
+pub fn app_state(settings: Settings, store: Store, signing_key: ed25519_dalek::SigningKey) -> AppState {
     AppState {
         store,
         settings: Arc::new(settings),
-        job_signing_public_key: job_signing_public_key.into(),
+        job_signing_public_key: signing::public_key_base64(&signing_key).into(),
+        signing_key: Arc::new(signing_key),
         wakeups: job_wakeup::JobWakeups::default(),
         shutdown: CancellationToken::new(),
         throttle: Arc::default(),
@@ -50,6 +52,8 @@ pub async fn launch(
 ) -> std::io::Result<()> {
     let cancel = state.shutdown.clone();
     let store = state.store.clone();
+    let rollouts =
+        rollout::spawn(store.clone(), (*state.signing_key).clone(), std::time::Duration::from_secs(2), cancel.clone());
     let correlation = correlate::spawn(
         store.clone(),
         std::time::Duration::from_secs(state.settings.correlation_interval_secs),
@@ -64,7 +68,9 @@ pub async fn launch(
         })
         .await;
     correlation.abort();
+    rollouts.abort();
     let _ = correlation.await;
+    let _ = rollouts.await;
     store.close().await;
     result
 }

@@ -13,6 +13,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Base64 Ed25519 public key handed to agents at enrollment.
     pub job_signing_public_key: Arc<str>,
+    /// Signs every job (rollouts); its public half is pinned by agents at enrollment.
+    pub signing_key: Arc<ed25519_dalek::SigningKey>,
     pub wakeups: JobWakeups,
     /// Cancelled when the server shuts down, so long polls return at once.
     pub shutdown: CancellationToken,

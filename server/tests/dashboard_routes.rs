@@ -42,7 +42,8 @@ impl App {
     async fn new(db: &TestDb) -> App {
         let store = Store::connect(db.url()).await.unwrap();
         let settings = Settings { database_url: db.url().to_owned(), ..Settings::default() };
-        let state = rdpfleet_server::app_state(settings, store.clone(), "cHVibGlj".into());
+        let state =
+            rdpfleet_server::app_state(settings, store.clone(), ed25519_dalek::SigningKey::from_bytes(&[1u8; 32]));
         App { router: rdpfleet_server::router::router(state), store }
     }
 

@@ -179,3 +179,19 @@ pub fn catalogue(xrdp: &crate::xrdp::XrdpSettings) -> Vec<Box<dyn Fix>> {
 pub fn find(id: &str) -> Option<Box<dyn Fix>> {
     catalogue(&crate::xrdp::XrdpSettings::default()).into_iter().find(|f| f.meta().id == id)
 }
+
+#[cfg(test)]
+mod catalogue_tests {
+    /// The server validates rollouts against `rdpfleet_proto::fixes`: it must describe exactly the
+    /// fixes this agent has, with the same approval and reversibility flags.
+    #[test]
+    fn the_shared_catalogue_matches_the_agents_fixes() {
+        let ours = super::catalogue(&crate::xrdp::XrdpSettings::default());
+        assert_eq!(ours.len(), rdpfleet_proto::fixes::FIXES.len());
+        for f in ours {
+            let m = f.meta();
+            let shared = rdpfleet_proto::fixes::lookup(m.id).unwrap_or_else(|| panic!("{} missing from proto", m.id));
+            assert_eq!((shared.needs_approval, shared.irreversible), (m.needs_approval, m.irreversible), "{}", m.id);
+        }
+    }
+}

@@ -24,9 +24,19 @@ use utoipa::{Modify, OpenApi};
         super::user::fleet::incidents,
         super::user::fleet::incident,
         super::user::fleet::map,
+        super::user::rollouts::propose,
+        super::user::rollouts::list,
+        super::user::rollouts::get,
+        super::user::rollouts::approve,
+        super::user::rollouts::start,
+        super::user::rollouts::pause,
+        super::user::rollouts::resume,
+        super::user::rollouts::abort,
+        super::user::rollouts::rollback,
     ),
     modifiers(&BearerSchemes),
     tags((name = "agent", description = "Called by rdpfleet-agent"), (name = "machines", description = "Fleet inventory and results"),
+        (name = "rollouts", description = "Fixes rolled out in waves, with approvals and rollback"),
         (name = "dashboard", description = "The dashboard's pages as JSON: overview, machines, checks, incidents, connection map"))
 )]
 pub struct ApiDoc;

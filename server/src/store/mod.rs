@@ -17,6 +17,7 @@ pub mod incidents;
 pub mod jobs;
 pub mod machines;
 pub mod results;
+pub mod rollouts;
 pub mod seed;
 pub mod sessions;
 pub mod users;

@@ -4,6 +4,7 @@ pub mod machine_diagnoses;
 pub mod machine_history;
 pub mod machine_results;
 pub mod machines;
+pub mod rollouts;
 
 use serde::Serialize;
 

@@ -1,0 +1,145 @@
+//! The fix catalogue as both sides know it: what a fix is called, whether a rollout of it needs a
+//! second person's approval or cannot be undone, which platform runs it, and what parameters it
+//! takes. The agent implements the fixes (and a test keeps its metadata equal to this table); the
+//! server validates rollouts against it.
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FixPlatform {
+    Windows,
+    /// Linux hosts running xrdp.
+    Xrdp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct FixInfo {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub platform: FixPlatform,
+    pub needs_approval: bool,
+    pub irreversible: bool,
+}
+
+const fn fix(
+    id: &'static str,
+    platform: FixPlatform,
+    needs_approval: bool,
+    irreversible: bool,
+    title: &'static str,
+) -> FixInfo {
+    FixInfo { id, title, platform, needs_approval, irreversible }
+}
+
+use FixPlatform::{Windows, Xrdp};
+
+pub static FIXES: &[FixInfo] = &[
+    fix("host.rdp.enable", Windows, false, false, "Allow Remote Desktop connections"),
+    fix("host.nla.enable", Windows, false, false, "Require Network Level Authentication"),
+    fix("host.security_layer.set", Windows, false, false, "Set the RDP security layer to TLS or negotiate"),
+    fix("host.tls12.enable", Windows, false, false, "Enable TLS 1.2 in Schannel (server and client)"),
+    fix(
+        "host.cert.regenerate",
+        Windows,
+        false,
+        false,
+        "Regenerate the self-signed RDP certificate (restarts TermService)",
+    ),
+    fix(
+        "host.firewall.enable",
+        Windows,
+        false,
+        false,
+        "Enable the \"Remote Desktop\" firewall rules on the active profile",
+    ),
+    fix("host.network.set_private", Windows, true, false, "Make the connected Public networks Private"),
+    fix("client.mslicensing.clear", Windows, false, false, "Clear the MSLicensing cache"),
+    fix("client.credentials.delete", Windows, true, true, "Delete the saved RDP credentials for a host"),
+    fix("xrdp.cert.renew", Xrdp, false, false, "Renew xrdp's certificate (self-signed, for the host's names)"),
+    fix("xrdp.security_layer.set", Xrdp, false, false, "Set xrdp's security layer to TLS or negotiate"),
+];
+
+pub fn lookup(id: &str) -> Option<&'static FixInfo> {
+    FIXES.iter().find(|f| f.id == id)
+}
+
+/// The fix that does the job of `fix_id` on a machine with this OS description: the cause
+/// catalogue names the Windows fix; an xrdp host gets the xrdp equivalent.
+pub fn for_os(fix_id: &str, os: &str) -> Option<&'static str> {
+    let linux = os.to_ascii_lowercase().starts_with("linux");
+    let id = match (fix_id, linux) {
+        ("host.cert.regenerate", true) => "xrdp.cert.renew",
+        ("host.security_layer.set", true) => "xrdp.security_layer.set",
+        (other, _) => other,
+    };
+    let f = lookup(id)?;
+    (f.platform == if linux { Xrdp } else { Windows }).then_some(f.id)
+}
+
+/// Checks a rollout's parameters before any job is signed.
+pub fn validate_params(fix_id: &str, params: &serde_json::Value) -> Result<(), String> {
+    let obj = match params {
+        serde_json::Value::Null => return if needs_params(fix_id) { Err(missing(fix_id)) } else { Ok(()) },
+        serde_json::Value::Object(o) => o,
+        _ => return Err("parameters must be a JSON object".into()),
+    };
+    let only = |allowed: &[&str]| match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(format!("{fix_id} does not take {k:?}")),
+        None => Ok(()),
+    };
+    match fix_id {
+        "host.security_layer.set" => {
+            only(&["level"])?;
+            match obj.get("level").map(|v| v.as_u64()) {
+                None | Some(Some(1 | 2)) => Ok(()),
+                _ => Err("level must be 1 (negotiate) or 2 (TLS)".into()),
+            }
+        }
+        "xrdp.security_layer.set" => {
+            only(&["level"])?;
+            match obj.get("level").map(|v| v.as_str()) {
+                None | Some(Some("tls" | "negotiate")) => Ok(()),
+                _ => Err("level must be \"tls\" or \"negotiate\"".into()),
+            }
+        }
+        "client.credentials.delete" => {
+            only(&["target"])?;
+            match obj.get("target").and_then(|v| v.as_str()) {
+                Some(t) if !t.is_empty() && t.len() <= 253 && !t.contains(['*', '?', '/', '\\']) => Ok(()),
+                _ => Err("target must be one host name, without wildcards".into()),
+            }
+        }
+        id if lookup(id).is_some() => only(&[]),
+        id => Err(format!("unknown fix {id:?}")),
+    }
+}
+
+fn needs_params(fix_id: &str) -> bool {
+    fix_id == "client.credentials.delete"
+}
+
+fn missing(fix_id: &str) -> String {
+    format!("{fix_id} needs parameters")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn platform_mapping_and_parameters() {
+        assert_eq!(for_os("host.cert.regenerate", "linux debian 12"), Some("xrdp.cert.renew"));
+        assert_eq!(for_os("host.cert.regenerate", "windows 10.0.22631"), Some("host.cert.regenerate"));
+        assert_eq!(for_os("host.nla.enable", "linux debian 12"), None, "no NLA on xrdp");
+        assert_eq!(for_os("xrdp.cert.renew", "windows"), None);
+        assert!(validate_params("host.security_layer.set", &json!({"level": 2})).is_ok());
+        assert!(validate_params("host.security_layer.set", &json!({"level": 0})).is_err());
+        assert!(validate_params("host.nla.enable", &json!({"x": 1})).is_err());
+        assert!(validate_params("host.nla.enable", &json!(null)).is_ok());
+        assert!(validate_params("client.credentials.delete", &json!(null)).is_err());
+        assert!(validate_params("client.credentials.delete", &json!({"target": "rdp01"})).is_ok());
+        assert!(validate_params("rm -rf", &json!({})).is_err());
+        assert!(validate_params("xrdp.security_layer.set", &json!({"level": "rdp"})).is_err());
+    }
+}

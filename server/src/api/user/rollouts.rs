@@ -1,0 +1,245 @@
+//! Rollouts over the JSON API: propose a catalogue fix for machines (or an incident's machines at
+//! fault), approve (a second person, an admin), start, pause, resume, abort, roll back. Operators
+//! act, admins approve, viewers read; every step is audited.
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use rdpfleet_proto::fixes;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::auth::user::UserAuth;
+use crate::error::{AppError, AppResult};
+use crate::extract::{ApiJson, ApiPath};
+use crate::state::AppState;
+use crate::store::audit::{ActorKind, NewAuditEntry};
+use crate::store::rollouts::{NewRollout, NewTarget, RolloutRow, TargetRow};
+use crate::store::users::Role;
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProposeRollout {
+    /// A fix from the catalogue (the Windows id; xrdp hosts get their equivalent).
+    pub fix: String,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub params: serde_json::Value,
+    /// The machines to fix...
+    #[serde(default)]
+    pub machines: Vec<Uuid>,
+    /// ...or an incident, whose machines at fault (its sources) are fixed.
+    pub incident: Option<Uuid>,
+    /// Only ask the agents what they would change.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Machines in the first wave (default 1).
+    pub canary: Option<i64>,
+    /// Each later wave is this many times the previous one (default 2).
+    pub growth: Option<i64>,
+    /// Failed machines in one wave beyond which the rollout halts and rolls the wave back (default 0).
+    pub max_failures: Option<i64>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RolloutDetail {
+    pub rollout: RolloutRow,
+    pub targets: Vec<TargetRow>,
+}
+
+async fn detail(state: &AppState, id: Uuid) -> AppResult<RolloutDetail> {
+    let rollout = state.store.rollout(id).await?.ok_or(AppError::NotFound("rollout"))?;
+    Ok(RolloutDetail { rollout, targets: state.store.rollout_targets(id).await? })
+}
+
+fn audit(user: &UserAuth, action: &'static str, id: Uuid) -> NewAuditEntry {
+    NewAuditEntry::new(ActorKind::User, &user.0.username, action, id.to_string())
+}
+
+#[utoipa::path(post, path = "/api/v1/rollouts", tag = "rollouts", request_body = ProposeRollout, security(("user_token" = [])),
+    responses((status = 201, body = RolloutDetail), (status = 403, body = rdpfleet_proto::error::ErrorBody), (status = 422, body = rdpfleet_proto::error::ErrorBody)))]
+pub async fn propose(
+    State(state): State<AppState>,
+    user: UserAuth,
+    ApiJson(req): ApiJson<ProposeRollout>,
+) -> AppResult<(StatusCode, Json<RolloutDetail>)> {
+    user.require(Role::Operator)?;
+    let info = fixes::lookup(&req.fix).ok_or_else(|| AppError::Validation(format!("unknown fix {:?}", req.fix)))?;
+    let (canary, growth, max_failures) =
+        (req.canary.unwrap_or(1), req.growth.unwrap_or(2), req.max_failures.unwrap_or(0));
+    if !(1..=100_000).contains(&canary) || !(1..=100).contains(&growth) || !(0..=100_000).contains(&max_failures) {
+        return Err(AppError::Validation("canary 1..=100000, growth 1..=100, max_failures 0..=100000".into()));
+    }
+    let mut machines = req.machines.clone();
+    let source = match req.incident {
+        Some(i) => {
+            if !machines.is_empty() {
+                return Err(AppError::Validation("give machines or an incident, not both".into()));
+            }
+            state.store.incident(i).await?.ok_or(AppError::NotFound("incident"))?;
+            machines = state
+                .store
+                .incident_machines(i, 100_000)
+                .await?
+                .into_iter()
+                .filter(|m| m.relation == "source")
+                .filter_map(|m| m.machine_id.parse().ok())
+                .collect();
+            Some(format!("incident:{i}"))
+        }
+        None => None,
+    };
+    machines.sort();
+    machines.dedup();
+    if machines.is_empty() || machines.len() > 100_000 {
+        return Err(AppError::Validation(
+            "a rollout needs 1 to 100000 machines (an incident's machines at fault)".into(),
+        ));
+    }
+    let mut found = Vec::with_capacity(machines.len());
+    for id in &machines {
+        let m = state.store.machine(*id).await?.ok_or_else(|| AppError::Validation(format!("no machine {id}")))?;
+        let fix = fixes::for_os(&req.fix, &m.os)
+            .ok_or_else(|| AppError::Validation(format!("{} does not apply to {} ({})", req.fix, m.hostname, m.os)))?;
+        fixes::validate_params(fix, &req.params).map_err(AppError::Validation)?;
+        found.push((m.hostname, *id, fix));
+    }
+    found.sort();
+    let wave_of =
+        crate::rollout::waves(found.len(), if req.dry_run { found.len() } else { canary as usize }, growth as usize);
+    let targets = found
+        .iter()
+        .zip(wave_of)
+        .map(|((_, id, fix), wave)| NewTarget { machine_id: *id, fix_id: fix, wave })
+        .collect();
+    let approval = !req.dry_run
+        && found.iter().any(|(_, _, f)| fixes::lookup(f).is_some_and(|i| i.needs_approval || i.irreversible));
+    let r = NewRollout {
+        fix_id: info.id,
+        params: &req.params,
+        dry_run: req.dry_run,
+        source: source.as_deref(),
+        needs_approval: !req.dry_run && (approval || info.needs_approval || info.irreversible),
+        proposed_by: &user.0.username,
+        canary,
+        growth,
+        max_failures,
+        targets,
+    };
+    let id = state.store.create_rollout(r, audit(&user, "rollout.proposed", Uuid::nil())).await?;
+    Ok((StatusCode::CREATED, Json(detail(&state, id).await?)))
+}
+
+#[utoipa::path(get, path = "/api/v1/rollouts", tag = "rollouts", security(("user_token" = [])), responses((status = 200, body = [RolloutRow])))]
+pub async fn list(State(state): State<AppState>, _user: UserAuth) -> AppResult<Json<Vec<RolloutRow>>> {
+    Ok(Json(state.store.rollouts(500).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/rollouts/{rollout_id}", tag = "rollouts", params(("rollout_id" = Uuid, Path)),
+    security(("user_token" = [])), responses((status = 200, body = RolloutDetail), (status = 404, body = rdpfleet_proto::error::ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    _user: UserAuth,
+    ApiPath(id): ApiPath<Uuid>,
+) -> AppResult<Json<RolloutDetail>> {
+    Ok(Json(detail(&state, id).await?))
+}
+
+async fn step(
+    state: &AppState,
+    user: &UserAuth,
+    id: Uuid,
+    from: &[&str],
+    to: &str,
+    action: &'static str,
+    approved_by: Option<&str>,
+) -> AppResult<Json<RolloutDetail>> {
+    let r = state.store.rollout(id).await?.ok_or(AppError::NotFound("rollout"))?;
+    if !state.store.transition_rollout(id, from, to, None, None, approved_by, Some(audit(user, action, id))).await? {
+        return Err(AppError::Conflict(format!(
+            "the rollout is {}; cannot {}",
+            r.state,
+            action.trim_start_matches("rollout.")
+        )));
+    }
+    Ok(Json(detail(state, id).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/rollouts/{rollout_id}/approve", tag = "rollouts", params(("rollout_id" = Uuid, Path)),
+    security(("user_token" = [])), responses((status = 200, body = RolloutDetail), (status = 403, body = rdpfleet_proto::error::ErrorBody), (status = 409, body = rdpfleet_proto::error::ErrorBody)))]
+pub async fn approve(
+    State(state): State<AppState>,
+    user: UserAuth,
+    ApiPath(id): ApiPath<Uuid>,
+) -> AppResult<Json<RolloutDetail>> {
+    user.require(Role::Admin)?;
+    let r = state.store.rollout(id).await?.ok_or(AppError::NotFound("rollout"))?;
+    if r.proposed_by == user.0.username {
+        return Err(AppError::Forbidden("a rollout is approved by someone other than its proposer"));
+    }
+    step(&state, &user, id, &["awaiting_approval"], "ready", "rollout.approved", Some(&user.0.username)).await
+}
+
+macro_rules! operator_step {
+    ($name:ident, $path:literal, $from:expr, $to:literal, $action:literal) => {
+        #[utoipa::path(post, path = $path, tag = "rollouts", params(("rollout_id" = Uuid, Path)), security(("user_token" = [])),
+            responses((status = 200, body = RolloutDetail), (status = 403, body = rdpfleet_proto::error::ErrorBody), (status = 409, body = rdpfleet_proto::error::ErrorBody)))]
+        pub async fn $name(State(state): State<AppState>, user: UserAuth, ApiPath(id): ApiPath<Uuid>) -> AppResult<Json<RolloutDetail>> {
+            user.require(Role::Operator)?;
+            let out = step(&state, &user, id, $from, $to, $action, None).await?;
+            if $to == "aborted" {
+                state.store.cancel_rollout_work(id).await?;
+            }
+            Ok(out)
+        }
+    };
+}
+
+operator_step!(start, "/api/v1/rollouts/{rollout_id}/start", &["ready"], "running", "rollout.started");
+operator_step!(pause, "/api/v1/rollouts/{rollout_id}/pause", &["running"], "paused", "rollout.paused");
+operator_step!(resume, "/api/v1/rollouts/{rollout_id}/resume", &["paused"], "running", "rollout.resumed");
+operator_step!(
+    abort,
+    "/api/v1/rollouts/{rollout_id}/abort",
+    &["awaiting_approval", "ready", "running", "paused", "halted"],
+    "aborted",
+    "rollout.aborted"
+);
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    /// Only this machine (default: every machine the fix succeeded on).
+    pub machine: Option<Uuid>,
+    /// Only this wave.
+    pub wave: Option<i64>,
+}
+
+#[utoipa::path(post, path = "/api/v1/rollouts/{rollout_id}/rollback", tag = "rollouts", params(("rollout_id" = Uuid, Path)),
+    request_body = RollbackRequest, security(("user_token" = [])), responses((status = 200, body = RolloutDetail)))]
+pub async fn rollback(
+    State(state): State<AppState>,
+    user: UserAuth,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(req): ApiJson<RollbackRequest>,
+) -> AppResult<Json<RolloutDetail>> {
+    user.require(Role::Operator)?;
+    let r = state.store.rollout(id).await?.ok_or(AppError::NotFound("rollout"))?;
+    if r.dry_run == 1 {
+        return Err(AppError::Conflict("a dry run changed nothing to roll back".into()));
+    }
+    let targets = state.store.rollout_targets(id).await?;
+    let chosen: Vec<&TargetRow> = targets
+        .iter()
+        .filter(|t| req.machine.is_none_or(|m| t.machine_id == m.to_string()))
+        .filter(|t| req.wave.is_none_or(|w| t.wave == w))
+        .collect();
+    let n = crate::rollout::roll_back(&state.store, &state.signing_key, &r, &chosen).await?;
+    state
+        .store
+        .append_audit(
+            &audit(&user, "rollout.rollback_requested", id)
+                .details(serde_json::json!({"machines": n, "wave": req.wave, "machine": req.machine})),
+        )
+        .await?;
+    Ok(Json(detail(&state, id).await?))
+}
