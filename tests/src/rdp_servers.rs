@@ -27,10 +27,10 @@ pub fn free_port() -> u16 {
 }
 
 /// Waits until something accepts on the port (bounded), polling rather than sleeping blindly.
-fn wait_listening(port: u16, child: &mut Child, log: &Path) {
+fn wait_listening(ip: &str, port: u16, child: &mut Child, log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        if std::net::TcpStream::connect((ip, port)).is_ok() {
             return;
         }
         if let Ok(Some(status)) = child.try_wait() {
@@ -70,6 +70,11 @@ pub enum XrdpCert<'a> {
 
 /// xrdp with `security_layer` = `tls`, `negotiate` or `rdp`.
 pub fn xrdp(dir: &Path, security_layer: &str, cert: XrdpCert<'_>) -> Server {
+    xrdp_at(dir, "127.0.0.1", security_layer, cert)
+}
+
+/// xrdp on a given loopback address (127.0.0.2, 127.0.0.3...: several "hosts" on one machine).
+pub fn xrdp_at(dir: &Path, ip: &str, security_layer: &str, cert: XrdpCert<'_>) -> Server {
     let port = free_port();
     let template = std::fs::read_to_string("/etc/xrdp/xrdp.ini").expect("/etc/xrdp/xrdp.ini");
     let (cert_path, key_path): (PathBuf, PathBuf) = match cert {
@@ -85,7 +90,7 @@ pub fn xrdp(dir: &Path, security_layer: &str, cert: XrdpCert<'_>) -> Server {
         }
         let key = line.split('=').next().unwrap_or("");
         let replaced = match (section.as_str(), key) {
-            ("[Globals]", "port") => format!("port=tcp://127.0.0.1:{port}"),
+            ("[Globals]", "port") => format!("port=tcp://{ip}:{port}"),
             ("[Globals]", "security_layer") => format!("security_layer={security_layer}"),
             ("[Globals]", "certificate") => format!("certificate={}", cert_path.display()),
             ("[Globals]", "key_file") => format!("key_file={}", key_path.display()),
@@ -106,7 +111,7 @@ pub fn xrdp(dir: &Path, security_layer: &str, cert: XrdpCert<'_>) -> Server {
         .stderr(out)
         .spawn()
         .expect("start xrdp");
-    wait_listening(port, &mut child, &log);
+    wait_listening(ip, port, &mut child, &log);
     Server { port, config: Some(ini_path), children: vec![child] }
 }
 
@@ -152,6 +157,6 @@ pub fn shadow(dir: &Path, sec: &str, cert: &Issued) -> Server {
         .stderr(out)
         .spawn()
         .expect("start freerdp-shadow-cli");
-    wait_listening(port, &mut child, &log);
+    wait_listening("127.0.0.1", port, &mut child, &log);
     Server { port, config: None, children: vec![xvfb, child] }
 }

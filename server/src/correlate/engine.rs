@@ -124,8 +124,12 @@ fn severity(cause: &str) -> Severity {
     causes::lookup(cause).map_or(Severity::High, |c| c.severity)
 }
 
-/// Short name of a host: the first label, lower case ("rdp01" for "RDP01.corp.example").
+/// Short name of a host: the first label, lower case ("rdp01" for "RDP01.corp.example"); an
+/// address stays whole.
 fn short(name: &str) -> String {
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        return name.to_owned();
+    }
     name.split('.').next().unwrap_or(name).to_lowercase()
 }
 
