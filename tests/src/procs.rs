@@ -35,10 +35,15 @@ impl Server {
     }
 
     pub async fn start_with(db_url: &str, dir: &Path, env: &[(&str, &str)]) -> Server {
+        Self::start_on(db_url, dir, env, "127.0.0.1:0").await
+    }
+
+    /// Starts on a given address (a restarted server keeps its agents' URL).
+    pub async fn start_on(db_url: &str, dir: &Path, env: &[(&str, &str)], listen: &str) -> Server {
         let stderr_log = dir.join(format!("server-{}.log", uuid::Uuid::new_v4().simple()));
         let mut cmd = Command::new(bin("rdpfleet-server"));
         cmd.current_dir(dir)
-            .args(["--database-url", db_url, "serve", "--listen", "127.0.0.1:0"])
+            .args(["--database-url", db_url, "serve", "--listen", listen])
             .env("RDPFLEET_LOG", "info")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
