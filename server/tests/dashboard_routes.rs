@@ -120,6 +120,16 @@ impl App {
     }
 }
 
+/// A rollout of NLA for the seeded machine, created as an operator would.
+async fn propose_nla(app: &App, machine: &str) -> String {
+    let (cookie, csrf) = app.sign_in("operator").await;
+    let r = app
+        .post("/rollouts", Some(&cookie), &format!("csrf={csrf}&fix=host.nla.enable&machine={machine}&canary=1"))
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    r.location.unwrap().trim_start_matches("/rollouts/").to_owned()
+}
+
 async fn seed(app: &App) -> (String, String) {
     let s = &app.store;
     for (name, role) in [("viewer", Role::Viewer), ("operator", Role::Operator), ("admin", Role::Admin)] {
@@ -182,6 +192,7 @@ async fn every_page_for_every_role() {
     );
 
     let (machine, incident) = seed(&app).await;
+    let rollout = propose_nla(&app, &machine).await;
     let pages = [
         "/".to_owned(),
         "/machines".into(),
@@ -200,6 +211,11 @@ async fn every_page_for_every_role() {
         "/export/incidents.json".into(),
         "/export/results.csv?status=fail".into(),
         "/export/results.json".into(),
+        "/rollouts".into(),
+        format!("/rollouts/{rollout}"),
+        "/audit".into(),
+        "/audit?action=session.&actor=admin".into(),
+        "/export/audit.csv?action=user.".into(),
     ];
     let admin_pages = ["/admin/users", "/admin/tokens"];
 
@@ -303,6 +319,49 @@ async fn forms_need_the_role_the_csrf_token_and_the_same_origin() {
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     let r = app.post("/admin/tokens", Some(&cookie), &format!("csrf={csrf}&label=&max_uses=0&hours=1")).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
+
+    // Rollout forms: a viewer cannot propose; an operator can; approval needs another admin.
+    let machine = app.store.machines(10, 0).await.unwrap()[0].id.to_string();
+    let (vc, vt) = app.sign_in("viewer").await;
+    let form = format!("fix=client.credentials.delete&params=%7B%22target%22%3A%22rdp01%22%7D&machine={machine}");
+    assert_eq!(app.post("/rollouts", Some(&vc), &format!("csrf={vt}&{form}")).await.status, StatusCode::FORBIDDEN);
+    let (oc, ot) = app.sign_in("operator").await;
+    assert_eq!(app.post("/rollouts", Some(&oc), &form).await.status, StatusCode::FORBIDDEN, "no CSRF token");
+    let r = app.post("/rollouts", Some(&oc), &format!("csrf={ot}&{form}")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let page = r.location.unwrap();
+    assert!(app.get(&page, Some(&oc)).await.body.contains("awaiting_approval"));
+    assert_eq!(
+        app.post(&format!("{page}/approve"), Some(&oc), &format!("csrf={ot}")).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.post(&format!("{page}/start"), Some(&oc), &format!("csrf={ot}")).await.status,
+        StatusCode::BAD_REQUEST,
+        "not approved yet"
+    );
+    assert_eq!(app.post(&format!("{page}/approve"), Some(&cookie), "csrf=nope").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.post(&format!("{page}/approve"), Some(&cookie), &format!("csrf={csrf}")).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        app.post(&format!("{page}/start"), Some(&vc), &format!("csrf={vt}")).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.post(&format!("{page}/start"), Some(&oc), &format!("csrf={ot}")).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert!(app.get(&page, Some(&oc)).await.body.contains("running"));
+    let r = app
+        .post("/rollouts", Some(&oc), &format!("csrf={ot}&fix=host.nla.enable&machine={machine}&params=%7Bbad"))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        app.post(&format!("{page}/explode"), Some(&oc), &format!("csrf={ot}")).await.status,
+        StatusCode::NOT_FOUND
+    );
 
     // Sign-out needs the token too, and ends the session.
     assert_eq!(app.post("/logout", Some(&cookie), "csrf=bad").await.status, StatusCode::FORBIDDEN);

@@ -217,3 +217,41 @@ impl Store {
         Ok(ChainCheck::Intact { entries: expected_id - 1 })
     }
 }
+
+/// Filters of the Audit page; every field optional.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditFilter {
+    /// Exact actor (user name, machine id, "rollout-engine").
+    pub actor: Option<String>,
+    /// Action or action prefix, e.g. `rollout.` or `job.finished`.
+    pub action: Option<String>,
+    /// Subject (an id or a name).
+    pub subject: Option<String>,
+    /// Entries older than this id (the next page).
+    pub before: Option<i64>,
+}
+
+impl Store {
+    /// Entries matching the filter, newest first.
+    pub async fn audit_search(&self, f: &AuditFilter, limit: i64) -> StoreResult<Vec<AuditRow>> {
+        let none = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+        let action =
+            none(&f.action).map(|a| format!("{}%", a.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
+        let rows = with_db!(self, p => {
+            sqlx::query_as::<_, AuditRow>(
+                "SELECT id, at, actor_kind, actor, action, subject, details, prev_hash, hash FROM audit_log \
+                 WHERE ($1 IS NULL OR actor = $1) AND ($2 IS NULL OR action LIKE $2 ESCAPE '\\') AND ($3 IS NULL OR subject = $3) \
+                 AND id < $4 ORDER BY id DESC LIMIT $5",
+            )
+            .bind(none(&f.actor))
+            .bind(action)
+            .bind(none(&f.subject))
+            .bind(f.before.unwrap_or(i64::MAX))
+            .bind(limit)
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows)
+    }
+}

@@ -34,6 +34,8 @@ pub struct TargetRow {
     pub job_id: Option<String>,
     pub rollback_job_id: Option<String>,
     pub message: Option<String>,
+    /// The agent's report of the (apply or dry-run) job: what was, or would be, changed.
+    pub evidence: Option<String>,
 }
 
 /// A target's fix for its platform, and its wave.
@@ -144,8 +146,9 @@ impl Store {
     pub async fn rollout_targets(&self, id: Uuid) -> StoreResult<Vec<TargetRow>> {
         let rows = with_db!(self, p => {
             sqlx::query_as::<_, TargetRow>(
-                "SELECT t.machine_id, m.hostname, t.fix_id, t.wave, t.state, t.job_id, t.rollback_job_id, t.message \
-                 FROM rollout_targets t JOIN machines m ON m.id = t.machine_id WHERE t.rollout_id = $1 ORDER BY t.wave, m.hostname",
+                "SELECT t.machine_id, m.hostname, t.fix_id, t.wave, t.state, t.job_id, t.rollback_job_id, t.message, j.evidence \
+                 FROM rollout_targets t JOIN machines m ON m.id = t.machine_id LEFT JOIN jobs j ON j.id = t.job_id \
+                 WHERE t.rollout_id = $1 ORDER BY t.wave, m.hostname",
             )
             .bind(id.to_string())
             .fetch_all(p)

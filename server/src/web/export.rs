@@ -24,7 +24,7 @@ pub fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
 }
 
-fn csv(name: &str, header_row: &[&str], rows: impl Iterator<Item = Vec<String>>) -> Response {
+pub fn csv_response(name: &str, header_row: &[&str], rows: impl Iterator<Item = Vec<String>>) -> Response {
     let mut out = header_row.join(",");
     out.push_str("\r\n");
     for r in rows {
@@ -53,7 +53,7 @@ pub async fn machines_csv(
     let f = q(f)?;
     validate_filter(&f)?;
     let rows = s.store.machines_matching(&f, EXPORT_LIMIT).await?;
-    Ok(csv(
+    Ok(csv_response(
         "machines.csv",
         &["id", "hostname", "role", "site", "os", "agent_version", "health", "failing_checks", "last_seen_at_ms"],
         rows.into_iter().map(|m| {
@@ -89,7 +89,7 @@ pub async fn incidents_csv(
 ) -> WebResult<Response> {
     let (_, filter) = incident_state(&q(sq)?)?;
     let rows = s.store.incidents(filter, EXPORT_LIMIT, 0).await?;
-    Ok(csv(
+    Ok(csv_response(
         "incidents.csv",
         &["id", "kind", "scope", "root_cause", "title", "fix", "state", "opened_at_ms", "resolved_at_ms", "machines"],
         rows.into_iter().map(|i| {
@@ -142,7 +142,7 @@ pub async fn results_csv(
     let rq = q(rq)?;
     let (check, status) = result_filter(&rq)?;
     let rows = s.store.results_matching(check, status, EXPORT_LIMIT).await?;
-    Ok(csv(
+    Ok(csv_response(
         "results.csv",
         &[
             "machine_id",

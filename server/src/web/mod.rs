@@ -10,9 +10,11 @@ use crate::state::AppState;
 
 pub mod admin;
 pub mod assets;
+pub mod audit;
 pub mod auth_pages;
 pub mod export;
 pub mod pages;
+pub mod rollouts;
 pub mod session;
 pub mod throttle;
 pub mod view;
@@ -120,6 +122,11 @@ pub fn routes() -> Router<AppState> {
         .route("/incidents", get(pages::incidents))
         .route("/incidents/{incident_id}", get(pages::incident))
         .route("/map", get(pages::map))
+        .route("/rollouts", get(rollouts::list).post(rollouts::propose))
+        .route("/rollouts/{rollout_id}", get(rollouts::page))
+        .route("/rollouts/{rollout_id}/{action}", post(rollouts::act))
+        .route("/audit", get(audit::page))
+        .route("/export/audit.csv", get(audit::csv))
         .route("/admin/users", get(admin::users).post(admin::create_user))
         .route("/admin/tokens", get(admin::tokens).post(admin::create_token))
         .route("/admin/tokens/{token_id}/revoke", post(admin::revoke_token))

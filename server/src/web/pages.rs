@@ -237,6 +237,7 @@ pub async fn incident(
         })
         .unwrap_or_default();
     let page = IncidentPage {
+        can_propose: session.user.role >= crate::store::users::Role::Operator,
         nav: Nav::of(&session, "incidents"),
         machines: s.incident_machines(id, 1000).await?,
         events: s.incident_events(id).await?.into_iter().map(|e| (at(e.at), e)).collect(),

@@ -380,6 +380,8 @@ pub struct LinkView {
 #[template(path = "incident.html")]
 pub struct IncidentPage {
     pub nav: Nav,
+    /// Operators and admins may propose a rollout of the fix from here.
+    pub can_propose: bool,
     pub i: IncidentView,
     pub machines: Vec<IncidentMachineRow>,
     pub events: Vec<(String, IncidentEventRow)>,
@@ -434,4 +436,168 @@ pub struct TokensPage {
     /// A token just created: shown once.
     pub created: Option<String>,
     pub agent_url: String,
+}
+
+pub struct RolloutView {
+    pub id: String,
+    pub fix_id: String,
+    pub fix_title: String,
+    pub state: String,
+    pub dry_run: bool,
+    pub source: String,
+    pub proposed_by: String,
+    pub approved_by: String,
+    pub wave: i64,
+    pub waves: i64,
+    pub total: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    pub running: usize,
+    pub rolled_back: usize,
+    pub halted_reason: String,
+    /// Bar widths (of 300) for succeeded, failed and running machines.
+    pub bar_ok: usize,
+    pub bar_fail: usize,
+    pub bar_run: usize,
+    pub canary: i64,
+    pub growth: i64,
+    pub max_failures: i64,
+}
+
+impl RolloutView {
+    pub fn of(r: &crate::store::rollouts::RolloutRow, targets: &[crate::store::rollouts::TargetRow]) -> RolloutView {
+        let count = |s: &str| targets.iter().filter(|t| t.state == s).count();
+        let total = targets.len();
+        let bar = |n: usize| if total == 0 { 0 } else { n * 300 / total };
+        let (succeeded, failed, running) =
+            (count("succeeded"), count("failed"), count("running") + count("rolling_back"));
+        RolloutView {
+            id: r.id.clone(),
+            fix_id: r.fix_id.clone(),
+            fix_title: rdpfleet_proto::fixes::lookup(&r.fix_id).map_or_else(String::new, |f| f.title.to_owned()),
+            state: r.state.clone(),
+            dry_run: r.dry_run == 1,
+            source: r.source.clone().unwrap_or_default(),
+            proposed_by: r.proposed_by.clone(),
+            approved_by: r.approved_by.clone().unwrap_or_default(),
+            wave: r.current_wave,
+            waves: targets.iter().map(|t| t.wave).max().unwrap_or(0),
+            total,
+            succeeded,
+            failed,
+            running,
+            rolled_back: count("rolled_back"),
+            halted_reason: r.halted_reason.clone().unwrap_or_default(),
+            bar_ok: bar(succeeded),
+            bar_fail: bar(failed),
+            bar_run: bar(running),
+            canary: r.canary,
+            growth: r.growth,
+            max_failures: r.max_failures,
+        }
+    }
+}
+
+pub struct TargetView {
+    pub machine_id: String,
+    pub hostname: String,
+    pub fix_id: String,
+    pub wave: i64,
+    pub state: String,
+    pub message: String,
+    /// What the agent reported it changed (or would change).
+    pub changes: String,
+}
+
+impl TargetView {
+    pub fn of(t: &crate::store::rollouts::TargetRow) -> TargetView {
+        let changes = t
+            .evidence
+            .as_deref()
+            .and_then(|e| serde_json::from_str::<serde_json::Value>(e).ok())
+            .and_then(|v| {
+                let saved = v["report"]["backup"]["saved"].as_array()?.clone();
+                Some(
+                    saved
+                        .iter()
+                        .map(|s| {
+                            let what = s["key"]
+                                .as_str()
+                                .or(s["path"].as_str())
+                                .or(s["store"].as_str())
+                                .or(s["group"].as_str())
+                                .unwrap_or("?");
+                            let name = s["name"].as_str().map(|n| format!("\\\\{n}")).unwrap_or_default();
+                            format!("{} {what}{name}", s["kind"].as_str().unwrap_or(""))
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                )
+            })
+            .unwrap_or_default();
+        TargetView {
+            machine_id: t.machine_id.clone(),
+            hostname: t.hostname.clone(),
+            fix_id: t.fix_id.clone(),
+            wave: t.wave,
+            state: t.state.clone(),
+            message: t.message.clone().unwrap_or_default(),
+            changes,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "rollouts.html")]
+pub struct RolloutsPage {
+    pub nav: Nav,
+    pub rows: Vec<RolloutView>,
+}
+
+#[derive(Template)]
+#[template(path = "rollout.html")]
+pub struct RolloutPage {
+    pub nav: Nav,
+    pub r: RolloutView,
+    pub targets: Vec<TargetView>,
+    pub params: String,
+    pub created: String,
+    pub can_approve: bool,
+    pub can_operate: bool,
+}
+
+pub struct AuditView {
+    pub id: i64,
+    pub at: String,
+    pub actor: String,
+    pub actor_kind: String,
+    pub action: String,
+    pub subject: String,
+    pub details: String,
+}
+
+impl AuditView {
+    pub fn of(r: &crate::store::audit::AuditRow) -> AuditView {
+        AuditView {
+            id: r.id,
+            at: at(r.at),
+            actor: r.actor.clone(),
+            actor_kind: r.actor_kind.clone(),
+            action: r.action.clone(),
+            subject: r.subject.clone(),
+            details: if r.details == "null" { String::new() } else { r.details.chars().take(400).collect() },
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+pub struct AuditPage {
+    pub nav: Nav,
+    pub rows: Vec<AuditView>,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub next: Option<i64>,
+    pub query: String,
 }

@@ -46,7 +46,7 @@ pub struct RolloutDetail {
     pub targets: Vec<TargetRow>,
 }
 
-async fn detail(state: &AppState, id: Uuid) -> AppResult<RolloutDetail> {
+pub async fn detail(state: &AppState, id: Uuid) -> AppResult<RolloutDetail> {
     let rollout = state.store.rollout(id).await?.ok_or(AppError::NotFound("rollout"))?;
     Ok(RolloutDetail { rollout, targets: state.store.rollout_targets(id).await? })
 }
@@ -63,6 +63,12 @@ pub async fn propose(
     ApiJson(req): ApiJson<ProposeRollout>,
 ) -> AppResult<(StatusCode, Json<RolloutDetail>)> {
     user.require(Role::Operator)?;
+    let id = create(&state, &user.0.username, &req).await?;
+    Ok((StatusCode::CREATED, Json(detail(&state, id).await?)))
+}
+
+/// Validates a proposal and creates the rollout (the JSON API and the dashboard's forms).
+pub async fn create(state: &AppState, proposer: &str, req: &ProposeRollout) -> AppResult<Uuid> {
     let info = fixes::lookup(&req.fix).ok_or_else(|| AppError::Validation(format!("unknown fix {:?}", req.fix)))?;
     let (canary, growth, max_failures) =
         (req.canary.unwrap_or(1), req.growth.unwrap_or(2), req.max_failures.unwrap_or(0));
@@ -111,22 +117,21 @@ pub async fn propose(
         .zip(wave_of)
         .map(|((_, id, fix), wave)| NewTarget { machine_id: *id, fix_id: fix, wave })
         .collect();
-    let approval = !req.dry_run
-        && found.iter().any(|(_, _, f)| fixes::lookup(f).is_some_and(|i| i.needs_approval || i.irreversible));
+    let approval = found.iter().any(|(_, _, f)| fixes::lookup(f).is_some_and(|i| i.needs_approval || i.irreversible));
     let r = NewRollout {
         fix_id: info.id,
         params: &req.params,
         dry_run: req.dry_run,
         source: source.as_deref(),
         needs_approval: !req.dry_run && (approval || info.needs_approval || info.irreversible),
-        proposed_by: &user.0.username,
+        proposed_by: proposer,
         canary,
         growth,
         max_failures,
         targets,
     };
-    let id = state.store.create_rollout(r, audit(&user, "rollout.proposed", Uuid::nil())).await?;
-    Ok((StatusCode::CREATED, Json(detail(&state, id).await?)))
+    let audit = NewAuditEntry::new(ActorKind::User, proposer, "rollout.proposed", req.fix.clone());
+    Ok(state.store.create_rollout(r, audit).await?)
 }
 
 #[utoipa::path(get, path = "/api/v1/rollouts", tag = "rollouts", security(("user_token" = [])), responses((status = 200, body = [RolloutRow])))]
@@ -144,7 +149,8 @@ pub async fn get(
     Ok(Json(detail(&state, id).await?))
 }
 
-async fn step(
+/// A state change by a person: `from` → `to`, audited; 409 when the rollout is elsewhere.
+pub async fn step(
     state: &AppState,
     user: &UserAuth,
     id: Uuid,

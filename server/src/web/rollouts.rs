@@ -1,0 +1,179 @@
+//! Rollout pages: the list, one rollout with its waves and machines (live), and the forms that
+//! propose (from an incident or a machine), approve, start, pause, resume, abort and roll back.
+use axum::Form;
+use axum::extract::rejection::{FormRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::session::Session;
+use super::view::{Nav, RolloutPage, RolloutView, RolloutsPage, TargetView, at};
+use super::{WebError, WebResult, render};
+use crate::api::user::rollouts::{ProposeRollout, create, detail, step};
+use crate::auth::user::UserAuth;
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::store::users::Role;
+
+fn app(e: AppError) -> WebError {
+    match e {
+        AppError::NotFound(_) => WebError::NotFound,
+        AppError::Forbidden(_) => WebError::Forbidden,
+        AppError::Internal(e) => WebError::Internal(e),
+        other => WebError::BadRequest(other.to_string()),
+    }
+}
+
+pub async fn list(State(state): State<AppState>, session: Session) -> WebResult<Response> {
+    let rows = state.store.rollouts(200).await?;
+    let mut views = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let targets = state.store.rollout_targets(r.id.parse().map_err(|_| WebError::NotFound)?).await?;
+        views.push(RolloutView::of(r, &targets));
+    }
+    render(&RolloutsPage { nav: Nav::of(&session, "rollouts"), rows: views })
+}
+
+pub async fn page(
+    State(state): State<AppState>,
+    session: Session,
+    id: Result<Path<String>, PathRejection>,
+) -> WebResult<Response> {
+    let Path(id) = id.map_err(|_| WebError::NotFound)?;
+    let id = Uuid::parse_str(&id).map_err(|_| WebError::NotFound)?;
+    let d = detail(&state, id).await.map_err(app)?;
+    let role = session.user.role;
+    let r = &d.rollout;
+    let page = RolloutPage {
+        can_approve: role == Role::Admin && r.proposed_by != session.user.username && r.state == "awaiting_approval",
+        can_operate: role >= Role::Operator,
+        nav: Nav::of(&session, "rollouts"),
+        r: RolloutView::of(r, &d.targets),
+        targets: d.targets.iter().map(TargetView::of).collect(),
+        params: r.params.clone(),
+        created: at(r.created_at),
+    };
+    render(&page)
+}
+
+#[derive(Deserialize)]
+pub struct ProposeForm {
+    #[serde(default)]
+    csrf: String,
+    fix: String,
+    #[serde(default)]
+    params: String,
+    #[serde(default)]
+    incident: Option<Uuid>,
+    #[serde(default)]
+    machine: Option<Uuid>,
+    #[serde(default)]
+    canary: Option<i64>,
+    #[serde(default)]
+    growth: Option<i64>,
+    #[serde(default)]
+    max_failures: Option<i64>,
+    #[serde(default)]
+    dry_run: Option<String>,
+}
+
+pub async fn propose(
+    State(state): State<AppState>,
+    session: Session,
+    f: Result<Form<ProposeForm>, FormRejection>,
+) -> WebResult<Response> {
+    let Form(f) = f.map_err(|e| WebError::BadRequest(e.body_text()))?;
+    session.check_csrf(&f.csrf)?;
+    session.require(Role::Operator)?;
+    let params = if f.params.trim().is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&f.params).map_err(|e| WebError::BadRequest(format!("parameters are not JSON: {e}")))?
+    };
+    let req = ProposeRollout {
+        fix: f.fix,
+        params,
+        machines: f.machine.into_iter().collect(),
+        incident: f.incident,
+        dry_run: f.dry_run.is_some(),
+        canary: f.canary,
+        growth: f.growth,
+        max_failures: f.max_failures,
+    };
+    let id = create(&state, &session.user.username, &req).await.map_err(app)?;
+    Ok(Redirect::to(&format!("/rollouts/{id}")).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ActionForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// approve | start | pause | resume | abort | rollback
+pub async fn act(
+    State(state): State<AppState>,
+    session: Session,
+    p: Result<Path<(String, String)>, PathRejection>,
+    f: Result<Form<ActionForm>, FormRejection>,
+) -> WebResult<Response> {
+    let Form(f) = f.map_err(|e| WebError::BadRequest(e.body_text()))?;
+    session.check_csrf(&f.csrf)?;
+    let Path((id, action)) = p.map_err(|_| WebError::NotFound)?;
+    let id = Uuid::parse_str(&id).map_err(|_| WebError::NotFound)?;
+    let user = UserAuth(session.user.clone());
+    match action.as_str() {
+        "approve" => {
+            session.require(Role::Admin)?;
+            let r = state.store.rollout(id).await?.ok_or(WebError::NotFound)?;
+            if r.proposed_by == session.user.username {
+                return Err(WebError::Forbidden);
+            }
+            let _ = step(
+                &state,
+                &user,
+                id,
+                &["awaiting_approval"],
+                "ready",
+                "rollout.approved",
+                Some(&session.user.username),
+            )
+            .await
+            .map_err(app)?;
+        }
+        "start" | "pause" | "resume" | "abort" => {
+            session.require(Role::Operator)?;
+            let (from, to, audit): (&[&str], &str, &'static str) = match action.as_str() {
+                "start" => (&["ready"], "running", "rollout.started"),
+                "pause" => (&["running"], "paused", "rollout.paused"),
+                "resume" => (&["paused"], "running", "rollout.resumed"),
+                _ => (&["awaiting_approval", "ready", "running", "paused", "halted"], "aborted", "rollout.aborted"),
+            };
+            let _ = step(&state, &user, id, from, to, audit, None).await.map_err(app)?;
+            if to == "aborted" {
+                state.store.cancel_rollout_work(id).await?;
+            }
+        }
+        "rollback" => {
+            session.require(Role::Operator)?;
+            let r = state.store.rollout(id).await?.ok_or(WebError::NotFound)?;
+            if r.dry_run == 1 {
+                return Err(WebError::BadRequest("a dry run changed nothing to roll back".into()));
+            }
+            let targets = state.store.rollout_targets(id).await?;
+            let all: Vec<_> = targets.iter().collect();
+            let n = crate::rollout::roll_back(&state.store, &state.signing_key, &r, &all).await?;
+            let audit = crate::store::audit::NewAuditEntry::new(
+                crate::store::audit::ActorKind::User,
+                &session.user.username,
+                "rollout.rollback_requested",
+                id.to_string(),
+            )
+            .details(serde_json::json!({"machines": n}));
+            state.store.append_audit(&audit).await?;
+        }
+        _ => return Err(WebError::NotFound),
+    }
+    Ok(Redirect::to(&format!("/rollouts/{id}")).into_response())
+}
