@@ -468,7 +468,7 @@ impl RolloutView {
     pub fn of(r: &crate::store::rollouts::RolloutRow, targets: &[crate::store::rollouts::TargetRow]) -> RolloutView {
         let count = |s: &str| targets.iter().filter(|t| t.state == s).count();
         let total = targets.len();
-        let bar = |n: usize| if total == 0 { 0 } else { n * 300 / total };
+        let bar = |n: usize| (n * 300).checked_div(total).unwrap_or(0);
         let (succeeded, failed, running) =
             (count("succeeded"), count("failed"), count("running") + count("rolling_back"));
         RolloutView {
