@@ -33,6 +33,10 @@ pub struct Settings {
     /// Session cookies with the `__Host-` prefix and `Secure` (the default). Turn off only to
     /// use the dashboard over plain HTTP from another machine (browsers treat localhost as secure).
     pub secure_cookies: bool,
+    /// URLs that get a JSON POST when an incident opens or resolves and a rollout halts or completes.
+    pub webhook_urls: Vec<String>,
+    /// Signs webhook bodies (HMAC-SHA256 in `X-Rdpfleet-Signature`) when set.
+    pub webhook_secret: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -56,12 +60,14 @@ impl Default for Settings {
             correlation_interval_secs: 30,
             session_idle_hours: 12,
             secure_cookies: true,
+            webhook_urls: vec![],
+            webhook_secret: None,
         }
     }
 }
 
 /// Keys taken from the environment, as `RDPFLEET_<KEY>`; other `RDPFLEET_*` variables are ignored.
-const ENV_KEYS: [&str; 11] = [
+const ENV_KEYS: [&str; 13] = [
     "listen",
     "database_url",
     "signing_key_path",
@@ -73,6 +79,8 @@ const ENV_KEYS: [&str; 11] = [
     "correlation_interval_secs",
     "session_idle_hours",
     "secure_cookies",
+    "webhook_urls",
+    "webhook_secret",
 ];
 
 /// Overrides from command-line flags; `None` leaves the value from the layers below.
@@ -124,6 +132,9 @@ impl Settings {
         if self.session_idle_hours == 0 || self.session_idle_hours > 24 * 30 {
             return Err(ConfigError::Value("session_idle_hours must be within 1..=720".into()));
         }
+        if let Some(u) = self.webhook_urls.iter().find(|u| !(u.starts_with("https://") || u.starts_with("http://"))) {
+            return Err(ConfigError::Value(format!("webhook URL {u:?} must be http:// or https://")));
+        }
         if self.job_lease_secs < 10 {
             return Err(ConfigError::Value("job_lease_secs must be at least 10".into()));
         }
@@ -164,6 +175,8 @@ impl std::fmt::Debug for Settings {
             .field("correlation_interval_secs", &self.correlation_interval_secs)
             .field("session_idle_hours", &self.session_idle_hours)
             .field("secure_cookies", &self.secure_cookies)
+            .field("webhook_urls", &self.webhook_urls.len())
+            .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "***"))
             .finish()
     }
 }

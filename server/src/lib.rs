@@ -19,6 +19,7 @@ pub mod signing;
 pub mod state;
 pub mod store;
 pub mod web;
+pub mod webhook;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -52,12 +53,19 @@ pub async fn launch(
 ) -> std::io::Result<()> {
     let cancel = state.shutdown.clone();
     let store = state.store.clone();
-    let rollouts =
-        rollout::spawn(store.clone(), (*state.signing_key).clone(), std::time::Duration::from_secs(2), cancel.clone());
+    let notifier = webhook::Notifier::new(state.settings.webhook_urls.clone(), state.settings.webhook_secret.clone());
+    let rollouts = rollout::spawn(
+        store.clone(),
+        (*state.signing_key).clone(),
+        std::time::Duration::from_secs(2),
+        cancel.clone(),
+        notifier.clone(),
+    );
     let correlation = correlate::spawn(
         store.clone(),
         std::time::Duration::from_secs(state.settings.correlation_interval_secs),
         cancel.clone(),
+        notifier,
     );
     let app = router::router(state);
     let result = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())

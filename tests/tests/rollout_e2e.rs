@@ -69,6 +69,29 @@ fn host_config(ini: &Path, name: &str) -> String {
     )
 }
 
+type Hooks = std::sync::Arc<std::sync::Mutex<Vec<(Vec<u8>, String)>>>;
+
+/// A webhook receiver: every POST body with its signature header.
+async fn webhook_receiver() -> (String, Hooks) {
+    let hooks: Hooks = Default::default();
+    let store = hooks.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+            let store = store.clone();
+            async move {
+                let sig = headers.get("x-rdpfleet-signature").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                store.lock().unwrap().push((body.to_vec(), sig));
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, hooks)
+}
+
 async fn open_incidents(server: &Server, token: &str) -> Vec<Value> {
     let (_, v) = api("GET", &format!("{}/api/v1/incidents", server.url), token, None).await;
     v.as_array().cloned().unwrap_or_default()
@@ -81,7 +104,14 @@ async fn expired_host_certificates_are_renewed_by_a_staged_rollout() {
     }
     let db = TestDb::sqlite();
     let work = tempfile::tempdir().unwrap();
-    let server = Server::start_with(db.url(), work.path(), &[("RDPFLEET_CORRELATION_INTERVAL_SECS", "1")]).await;
+    let (hook_url, hooks) = webhook_receiver().await;
+    let urls = format!("[\"{hook_url}\"]");
+    let env = [
+        ("RDPFLEET_CORRELATION_INTERVAL_SECS", "1"),
+        ("RDPFLEET_WEBHOOK_URLS", urls.as_str()),
+        ("RDPFLEET_WEBHOOK_SECRET", "hook-secret"),
+    ];
+    let server = Server::start_with(db.url(), work.path(), &env).await;
     let token = server.admin(&["enroll-token", "create", "--label", "e2e", "--max-uses", "10"]).await;
     let admin = server.admin(&["user", "token", "--username", "admin"]).await;
 
@@ -205,6 +235,27 @@ async fn expired_host_certificates_are_renewed_by_a_staged_rollout() {
     assert_eq!(t[1]["state"], "pending", "wave 2 never started: {halted}");
     let out = server.admin(&["audit", "verify"]).await;
     assert!(out.starts_with("audit chain intact"), "{out}");
+
+    // The webhooks: incidents opened and resolved, the rollout completed, the second halted;
+    // every body signed with the shared secret.
+    let received = until(30, "the webhooks", || async {
+        let got = hooks.lock().unwrap().clone();
+        let events: Vec<String> = got
+            .iter()
+            .map(|(b, _)| serde_json::from_slice::<Value>(b).unwrap()["event"].as_str().unwrap().to_owned())
+            .collect();
+        ["incident.opened", "incident.resolved", "rollout.completed", "rollout.halted"]
+            .iter()
+            .all(|e| events.iter().any(|x| x == e))
+            .then_some(got)
+    })
+    .await;
+    for (body, signature) in &received {
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"hook-secret").unwrap();
+        mac.update(body);
+        assert_eq!(signature, &format!("sha256={}", hex::encode(mac.finalize().into_bytes())));
+    }
 
     for (_, _, _, mut child, _) in hosts {
         let _ = child.kill().await;

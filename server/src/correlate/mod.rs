@@ -23,7 +23,12 @@ pub async fn run_once(store: &Store, rules: &engine::Rules) -> StoreResult<Recon
 }
 
 /// Runs the task until `shutdown`; only the lease holder correlates, so replicas do not race.
-pub fn spawn(store: Store, interval: Duration, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+pub fn spawn(
+    store: Store,
+    interval: Duration,
+    shutdown: CancellationToken,
+    notifier: crate::webhook::Notifier,
+) -> tokio::task::JoinHandle<()> {
     let holder = uuid::Uuid::new_v4().to_string();
     tokio::spawn(async move {
         let rules = engine::Rules::default();
@@ -32,13 +37,16 @@ pub fn spawn(store: Store, interval: Duration, shutdown: CancellationToken) -> t
             match store.try_lease("correlation", &holder, now_ms().saturating_add(lease_ms)).await {
                 Ok(true) => {
                     match run_once(&store, &rules).await {
-                        Ok(s) if s.opened + s.changed + s.resolved > 0 => tracing::info!(
-                            opened = s.opened,
-                            changed = s.changed,
-                            resolved = s.resolved,
-                            open = s.open,
-                            "incidents"
-                        ),
+                        Ok(s) if s.opened + s.changed + s.resolved > 0 => {
+                            tracing::info!(
+                                opened = s.opened,
+                                changed = s.changed,
+                                resolved = s.resolved,
+                                open = s.open,
+                                "incidents"
+                            );
+                            notify(&store, &notifier, &s).await;
+                        }
                         Ok(_) => {}
                         Err(e) => tracing::warn!(error = %e, "correlation failed"),
                     }
@@ -56,4 +64,20 @@ pub fn spawn(store: Store, interval: Duration, shutdown: CancellationToken) -> t
             }
         }
     })
+}
+
+/// Sends the incident.opened / incident.resolved webhooks of one run.
+async fn notify(store: &Store, notifier: &crate::webhook::Notifier, s: &ReconcileStats) {
+    if !notifier.is_on() {
+        return;
+    }
+    for (event, ids) in [("incident.opened", &s.opened_ids), ("incident.resolved", &s.resolved_ids)] {
+        for id in ids {
+            let Ok(uuid) = id.parse() else { continue };
+            if let Ok(Some(i)) = store.incident(uuid).await {
+                let subject = serde_json::to_value(&i).unwrap_or_default();
+                notifier.send(crate::webhook::Event { event, at: now_ms(), subject });
+            }
+        }
+    }
 }

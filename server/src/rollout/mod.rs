@@ -80,8 +80,9 @@ pub async fn roll_back(store: &Store, key: &SigningKey, r: &RolloutRow, targets:
     Ok(n)
 }
 
-/// One pass over the active rollouts.
-pub async fn tick(store: &Store, key: &SigningKey) -> StoreResult<()> {
+/// One pass over the active rollouts; returns the rollouts that halted or completed in it.
+pub async fn tick(store: &Store, key: &SigningKey) -> StoreResult<Vec<(&'static str, String)>> {
+    let mut ended = Vec::new();
     for r in store.active_rollouts().await? {
         let id = crate::store::parse_uuid(&r.id)?;
         store.sync_rollout_targets(id).await?;
@@ -103,10 +104,11 @@ pub async fn tick(store: &Store, key: &SigningKey) -> StoreResult<()> {
         if failed > r.max_failures {
             let reason = format!("wave {wave}: {failed} machine(s) failed, more than the {} allowed", r.max_failures);
             let audit = system("rollout.halted", r.id.clone()).details(serde_json::json!({"reason": reason}));
-            if store.transition_rollout(id, &["running"], "halted", None, Some(&reason), None, Some(audit)).await?
-                && r.dry_run == 0
-            {
-                roll_back(store, key, &r, &in_wave).await?;
+            if store.transition_rollout(id, &["running"], "halted", None, Some(&reason), None, Some(audit)).await? {
+                ended.push(("rollout.halted", r.id.clone()));
+                if r.dry_run == 0 {
+                    roll_back(store, key, &r, &in_wave).await?;
+                }
             }
         } else if targets.iter().any(|t| t.wave > wave) {
             let audit = system("rollout.wave_started", r.id.clone()).details(serde_json::json!({"wave": wave + 1}));
@@ -115,10 +117,12 @@ pub async fn tick(store: &Store, key: &SigningKey) -> StoreResult<()> {
             let ok = in_wave.iter().filter(|t| t.state == "succeeded").count();
             let audit =
                 system("rollout.completed", r.id.clone()).details(serde_json::json!({"last_wave_succeeded": ok}));
-            store.transition_rollout(id, &["running"], "completed", None, None, None, Some(audit)).await?;
+            if store.transition_rollout(id, &["running"], "completed", None, None, None, Some(audit)).await? {
+                ended.push(("rollout.completed", r.id.clone()));
+            }
         }
     }
-    Ok(())
+    Ok(ended)
 }
 
 /// Wave numbers for `n` machines: `canary` in wave 1, each later wave `growth` times larger.
@@ -141,17 +145,23 @@ pub fn spawn(
     key: SigningKey,
     every: Duration,
     shutdown: CancellationToken,
+    notifier: crate::webhook::Notifier,
 ) -> tokio::task::JoinHandle<()> {
     let holder = Uuid::new_v4().to_string();
     tokio::spawn(async move {
         loop {
             let lease = i64::try_from(every.as_millis()).unwrap_or(1000).saturating_mul(5);
             match store.try_lease("rollouts", &holder, now_ms() + lease).await {
-                Ok(true) => {
-                    if let Err(e) = tick(&store, &key).await {
-                        tracing::warn!(error = %e, "rollout engine");
+                Ok(true) => match tick(&store, &key).await {
+                    Ok(ended) => {
+                        for (event, id) in ended {
+                            let rollout = store.rollout(id.parse().unwrap_or_default()).await.ok().flatten();
+                            let subject = serde_json::to_value(&rollout).unwrap_or_default();
+                            notifier.send(crate::webhook::Event { event, at: now_ms(), subject });
+                        }
                     }
-                }
+                    Err(e) => tracing::warn!(error = %e, "rollout engine"),
+                },
                 Ok(false) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot take the rollouts lease"),
             }

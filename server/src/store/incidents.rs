@@ -40,12 +40,15 @@ pub struct IncidentEventRow {
     pub detail: String,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ReconcileStats {
     pub opened: usize,
     pub changed: usize,
     pub resolved: usize,
     pub open: usize,
+    /// Incidents opened and resolved by this run, by id (for notifications).
+    pub opened_ids: Vec<String>,
+    pub resolved_ids: Vec<String>,
 }
 
 /// Appends to an incident's history inside the caller's transaction (either backend).
@@ -152,6 +155,7 @@ impl Store {
                         .await?;
                     event!(tx, id, now, "resolved", "no machine shows the failure any more");
                     stats.resolved += 1;
+                    stats.resolved_ids.push(id.clone());
                 }
             }
             for d in drafts {
@@ -218,6 +222,7 @@ impl Store {
                         .await?;
                         event!(tx, &id, opened, "opened", &format!("{} ({} machine(s))", d.root_cause, set.len()));
                         stats.opened += 1;
+                        stats.opened_ids.push(id.clone());
                         id
                     }
                 };
