@@ -46,8 +46,8 @@ impl Notifier {
         let (Some(client), true) = (self.client.clone(), self.is_on()) else { return };
         let Ok(body) = serde_json::to_vec(&event) else { return };
         let signature = self.secret.as_deref().map(|s| Notifier::signature(s, &body));
-        for url in self.urls.iter().cloned() {
-            let (client, body, signature) = (client.clone(), body.clone(), signature.clone());
+        for url in self.urls.iter() {
+            let (client, body, signature, url) = (client.clone(), body.clone(), signature.clone(), url.clone());
             tokio::spawn(async move {
                 for attempt in 0..3u32 {
                     let mut req = client.post(&url).header("content-type", "application/json").body(body.clone());
