@@ -170,6 +170,20 @@ async fn the_story(db: TestDb) {
     let (_, v) = t.call("GET", &format!("/api/v1/rollouts/{id}"), "rfu_vic", None).await;
     assert_eq!(v["rollout"]["state"], "completed", "{v}");
     assert_eq!(delivered, 5, "one job per machine");
+    // Rolling back one machine of a finished rollout, by hand.
+    let (s, v) =
+        t.call("POST", &format!("/api/v1/rollouts/{id}/rollback"), "rfu_vic", Some(json!({"machine": linux[2]}))).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    let (s, v) = t
+        .call("POST", &format!("/api/v1/rollouts/{id}/rollback"), "rfu_alice", Some(json!({"machine": linux[2]})))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["targets"].as_array().unwrap().iter().filter(|t| t["state"] == "rolling_back").count(), 1);
+    assert_eq!(t.agents_answer(&linux, |_| JobOutcome::Succeeded).await, 1);
+    t.tick().await;
+    let (_, v) = t.call("GET", &format!("/api/v1/rollouts/{id}"), "rfu_vic", None).await;
+    let back: Vec<&Value> = v["targets"].as_array().unwrap().iter().filter(|t| t["state"] == "rolled_back").collect();
+    assert_eq!((back.len(), back[0]["machine_id"].as_str()), (1, Some(linux[2].to_string().as_str())));
 
     // Auto-halt: the canary wave has a failure → halted before wave 2, its success rolled back.
     let (_, v) = t

@@ -151,8 +151,39 @@ async fn expired_host_certificates_are_renewed_by_a_staged_rollout() {
         assert_eq!(i["fix_id"], "host.cert.regenerate", "{i}");
     }
 
-    // A rollout from the machines at fault, canary first.
+    // A dry run first: the agents say what they would change, and change nothing.
     let host_ids: Vec<&str> = hosts.iter().map(|h| h.4.as_str()).collect();
+    let cert_of = |ini: &Path| -> Vec<u8> {
+        let text = std::fs::read_to_string(ini).unwrap();
+        let path = text.lines().find_map(|l| l.strip_prefix("certificate=")).unwrap().trim().to_owned();
+        std::fs::read(path).unwrap()
+    };
+    let certs_before: Vec<Vec<u8>> = hosts.iter().map(|h| cert_of(h.1.config.as_ref().unwrap())).collect();
+    let (s, v) = api(
+        "POST",
+        &format!("{}/api/v1/rollouts", server.url),
+        &admin,
+        Some(json!({"fix": "host.cert.regenerate", "machines": host_ids, "dry_run": true})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let dry = v["rollout"]["id"].as_str().unwrap().to_owned();
+    api("POST", &format!("{}/api/v1/rollouts/{dry}/start", server.url), &admin, None).await;
+    let done = until(60, "the dry run", || async {
+        let (_, v) = api("GET", &format!("{}/api/v1/rollouts/{dry}", server.url), &admin, None).await;
+        (v["rollout"]["state"] == "completed").then_some(v)
+    })
+    .await;
+    for t in done["targets"].as_array().unwrap() {
+        let evidence: Value = serde_json::from_str(t["evidence"].as_str().unwrap()).unwrap();
+        assert_eq!(evidence["report"]["outcome"], "would_change", "{evidence}");
+        assert_eq!(evidence["report"]["backup"]["saved"].as_array().unwrap().len(), 2, "certificate and key");
+    }
+    let certs_after: Vec<Vec<u8>> = hosts.iter().map(|h| cert_of(h.1.config.as_ref().unwrap())).collect();
+    assert_eq!(certs_before, certs_after, "a dry run changes no certificate");
+    assert_eq!(open_incidents(&server, &admin).await.iter().filter(|i| i["kind"] == "host").count(), 2, "still open");
+
+    // A rollout from the machines at fault, canary first.
     let (s, v) = api(
         "POST",
         &format!("{}/api/v1/rollouts", server.url),
