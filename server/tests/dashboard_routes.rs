@@ -243,8 +243,32 @@ async fn every_page_for_every_role() {
         }
     }
 
-    // Content: the machine, its incident and its check are on their pages.
+    // An operator sees a "propose fix" form for a failing result with a fix; a viewer does not.
+    let (oc, _) = app.sign_in("operator").await;
     let (cookie, _) = app.sign_in("viewer").await;
+    app.store
+        .store_report(
+            machine.parse().unwrap(),
+            2,
+            None,
+            &[CheckResult {
+                check: "host.nla".into(),
+                target: None,
+                status: CheckStatus::Fail,
+                summary: "NLA off".into(),
+                cause: Some("rdp.nla_not_required".into()),
+                evidence: json!({}),
+                observed_at: time::OffsetDateTime::now_utc(),
+                duration_ms: 1,
+            }],
+        )
+        .await
+        .unwrap();
+    let op_page = app.get(&format!("/machines/{machine}"), Some(&oc)).await.body;
+    assert!(op_page.contains("Propose fix <code>host.nla.enable</code>"), "{op_page}");
+    assert!(!app.get(&format!("/machines/{machine}"), Some(&cookie)).await.body.contains("Propose fix"));
+
+    // Content: the machine, its incident and its check are on their pages.
     let page = app.get(&format!("/incidents/{incident}"), Some(&cookie)).await.body;
     assert!(page.contains("client.cert_warnings_silenced") && page.contains("&#60;script&#62;"), "{page}");
     let csv = app.get("/export/machines.csv", Some(&cookie)).await.body;

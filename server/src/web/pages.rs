@@ -118,6 +118,7 @@ pub async fn machine(
     let full = s.machine(id).await?.ok_or(WebError::NotFound)?;
     let results = s.latest_results(id).await?;
     let page = MachinePage {
+        can_propose: session.user.role >= crate::store::users::Role::Operator,
         nav: Nav::of(&session, "machines"),
         m: MachineView::of(&row),
         labels: full.labels.join(", "),
@@ -125,6 +126,13 @@ pub async fn machine(
         results: results
             .iter()
             .map(|r| ResultView {
+                fix: (r.status == "fail" || r.status == "warn")
+                    .then(|| r.cause.as_deref())
+                    .flatten()
+                    .and_then(rdpfleet_proto::causes::lookup)
+                    .and_then(|c| c.fix)
+                    .and_then(|f| rdpfleet_proto::fixes::for_os(f, &full.os))
+                    .map(str::to_owned),
                 check_id: r.check_id.clone(),
                 target: r.target.clone(),
                 status: r.status.clone(),

@@ -291,6 +291,8 @@ pub struct PathView {
 }
 
 pub struct ResultView {
+    /// The fix for this result's cause on this machine's platform, when one exists.
+    pub fix: Option<String>,
     pub check_id: String,
     pub target: String,
     pub status: String,
@@ -315,6 +317,7 @@ pub struct TransitionView {
 #[template(path = "machine.html")]
 pub struct MachinePage {
     pub nav: Nav,
+    pub can_propose: bool,
     pub m: MachineView,
     pub labels: String,
     pub paths: Vec<PathView>,
