@@ -127,7 +127,7 @@ pub async fn machine(
             .iter()
             .map(|r| ResultView {
                 fix: (r.status == "fail" || r.status == "warn")
-                    .then(|| r.cause.as_deref())
+                    .then_some(r.cause.as_deref())
                     .flatten()
                     .and_then(rdpfleet_proto::causes::lookup)
                     .and_then(|c| c.fix)
