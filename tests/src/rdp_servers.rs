@@ -28,13 +28,22 @@ pub fn free_port() -> u16 {
 
 /// Waits until something accepts on the port (bounded), polling rather than sleeping blindly.
 fn wait_listening(ip: &str, port: u16, child: &mut Child, log: &Path) {
+    if let Err(e) = try_wait_listening(ip, port, child, log) {
+        panic!("{e}");
+    }
+}
+
+fn try_wait_listening(ip: &str, port: u16, child: &mut Child, log: &Path) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if std::net::TcpStream::connect((ip, port)).is_ok() {
-            return;
+            return Ok(());
         }
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("server exited ({status}) before listening: {}", std::fs::read_to_string(log).unwrap_or_default());
+            return Err(format!(
+                "server exited ({status}) before listening: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            ));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -117,6 +126,19 @@ pub fn xrdp_at(dir: &Path, ip: &str, security_layer: &str, cert: XrdpCert<'_>) -
 
 /// FreeRDP's shadow server with `/sec:nla` or `/sec:rdp`, on its own Xvfb display.
 pub fn shadow(dir: &Path, sec: &str, cert: &Issued) -> Server {
+    // Xvfb displays are picked concurrently by parallel tests; a shadow server that starts while
+    // its display is still coming up exits at once. Start the pair again in that case.
+    let mut last = String::new();
+    for _ in 0..3 {
+        match try_shadow(dir, sec, cert) {
+            Ok(s) => return s,
+            Err(e) => last = e,
+        }
+    }
+    panic!("{last}");
+}
+
+fn try_shadow(dir: &Path, sec: &str, cert: &Issued) -> Result<Server, String> {
     let port = free_port();
     let home = dir.join(format!("shadow-home-{port}"));
     let cfg = home.join(".config/freerdp/shadow");
@@ -142,10 +164,17 @@ pub fn shadow(dir: &Path, sec: &str, cert: &Issued) -> Server {
         let stdout = xvfb.stdout.take().unwrap();
         std::io::BufReader::new(stdout).read_line(&mut display).unwrap();
     }
-    let display = format!(":{}", display.trim());
+    let display_no = display.trim().to_owned();
+    let display = format!(":{display_no}");
+    // Ready when its socket accepts connections.
+    let socket = format!("/tmp/.X11-unix/X{display_no}");
+    let ready = Instant::now() + Duration::from_secs(10);
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() && Instant::now() < ready {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let log = dir.join(format!("shadow-{port}.log"));
     let out = std::fs::File::create(&log).unwrap();
-    let mut child = Command::new("freerdp-shadow-cli")
+    let child = Command::new("freerdp-shadow-cli")
         .arg(format!("/port:{port}"))
         .arg("/bind-address:127.0.0.1")
         .arg(format!("/sec:{sec}"))
@@ -157,6 +186,7 @@ pub fn shadow(dir: &Path, sec: &str, cert: &Issued) -> Server {
         .stderr(out)
         .spawn()
         .expect("start freerdp-shadow-cli");
-    wait_listening("127.0.0.1", port, &mut child, &log);
-    Server { port, config: None, children: vec![xvfb, child] }
+    let mut server = Server { port, config: None, children: vec![xvfb, child] };
+    let waited = try_wait_listening("127.0.0.1", port, &mut server.children[1], &log);
+    waited.map(|()| server)
 }
