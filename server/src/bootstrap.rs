@@ -6,7 +6,6 @@ use std::path::Path;
 use crate::secrets::{TokenKind, hash_password, new_password, new_token, token_hash};
 use crate::store::audit::{ActorKind, NewAuditEntry};
 use crate::store::enrollment::NewEnrollmentToken;
-use crate::store::users::Role;
 use crate::store::{Store, now_ms};
 
 pub struct Bootstrapped {
@@ -22,14 +21,17 @@ pub async fn first_start(store: &Store) -> anyhow::Result<Option<Bootstrapped>> 
     }
     let username = "admin".to_owned();
     let password = new_password();
-    store
-        .create_user(
+    // Atomic: of replicas starting together on an empty database, one bootstraps.
+    let created = store
+        .create_first_user(
             &username,
             &hash_password(&password)?,
-            Role::Admin,
             NewAuditEntry::new(ActorKind::System, "bootstrap", "user.created", &username),
         )
         .await?;
+    if created.is_none() {
+        return Ok(None);
+    }
     let enrollment_token = new_token(TokenKind::Enrollment);
     store
         .create_enrollment_token(

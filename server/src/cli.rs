@@ -57,6 +57,9 @@ pub enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Create the job-signing key file if it does not exist (mode 0600) and print its public
+    /// half; for deployments where several replicas share one key.
+    SigningKey,
 }
 
 #[derive(Debug, Subcommand)]
@@ -183,6 +186,11 @@ fn init_tracing(format: LogFormat) {
 }
 
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    if let Command::SigningKey = command {
+        let key = crate::signing::load_or_create(&settings.signing_key_path)?;
+        println!("{}", crate::signing::public_key_base64(&key));
+        return Ok(());
+    }
     let store = Store::connect(&settings.database_url)
         .await
         .with_context(|| format!("cannot open database {}", redact_url(&settings.database_url)))?;
@@ -191,6 +199,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         |action: &'static str, subject: String| NewAuditEntry::new(ActorKind::Cli, actor.clone(), action, subject);
     match command {
         Command::Serve { .. } => serve(settings, store).await,
+        Command::SigningKey => Ok(()),
         Command::Audit(AuditCmd::Verify) => match store.verify_audit_chain().await? {
             crate::store::audit::ChainCheck::Intact { entries } => {
                 println!("audit chain intact: {entries} entries");

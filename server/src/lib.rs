@@ -53,6 +53,7 @@ pub async fn launch(
 ) -> std::io::Result<()> {
     let cancel = state.shutdown.clone();
     let store = state.store.clone();
+    let job_listener = store.spawn_job_listener(state.wakeups.clone(), cancel.clone());
     let notifier = webhook::Notifier::new(state.settings.webhook_urls.clone(), state.settings.webhook_secret.clone());
     let rollouts = rollout::spawn(
         store.clone(),
@@ -60,6 +61,7 @@ pub async fn launch(
         std::time::Duration::from_secs(2),
         cancel.clone(),
         notifier.clone(),
+        state.wakeups.clone(),
     );
     let correlation = correlate::spawn(
         store.clone(),
@@ -77,6 +79,9 @@ pub async fn launch(
         .await;
     correlation.abort();
     rollouts.abort();
+    if let Some(l) = job_listener {
+        l.abort();
+    }
     let _ = correlation.await;
     let _ = rollouts.await;
     store.close().await;

@@ -167,10 +167,13 @@ fn try_shadow(dir: &Path, sec: &str, cert: &Issued) -> Result<Server, String> {
     let display_no = display.trim().to_owned();
     let display = format!(":{display_no}");
     // Ready when its socket accepts connections.
-    let socket = format!("/tmp/.X11-unix/X{display_no}");
-    let ready = Instant::now() + Duration::from_secs(10);
-    while std::os::unix::net::UnixStream::connect(&socket).is_err() && Instant::now() < ready {
-        std::thread::sleep(Duration::from_millis(20));
+    #[cfg(unix)]
+    {
+        let socket = format!("/tmp/.X11-unix/X{display_no}");
+        let ready = Instant::now() + Duration::from_secs(10);
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() && Instant::now() < ready {
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
     let log = dir.join(format!("shadow-{port}.log"));
     let out = std::fs::File::create(&log).unwrap();

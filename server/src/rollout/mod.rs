@@ -80,9 +80,17 @@ pub async fn roll_back(store: &Store, key: &SigningKey, r: &RolloutRow, targets:
     Ok(n)
 }
 
-/// One pass over the active rollouts; returns the rollouts that halted or completed in it.
-pub async fn tick(store: &Store, key: &SigningKey) -> StoreResult<Vec<(&'static str, String)>> {
+/// What one pass did: rollouts that halted or completed, machines given a new job.
+#[derive(Debug, Default)]
+pub struct Tick {
+    pub ended: Vec<(&'static str, String)>,
+    pub new_jobs_for: Vec<Uuid>,
+}
+
+/// One pass over the active rollouts.
+pub async fn tick(store: &Store, key: &SigningKey) -> StoreResult<Tick> {
     let mut ended = Vec::new();
+    let mut new_jobs_for = Vec::new();
     for r in store.active_rollouts().await? {
         let id = crate::store::parse_uuid(&r.id)?;
         store.sync_rollout_targets(id).await?;
@@ -95,7 +103,9 @@ pub async fn tick(store: &Store, key: &SigningKey) -> StoreResult<Vec<(&'static 
         let action = if r.dry_run == 1 { JobAction::DryRun } else { JobAction::Apply };
         let in_wave: Vec<&TargetRow> = targets.iter().filter(|t| t.wave == wave).collect();
         for t in in_wave.iter().filter(|t| t.state == "pending") {
-            start_job(store, key, &r, t, action, &params).await?;
+            if start_job(store, key, &r, t, action, &params).await? {
+                new_jobs_for.extend(t.machine_id.parse::<Uuid>().ok());
+            }
         }
         if in_wave.iter().any(|t| matches!(t.state.as_str(), "pending" | "running")) {
             continue;
@@ -108,6 +118,12 @@ pub async fn tick(store: &Store, key: &SigningKey) -> StoreResult<Vec<(&'static 
                 ended.push(("rollout.halted", r.id.clone()));
                 if r.dry_run == 0 {
                     roll_back(store, key, &r, &in_wave).await?;
+                    new_jobs_for.extend(
+                        in_wave
+                            .iter()
+                            .filter(|t| t.state == "succeeded")
+                            .filter_map(|t| t.machine_id.parse::<Uuid>().ok()),
+                    );
                 }
             }
         } else if targets.iter().any(|t| t.wave > wave) {
@@ -122,7 +138,7 @@ pub async fn tick(store: &Store, key: &SigningKey) -> StoreResult<Vec<(&'static 
             }
         }
     }
-    Ok(ended)
+    Ok(Tick { ended, new_jobs_for })
 }
 
 /// Wave numbers for `n` machines: `canary` in wave 1, each later wave `growth` times larger.
@@ -146,6 +162,7 @@ pub fn spawn(
     every: Duration,
     shutdown: CancellationToken,
     notifier: crate::webhook::Notifier,
+    wakeups: crate::job_wakeup::JobWakeups,
 ) -> tokio::task::JoinHandle<()> {
     let holder = Uuid::new_v4().to_string();
     tokio::spawn(async move {
@@ -153,8 +170,11 @@ pub fn spawn(
             let lease = i64::try_from(every.as_millis()).unwrap_or(1000).saturating_mul(5);
             match store.try_lease("rollouts", &holder, now_ms() + lease).await {
                 Ok(true) => match tick(&store, &key).await {
-                    Ok(ended) => {
-                        for (event, id) in ended {
+                    Ok(done) => {
+                        for m in done.new_jobs_for {
+                            wakeups.wake(m);
+                        }
+                        for (event, id) in done.ended {
                             let rollout = store.rollout(id.parse().unwrap_or_default()).await.ok().flatten();
                             let subject = serde_json::to_value(&rollout).unwrap_or_default();
                             notifier.send(crate::webhook::Event { event, at: now_ms(), subject });

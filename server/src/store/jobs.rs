@@ -89,11 +89,13 @@ impl Store {
     pub async fn lease_jobs(&self, machine_id: Uuid, lease_ms: i64, limit: i64) -> StoreResult<Vec<JobRow>> {
         let now = now_ms();
         let machine = machine_id.to_string();
+        // On PostgreSQL, replicas serving the same machine skip rows another one is leasing.
+        let skip_locked = if self.backend() == super::Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
         let sql = format!(
             "UPDATE jobs SET state = 'leased', lease_expires_at = $1, attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM jobs WHERE machine_id = $2 AND expires_at > $3 \
                           AND (state = 'queued' OR (state = 'leased' AND lease_expires_at <= $3)) \
-                          ORDER BY created_at LIMIT $4) \
+                          ORDER BY created_at LIMIT $4{skip_locked}) \
              RETURNING {JOB_COLUMNS}"
         );
         let rows = with_db!(self, p => {

@@ -134,6 +134,59 @@ impl Store {
         Ok(())
     }
 
+    /// Tells every replica that `machine` has a new job (PostgreSQL NOTIFY on `rdpfleet_jobs`;
+    /// a no-op on SQLite, where one server owns the database and wakes its own pollers).
+    pub async fn notify_job(&self, machine: uuid::Uuid) -> StoreResult<()> {
+        if let Pool::Postgres(p) = &self.pool {
+            sqlx::query("SELECT pg_notify('rdpfleet_jobs', $1)").bind(machine.to_string()).execute(p).await?;
+        }
+        Ok(())
+    }
+
+    /// On PostgreSQL, wakes local pollers when any replica queues a job; returns at shutdown.
+    pub fn spawn_job_listener(
+        &self,
+        wakeups: crate::job_wakeup::JobWakeups,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let Pool::Postgres(pool) = &self.pool else { return None };
+        let pool = pool.clone();
+        Some(tokio::spawn(async move {
+            loop {
+                let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "job notifications: cannot connect; retrying");
+                        tokio::select! {
+                            () = shutdown.cancelled() => return,
+                            () = tokio::time::sleep(Duration::from_secs(5)) => continue,
+                        }
+                    }
+                };
+                if let Err(e) = listener.listen("rdpfleet_jobs").await {
+                    tracing::warn!(error = %e, "job notifications: cannot listen");
+                    continue;
+                }
+                loop {
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        n = listener.recv() => match n {
+                            Ok(n) => {
+                                if let Ok(id) = n.payload().parse() {
+                                    wakeups.wake(id);
+                                }
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "job notifications lost; reconnecting");
+                                break;
+                            }
+                        },
+                    }
+                }
+            }
+        }))
+    }
+
     pub async fn close(&self) {
         with_db!(self, p => p.close().await)
     }

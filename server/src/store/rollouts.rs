@@ -242,6 +242,9 @@ impl Store {
             }
             n == 1
         });
+        if done {
+            self.notify_job(j.machine_id).await?;
+        }
         Ok(done)
     }
 

@@ -240,6 +240,11 @@ pub async fn rollback(
         .filter(|t| req.wave.is_none_or(|w| t.wave == w))
         .collect();
     let n = crate::rollout::roll_back(&state.store, &state.signing_key, &r, &chosen).await?;
+    for t in &chosen {
+        if let Ok(m) = t.machine_id.parse() {
+            state.wakeups.wake(m);
+        }
+    }
     state
         .store
         .append_audit(
