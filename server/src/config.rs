@@ -37,6 +37,8 @@ pub struct Settings {
     pub webhook_urls: Vec<String>,
     /// Signs webhook bodies (HMAC-SHA256 in `X-Rdpfleet-Signature`) when set.
     pub webhook_secret: Option<String>,
+    /// Days of history (status transitions, trend samples) kept; 0 keeps everything.
+    pub history_retention_days: u64,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -62,12 +64,13 @@ impl Default for Settings {
             secure_cookies: true,
             webhook_urls: vec![],
             webhook_secret: None,
+            history_retention_days: 180,
         }
     }
 }
 
 /// Keys taken from the environment, as `RDPFLEET_<KEY>`; other `RDPFLEET_*` variables are ignored.
-const ENV_KEYS: [&str; 13] = [
+const ENV_KEYS: [&str; 14] = [
     "listen",
     "database_url",
     "signing_key_path",
@@ -81,6 +84,7 @@ const ENV_KEYS: [&str; 13] = [
     "secure_cookies",
     "webhook_urls",
     "webhook_secret",
+    "history_retention_days",
 ];
 
 /// Overrides from command-line flags; `None` leaves the value from the layers below.
@@ -177,6 +181,7 @@ impl std::fmt::Debug for Settings {
             .field("secure_cookies", &self.secure_cookies)
             .field("webhook_urls", &self.webhook_urls.len())
             .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "***"))
+            .field("history_retention_days", &self.history_retention_days)
             .finish()
     }
 }

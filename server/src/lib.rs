@@ -68,6 +68,7 @@ pub async fn launch(
         std::time::Duration::from_secs(state.settings.correlation_interval_secs),
         cancel.clone(),
         notifier,
+        state.settings.history_retention_days,
     );
     let app = router::router(state);
     let result = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())

@@ -258,6 +258,13 @@ async fn scenarios(db: TestDb) {
     let (rows, total) = f.store.machine_page(&filter).await.unwrap();
     assert_eq!((rows.len() as i64, total), (4, 4), "pc-0 and the three branch clients");
 
+    // Retention: history older than the cutoff goes, latest results stay.
+    let before = f.store.count_transitions().await.unwrap();
+    let latest = f.store.latest_results(host).await.unwrap().len();
+    let removed = f.store.purge_history(now_ms() - 30 * 60_000).await.unwrap();
+    assert!(removed > 0 && f.store.count_transitions().await.unwrap() < before, "{removed} of {before}");
+    assert_eq!(f.store.latest_results(host).await.unwrap().len(), latest);
+
     // The trend and the check stats were recorded.
     assert!(!f.store.health_samples(0).await.unwrap().is_empty());
     assert!(f.store.check_stats(10).await.unwrap().iter().any(|s| s.check_id == "rdp.path" && s.failing > 0));

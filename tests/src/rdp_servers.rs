@@ -60,8 +60,29 @@ pub struct Server {
 impl Drop for Server {
     fn drop(&mut self) {
         for c in self.children.iter_mut().rev() {
+            // SIGTERM first: Xvfb killed outright leaves its socket behind, and the next Xvfb
+            // given that display number then cannot listen.
+            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < deadline && matches!(c.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
             let _ = c.kill();
             let _ = c.wait();
+        }
+    }
+}
+
+/// Removes X sockets that no running server owns (no lock file): left by an Xvfb that was
+/// killed outright, they make a new Xvfb on that display fail to listen.
+fn remove_stale_x_sockets() {
+    let Ok(entries) = std::fs::read_dir("/tmp/.X11-unix") else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(n) = name.strip_prefix('X') {
+            if n.parse::<u32>().is_ok() && !Path::new(&format!("/tmp/.X{n}-lock")).exists() {
+                let _ = std::fs::remove_file(e.path());
+            }
         }
     }
 }
@@ -139,6 +160,7 @@ pub fn shadow(dir: &Path, sec: &str, cert: &Issued) -> Server {
 }
 
 fn try_shadow(dir: &Path, sec: &str, cert: &Issued) -> Result<Server, String> {
+    remove_stale_x_sockets();
     let port = free_port();
     let home = dir.join(format!("shadow-home-{port}"));
     let cfg = home.join(".config/freerdp/shadow");

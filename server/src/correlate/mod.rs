@@ -28,6 +28,7 @@ pub fn spawn(
     interval: Duration,
     shutdown: CancellationToken,
     notifier: crate::webhook::Notifier,
+    retention_days: u64,
 ) -> tokio::task::JoinHandle<()> {
     let holder = uuid::Uuid::new_v4().to_string();
     tokio::spawn(async move {
@@ -53,6 +54,14 @@ pub fn spawn(
                     // The lease holder's housekeeping.
                     if let Err(e) = store.purge_sessions().await {
                         tracing::warn!(error = %e, "cannot purge expired sessions");
+                    }
+                    if retention_days > 0 {
+                        let days = i64::try_from(retention_days).unwrap_or(i64::MAX / 86_400_000);
+                        match store.purge_history(now_ms() - days * 86_400_000).await {
+                            Ok(n) if n > 0 => tracing::info!(rows = n, "history past its retention deleted"),
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!(error = %e, "cannot purge old history"),
+                        }
                     }
                 }
                 Ok(false) => {}

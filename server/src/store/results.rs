@@ -238,3 +238,16 @@ impl Store {
 pub fn parse_status(s: &str) -> StoreResult<CheckStatus> {
     CheckStatus::parse(s).ok_or_else(|| StoreError::Corrupt(format!("status {s:?}")))
 }
+
+impl Store {
+    /// Deletes history older than `cutoff_ms`: status transitions and trend samples. The latest
+    /// result of every check stays, whatever its age. Returns the rows deleted.
+    pub async fn purge_history(&self, cutoff_ms: i64) -> StoreResult<u64> {
+        let n = with_db!(self, p => {
+            let a = sqlx::query("DELETE FROM check_transitions WHERE at < $1").bind(cutoff_ms).execute(p).await?.rows_affected();
+            let b = sqlx::query("DELETE FROM health_samples WHERE bucket_at < $1").bind(cutoff_ms).execute(p).await?.rows_affected();
+            a + b
+        });
+        Ok(n)
+    }
+}
