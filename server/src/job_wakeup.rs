@@ -25,3 +25,28 @@ impl JobWakeups {
         }
     }
 }
+
+/// When each machine's `last_seen_at` was last written by a poll: a poll every few seconds must
+/// not cost a database write each time (reports write it too).
+#[derive(Clone, Default)]
+pub struct SeenCache {
+    inner: Arc<Mutex<HashMap<Uuid, std::time::Instant>>>,
+}
+
+impl SeenCache {
+    /// Whether to write now (and remember that we did).
+    pub fn should_touch(&self, machine_id: Uuid, every: std::time::Duration) -> bool {
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let now = std::time::Instant::now();
+        match map.get(&machine_id) {
+            Some(t) if now.duration_since(*t) < every => false,
+            _ => {
+                if map.len() > 1_000_000 {
+                    map.clear();
+                }
+                map.insert(machine_id, now);
+                true
+            }
+        }
+    }
+}

@@ -39,6 +39,7 @@ pub fn app_state(settings: Settings, store: Store, signing_key: ed25519_dalek::S
         job_signing_public_key: signing::public_key_base64(&signing_key).into(),
         signing_key: Arc::new(signing_key),
         wakeups: job_wakeup::JobWakeups::default(),
+        seen: job_wakeup::SeenCache::default(),
         shutdown: CancellationToken::new(),
         throttle: Arc::default(),
     }
