@@ -12,6 +12,7 @@ pub mod demo;
 pub mod error;
 pub mod extract;
 pub mod job_wakeup;
+pub mod report_writer;
 pub mod rollout;
 pub mod router;
 pub mod secrets;
@@ -34,11 +35,12 @@ use crate::store::Store;
 /// Builds the state shared by all requests; `signing_key` signs the jobs agents will run.
 pub fn app_state(settings: Settings, store: Store, signing_key: ed25519_dalek::SigningKey) -> AppState {
     AppState {
-        store,
+        store: store.clone(),
         settings: Arc::new(settings),
         job_signing_public_key: signing::public_key_base64(&signing_key).into(),
         signing_key: Arc::new(signing_key),
         wakeups: job_wakeup::JobWakeups::default(),
+        reports: report_writer::ReportWriter::spawn(store.clone()),
         seen: job_wakeup::SeenCache::default(),
         shutdown: CancellationToken::new(),
         throttle: Arc::default(),

@@ -16,6 +16,8 @@ pub struct AppState {
     /// Signs every job (rollouts); its public half is pinned by agents at enrollment.
     pub signing_key: Arc<ed25519_dalek::SigningKey>,
     pub wakeups: JobWakeups,
+    /// Group commit of agent reports.
+    pub reports: crate::report_writer::ReportWriter,
     /// Throttles the `last_seen_at` writes of job polls.
     pub seen: crate::job_wakeup::SeenCache,
     /// Cancelled when the server shuts down, so long polls return at once.

@@ -36,6 +36,15 @@ pub fn host_of(target: &str) -> String {
     }
 }
 
+/// One report of a batch.
+#[derive(Debug, Clone, Copy)]
+pub struct ReportIn<'a> {
+    pub machine_id: Uuid,
+    pub seq: u64,
+    pub agent_version: Option<&'a str>,
+    pub results: &'a [CheckResult],
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReportOutcome {
     pub duplicate: bool,
@@ -78,11 +87,23 @@ impl Store {
         agent_version: Option<&str>,
         results: &[CheckResult],
     ) -> StoreResult<ReportOutcome> {
-        let seq = i64::try_from(seq).map_err(|_| StoreError::Corrupt("sequence out of range".into()))?;
+        let mut out = self.store_reports(&[ReportIn { machine_id, seq, agent_version, results }]).await?;
+        out.pop().ok_or_else(|| StoreError::Corrupt("no outcome".into()))
+    }
+
+    /// Stores several reports in one transaction (group commit), each exactly once: a report at
+    /// or below its machine's high-water mark is a duplicate and writes nothing.
+    pub async fn store_reports(&self, batch: &[ReportIn<'_>]) -> StoreResult<Vec<ReportOutcome>> {
         let now = now_ms();
-        let machine = machine_id.to_string();
-        let outcome = with_db!(self, p => {
+        let seqs = batch
+            .iter()
+            .map(|r| i64::try_from(r.seq).map_err(|_| StoreError::Corrupt("sequence out of range".into())))
+            .collect::<StoreResult<Vec<i64>>>()?;
+        let outcomes = with_db!(self, p => {
             let mut tx = p.begin().await?;
+            let mut outcomes = Vec::with_capacity(batch.len());
+            for (rep, &seq) in batch.iter().zip(&seqs) {
+            let (machine, agent_version, results) = (rep.machine_id.to_string(), rep.agent_version, rep.results);
             let advanced = sqlx::query(
                 "UPDATE machines SET last_report_seq = $1, last_seen_at = $2, agent_version = COALESCE($3, agent_version) \
                  WHERE id = $4 AND last_report_seq < $1",
@@ -95,8 +116,8 @@ impl Store {
             .await?
             .rows_affected();
             if advanced == 0 {
-                tx.rollback().await?;
-                return Ok(ReportOutcome { duplicate: true, stored: 0, transitions: 0 });
+                outcomes.push(ReportOutcome { duplicate: true, stored: 0, transitions: 0 });
+                continue;
             }
             let mut transitions = 0u64;
             for r in results {
@@ -191,10 +212,12 @@ impl Store {
             .bind(&machine)
             .execute(&mut *tx)
             .await?;
+            outcomes.push(ReportOutcome { duplicate: false, stored: results.len() as u64, transitions });
+            }
             tx.commit().await?;
-            ReportOutcome { duplicate: false, stored: results.len() as u64, transitions }
+            outcomes
         });
-        Ok(outcome)
+        Ok(outcomes)
     }
 
     pub async fn latest_results(&self, machine_id: Uuid) -> StoreResult<Vec<LatestResultRow>> {

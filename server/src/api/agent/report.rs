@@ -33,10 +33,11 @@ pub async fn report(
 ) -> AppResult<Json<ReportResponse>> {
     auth.require_machine(machine_id)?;
     validate(&req)?;
-    let outcome = state.store.store_report(machine_id, req.seq, req.agent_version.as_deref(), &req.results).await?;
-    tracing::debug!(%machine_id, seq = req.seq, duplicate = outcome.duplicate, stored = outcome.stored, "report");
+    let seq = req.seq;
+    let outcome = state.reports.store(machine_id, seq, req.agent_version, req.results).await?;
+    tracing::debug!(%machine_id, seq, duplicate = outcome.duplicate, stored = outcome.stored, "report");
     Ok(Json(ReportResponse {
-        seq: req.seq,
+        seq,
         duplicate: outcome.duplicate,
         stored: outcome.stored,
         transitions: outcome.transitions,
