@@ -36,6 +36,31 @@ pub fn host_of(target: &str) -> String {
     }
 }
 
+/// A latest-result row about to be written.
+struct ResultRow {
+    check: String,
+    target: String,
+    status: &'static str,
+    summary: String,
+    cause: Option<String>,
+    evidence: String,
+    observed: i64,
+    duration: i64,
+    since: i64,
+}
+
+/// A history row about to be written.
+struct TransitionRowIn {
+    check: String,
+    target: String,
+    from: Option<String>,
+    to: &'static str,
+    cause: Option<String>,
+    summary: String,
+    evidence: String,
+    at: i64,
+}
+
 /// One report of a batch.
 #[derive(Debug, Clone, Copy)]
 pub struct ReportIn<'a> {
@@ -119,21 +144,27 @@ impl Store {
                 outcomes.push(ReportOutcome { duplicate: true, stored: 0, transitions: 0 });
                 continue;
             }
-            let mut transitions = 0u64;
+            // Set-based: one read of the machine's current results, then multi-row writes —
+            // a round trip per statement matters on PostgreSQL.
+            let current: Vec<(String, String, String, i64, Option<String>)> = sqlx::query_as(
+                "SELECT check_id, target, status, status_since, cause FROM check_results WHERE machine_id = $1",
+            )
+            .bind(&machine)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut known: std::collections::HashMap<(String, String), (String, i64, Option<String>)> =
+                current.into_iter().map(|(c, t, s, since, cause)| ((c, t), (s, since, cause))).collect();
+            // (row for check_results, transition if any), in report order; a later result for
+            // the same check and target replaces an earlier one, as sequential writes would.
+            let mut rows: Vec<ResultRow> = Vec::with_capacity(results.len());
+            let mut moves: Vec<TransitionRowIn> = Vec::new();
             for r in results {
-                let target = r.target.as_deref().unwrap_or("");
+                let target = r.target.clone().unwrap_or_default();
                 let status = r.status.as_str();
                 let evidence = r.evidence.to_string();
                 let observed = ms_of(r.observed_at);
-                let duration = i64::try_from(r.duration_ms).unwrap_or(i64::MAX);
-                let previous: Option<(String, i64, Option<String>)> = sqlx::query_as(
-                    "SELECT status, status_since, cause FROM check_results WHERE machine_id = $1 AND check_id = $2 AND target = $3",
-                )
-                .bind(&machine)
-                .bind(&r.check)
-                .bind(target)
-                .fetch_optional(&mut *tx)
-                .await?;
+                let key = (r.check.clone(), target.clone());
+                let previous = known.get(&key).cloned();
                 // History records changes of status, and of cause within a status (a path that
                 // keeps failing, but now for another reason, is news).
                 let status_changed = previous.as_ref().is_none_or(|(s, _, _)| s != status);
@@ -142,43 +173,88 @@ impl Store {
                     Some((_, since, _)) if !status_changed => *since,
                     _ => observed,
                 };
-                sqlx::query(
-                    "INSERT INTO check_results (machine_id, check_id, target, status, summary, cause, evidence, observed_at, duration_ms, status_since) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                     ON CONFLICT (machine_id, check_id, target) DO UPDATE SET status = excluded.status, \
-                     summary = excluded.summary, cause = excluded.cause, evidence = excluded.evidence, \
-                     observed_at = excluded.observed_at, duration_ms = excluded.duration_ms, status_since = excluded.status_since",
-                )
-                .bind(&machine)
-                .bind(&r.check)
-                .bind(target)
-                .bind(status)
-                .bind(&r.summary)
-                .bind(r.cause.as_deref())
-                .bind(&evidence)
-                .bind(observed)
-                .bind(duration)
-                .bind(since)
-                .execute(&mut *tx)
-                .await?;
                 if changed {
-                    transitions += 1;
-                    sqlx::query(
-                        "INSERT INTO check_transitions (machine_id, check_id, target, from_status, to_status, cause, summary, evidence, at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    )
-                    .bind(&machine)
-                    .bind(&r.check)
-                    .bind(target)
-                    .bind(previous.as_ref().map(|(s, _, _)| s.as_str()))
-                    .bind(status)
-                    .bind(r.cause.as_deref())
-                    .bind(&r.summary)
-                    .bind(&evidence)
-                    .bind(observed)
-                    .execute(&mut *tx)
-                    .await?;
+                    moves.push(TransitionRowIn {
+                        check: r.check.clone(),
+                        target: target.clone(),
+                        from: previous.as_ref().map(|(s, _, _)| s.clone()),
+                        to: status,
+                        cause: r.cause.clone(),
+                        summary: r.summary.clone(),
+                        evidence: evidence.clone(),
+                        at: observed,
+                    });
                 }
+                known.insert(key.clone(), (status.to_owned(), since, r.cause.clone()));
+                rows.retain(|x| (x.check.as_str(), x.target.as_str()) != (key.0.as_str(), key.1.as_str()));
+                rows.push(ResultRow {
+                    check: r.check.clone(),
+                    target,
+                    status,
+                    summary: r.summary.clone(),
+                    cause: r.cause.clone(),
+                    evidence,
+                    observed,
+                    duration: i64::try_from(r.duration_ms).unwrap_or(i64::MAX),
+                    since,
+                });
+            }
+            let transitions = moves.len() as u64;
+            for chunk in rows.chunks(400) {
+                let values = (0..chunk.len())
+                    .map(|i| {
+                        let b = i * 10;
+                        format!("(${},${},${},${},${},${},${},${},${},${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let sql = format!(
+                    "INSERT INTO check_results (machine_id, check_id, target, status, summary, cause, evidence, observed_at, duration_ms, status_since) \
+                     VALUES {values} ON CONFLICT (machine_id, check_id, target) DO UPDATE SET status = excluded.status, \
+                     summary = excluded.summary, cause = excluded.cause, evidence = excluded.evidence, \
+                     observed_at = excluded.observed_at, duration_ms = excluded.duration_ms, status_since = excluded.status_since"
+                );
+                let mut q = sqlx::query(&sql);
+                for r in chunk {
+                    q = q
+                        .bind(&machine)
+                        .bind(&r.check)
+                        .bind(&r.target)
+                        .bind(r.status)
+                        .bind(&r.summary)
+                        .bind(r.cause.as_deref())
+                        .bind(&r.evidence)
+                        .bind(r.observed)
+                        .bind(r.duration)
+                        .bind(r.since);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            for chunk in moves.chunks(400) {
+                let values = (0..chunk.len())
+                    .map(|i| {
+                        let b = i * 9;
+                        format!("(${},${},${},${},${},${},${},${},${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let sql = format!(
+                    "INSERT INTO check_transitions (machine_id, check_id, target, from_status, to_status, cause, summary, evidence, at) VALUES {values}"
+                );
+                let mut q = sqlx::query(&sql);
+                for t in chunk {
+                    q = q
+                        .bind(&machine)
+                        .bind(&t.check)
+                        .bind(&t.target)
+                        .bind(t.from.as_deref())
+                        .bind(t.to)
+                        .bind(t.cause.as_deref())
+                        .bind(&t.summary)
+                        .bind(&t.evidence)
+                        .bind(t.at);
+                }
+                q.execute(&mut *tx).await?;
             }
             for r in results.iter().filter(|r| r.check == PATH_CHECK) {
                 let path = PathFacts::of(r);
