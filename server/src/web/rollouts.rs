@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::session::Session;
 use super::view::{Nav, RolloutPage, RolloutView, RolloutsPage, TargetView, at};
 use super::{WebError, WebResult, render};
-use crate::api::user::rollouts::{ProposeRollout, create, detail, step};
+use crate::api::user::rollouts::{self, Action, ProposeRollout, RollbackRequest, create, detail, roll_back};
 use crate::auth::user::UserAuth;
 use crate::error::AppError;
 use crate::state::AppState;
@@ -123,57 +123,11 @@ pub async fn act(
     let Path((id, action)) = p.map_err(|_| WebError::NotFound)?;
     let id = Uuid::parse_str(&id).map_err(|_| WebError::NotFound)?;
     let user = UserAuth(session.user.clone());
-    match action.as_str() {
-        "approve" => {
-            session.require(Role::Admin)?;
-            let r = state.store.rollout(id).await?.ok_or(WebError::NotFound)?;
-            if r.proposed_by == session.user.username {
-                return Err(WebError::Forbidden);
-            }
-            let _ = step(
-                &state,
-                &user,
-                id,
-                &["awaiting_approval"],
-                "ready",
-                "rollout.approved",
-                Some(&session.user.username),
-            )
-            .await
-            .map_err(app)?;
-        }
-        "start" | "pause" | "resume" | "abort" => {
-            session.require(Role::Operator)?;
-            let (from, to, audit): (&[&str], &str, &'static str) = match action.as_str() {
-                "start" => (&["ready"], "running", "rollout.started"),
-                "pause" => (&["running"], "paused", "rollout.paused"),
-                "resume" => (&["paused"], "running", "rollout.resumed"),
-                _ => (&["awaiting_approval", "ready", "running", "paused", "halted"], "aborted", "rollout.aborted"),
-            };
-            let _ = step(&state, &user, id, from, to, audit, None).await.map_err(app)?;
-            if to == "aborted" {
-                state.store.cancel_rollout_work(id).await?;
-            }
-        }
-        "rollback" => {
-            session.require(Role::Operator)?;
-            let r = state.store.rollout(id).await?.ok_or(WebError::NotFound)?;
-            if r.dry_run == 1 {
-                return Err(WebError::BadRequest("a dry run changed nothing to roll back".into()));
-            }
-            let targets = state.store.rollout_targets(id).await?;
-            let all: Vec<_> = targets.iter().collect();
-            let n = crate::rollout::roll_back(&state.store, &state.signing_key, &r, &all).await?;
-            let audit = crate::store::audit::NewAuditEntry::new(
-                crate::store::audit::ActorKind::User,
-                &session.user.username,
-                "rollout.rollback_requested",
-                id.to_string(),
-            )
-            .details(serde_json::json!({"machines": n}));
-            state.store.append_audit(&audit).await?;
-        }
-        _ => return Err(WebError::NotFound),
+    if action == "rollback" {
+        roll_back(&state, &user, id, &RollbackRequest { machine: None, wave: None }).await.map_err(app)?;
+    } else {
+        let action = Action::parse(&action).ok_or(WebError::NotFound)?;
+        rollouts::act(&state, &user, id, action).await.map_err(app)?;
     }
     Ok(Redirect::to(&format!("/rollouts/{id}")).into_response())
 }

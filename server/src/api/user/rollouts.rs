@@ -149,67 +149,85 @@ pub async fn get(
     Ok(Json(detail(&state, id).await?))
 }
 
-/// A state change by a person: `from` → `to`, audited; 409 when the rollout is elsewhere.
-pub async fn step(
-    state: &AppState,
-    user: &UserAuth,
-    id: Uuid,
-    from: &[&str],
-    to: &str,
-    action: &'static str,
-    approved_by: Option<&str>,
-) -> AppResult<Json<RolloutDetail>> {
+/// What a person can do to a rollout; the JSON API and the dashboard's forms both go through
+/// [`act`], so roles, the approval rule and the allowed states live in one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Approve,
+    Start,
+    Pause,
+    Resume,
+    Abort,
+}
+
+impl Action {
+    pub fn parse(s: &str) -> Option<Action> {
+        match s {
+            "approve" => Some(Action::Approve),
+            "start" => Some(Action::Start),
+            "pause" => Some(Action::Pause),
+            "resume" => Some(Action::Resume),
+            "abort" => Some(Action::Abort),
+            _ => None,
+        }
+    }
+
+    /// Who may, from which states, to which state, and the audit action.
+    fn rule(self) -> (Role, &'static [&'static str], &'static str, &'static str) {
+        match self {
+            Action::Approve => (Role::Admin, &["awaiting_approval"], "ready", "rollout.approved"),
+            Action::Start => (Role::Operator, &["ready"], "running", "rollout.started"),
+            Action::Pause => (Role::Operator, &["running"], "paused", "rollout.paused"),
+            Action::Resume => (Role::Operator, &["paused"], "running", "rollout.resumed"),
+            Action::Abort => (
+                Role::Operator,
+                &["awaiting_approval", "ready", "running", "paused", "halted"],
+                "aborted",
+                "rollout.aborted",
+            ),
+        }
+    }
+}
+
+/// Applies an action, audited: 403 for the wrong role or a self-approval, 409 when the rollout
+/// is in a state the action does not apply to. Aborting cancels the jobs not yet delivered.
+pub async fn act(state: &AppState, user: &UserAuth, id: Uuid, action: Action) -> AppResult<()> {
+    let (role, from, to, audit_action) = action.rule();
+    user.require(role)?;
     let r = state.store.rollout(id).await?.ok_or(AppError::NotFound("rollout"))?;
-    if !state.store.transition_rollout(id, from, to, None, None, approved_by, Some(audit(user, action, id))).await? {
+    let approver = (action == Action::Approve).then_some(user.0.username.as_str());
+    if approver.is_some_and(|a| a == r.proposed_by) {
+        return Err(AppError::Forbidden("a rollout is approved by someone other than its proposer"));
+    }
+    if !state.store.transition_rollout(id, from, to, None, None, approver, Some(audit(user, audit_action, id))).await? {
         return Err(AppError::Conflict(format!(
             "the rollout is {}; cannot {}",
             r.state,
-            action.trim_start_matches("rollout.")
+            audit_action.trim_start_matches("rollout.")
         )));
     }
-    Ok(Json(detail(state, id).await?))
-}
-
-#[utoipa::path(post, path = "/api/v1/rollouts/{rollout_id}/approve", tag = "rollouts", params(("rollout_id" = Uuid, Path)),
-    security(("user_token" = [])), responses((status = 200, body = RolloutDetail), (status = 403, body = rdpfleet_proto::error::ErrorBody), (status = 409, body = rdpfleet_proto::error::ErrorBody)))]
-pub async fn approve(
-    State(state): State<AppState>,
-    user: UserAuth,
-    ApiPath(id): ApiPath<Uuid>,
-) -> AppResult<Json<RolloutDetail>> {
-    user.require(Role::Admin)?;
-    let r = state.store.rollout(id).await?.ok_or(AppError::NotFound("rollout"))?;
-    if r.proposed_by == user.0.username {
-        return Err(AppError::Forbidden("a rollout is approved by someone other than its proposer"));
+    if action == Action::Abort {
+        state.store.cancel_rollout_work(id).await?;
     }
-    step(&state, &user, id, &["awaiting_approval"], "ready", "rollout.approved", Some(&user.0.username)).await
+    Ok(())
 }
 
-macro_rules! operator_step {
-    ($name:ident, $path:literal, $from:expr, $to:literal, $action:literal) => {
+macro_rules! action_handler {
+    ($name:ident, $path:literal, $action:expr) => {
         #[utoipa::path(post, path = $path, tag = "rollouts", params(("rollout_id" = Uuid, Path)), security(("user_token" = [])),
             responses((status = 200, body = RolloutDetail), (status = 403, body = rdpfleet_proto::error::ErrorBody), (status = 409, body = rdpfleet_proto::error::ErrorBody)))]
         pub async fn $name(State(state): State<AppState>, user: UserAuth, ApiPath(id): ApiPath<Uuid>) -> AppResult<Json<RolloutDetail>> {
-            user.require(Role::Operator)?;
-            let out = step(&state, &user, id, $from, $to, $action, None).await?;
-            if $to == "aborted" {
-                state.store.cancel_rollout_work(id).await?;
-            }
-            Ok(out)
+            act(&state, &user, id, $action).await?;
+            Ok(Json(detail(&state, id).await?))
         }
     };
 }
 
-operator_step!(start, "/api/v1/rollouts/{rollout_id}/start", &["ready"], "running", "rollout.started");
-operator_step!(pause, "/api/v1/rollouts/{rollout_id}/pause", &["running"], "paused", "rollout.paused");
-operator_step!(resume, "/api/v1/rollouts/{rollout_id}/resume", &["paused"], "running", "rollout.resumed");
-operator_step!(
-    abort,
-    "/api/v1/rollouts/{rollout_id}/abort",
-    &["awaiting_approval", "ready", "running", "paused", "halted"],
-    "aborted",
-    "rollout.aborted"
-);
+action_handler!(approve, "/api/v1/rollouts/{rollout_id}/approve", Action::Approve);
+action_handler!(start, "/api/v1/rollouts/{rollout_id}/start", Action::Start);
+action_handler!(pause, "/api/v1/rollouts/{rollout_id}/pause", Action::Pause);
+action_handler!(resume, "/api/v1/rollouts/{rollout_id}/resume", Action::Resume);
+action_handler!(abort, "/api/v1/rollouts/{rollout_id}/abort", Action::Abort);
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -228,6 +246,13 @@ pub async fn rollback(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<RollbackRequest>,
 ) -> AppResult<Json<RolloutDetail>> {
+    roll_back(&state, &user, id, &req).await?;
+    Ok(Json(detail(&state, id).await?))
+}
+
+/// Queues rollback jobs for the machines (all, one, or one wave's) the fix succeeded on, wakes
+/// them, audits the request; returns how many jobs were queued.
+pub async fn roll_back(state: &AppState, user: &UserAuth, id: Uuid, req: &RollbackRequest) -> AppResult<usize> {
     user.require(Role::Operator)?;
     let r = state.store.rollout(id).await?.ok_or(AppError::NotFound("rollout"))?;
     if r.dry_run == 1 {
@@ -245,12 +270,7 @@ pub async fn rollback(
             state.wakeups.wake(m);
         }
     }
-    state
-        .store
-        .append_audit(
-            &audit(&user, "rollout.rollback_requested", id)
-                .details(serde_json::json!({"machines": n, "wave": req.wave, "machine": req.machine})),
-        )
-        .await?;
-    Ok(Json(detail(&state, id).await?))
+    let details = serde_json::json!({"machines": n, "wave": req.wave, "machine": req.machine});
+    state.store.append_audit(&audit(user, "rollout.rollback_requested", id).details(details)).await?;
+    Ok(n)
 }
