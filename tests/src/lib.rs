@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // test support: a failed set-up should stop the test loudly
 
 pub mod certs;
+pub mod http;
 pub mod pg;
 pub mod procs;
 pub mod rdp_servers;

@@ -8,19 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdpfleet_e2e::TestDb;
+use rdpfleet_e2e::http::call;
 use rdpfleet_e2e::procs::Server;
-use serde_json::{Value, json};
-
-async fn call(method: &str, url: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-    let c = reqwest::Client::new();
-    let mut req = c.request(method.parse().unwrap(), url).bearer_auth(token).timeout(Duration::from_secs(60));
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn two_replicas_share_reports_and_deliver_each_job_once() {

@@ -6,40 +6,13 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::time::Duration;
 
 use rdpfleet_e2e::TestDb;
 use rdpfleet_e2e::certs::TestCa;
+use rdpfleet_e2e::http::{call, until};
 use rdpfleet_e2e::procs::{AgentDir, Server};
 use rdpfleet_e2e::rdp_servers::{XrdpCert, available, xrdp_at};
 use serde_json::{Value, json};
-
-async fn api(method: &str, url: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-    let c = reqwest::Client::new();
-    let mut req = c.request(method.parse().unwrap(), url).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
-/// Polls `f` every 500 ms until it returns `Some`, for at most `secs`.
-async fn until<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
 
 async fn enroll_and_run(
     server: &Server,
@@ -93,7 +66,7 @@ async fn webhook_receiver() -> (String, Hooks) {
 }
 
 async fn open_incidents(server: &Server, token: &str) -> Vec<Value> {
-    let (_, v) = api("GET", &format!("{}/api/v1/incidents", server.url), token, None).await;
+    let (_, v) = call("GET", &format!("{}/api/v1/incidents", server.url), token, None).await;
     v.as_array().cloned().unwrap_or_default()
 }
 
@@ -159,7 +132,7 @@ async fn expired_host_certificates_are_renewed_by_a_staged_rollout() {
         std::fs::read(path).unwrap()
     };
     let certs_before: Vec<Vec<u8>> = hosts.iter().map(|h| cert_of(h.1.config.as_ref().unwrap())).collect();
-    let (s, v) = api(
+    let (s, v) = call(
         "POST",
         &format!("{}/api/v1/rollouts", server.url),
         &admin,
@@ -168,9 +141,9 @@ async fn expired_host_certificates_are_renewed_by_a_staged_rollout() {
     .await;
     assert_eq!(s, 201, "{v}");
     let dry = v["rollout"]["id"].as_str().unwrap().to_owned();
-    api("POST", &format!("{}/api/v1/rollouts/{dry}/start", server.url), &admin, None).await;
+    call("POST", &format!("{}/api/v1/rollouts/{dry}/start", server.url), &admin, None).await;
     let done = until(60, "the dry run", || async {
-        let (_, v) = api("GET", &format!("{}/api/v1/rollouts/{dry}", server.url), &admin, None).await;
+        let (_, v) = call("GET", &format!("{}/api/v1/rollouts/{dry}", server.url), &admin, None).await;
         (v["rollout"]["state"] == "completed").then_some(v)
     })
     .await;
@@ -184,7 +157,7 @@ async fn expired_host_certificates_are_renewed_by_a_staged_rollout() {
     assert_eq!(open_incidents(&server, &admin).await.iter().filter(|i| i["kind"] == "host").count(), 2, "still open");
 
     // A rollout from the machines at fault, canary first.
-    let (s, v) = api(
+    let (s, v) = call(
         "POST",
         &format!("{}/api/v1/rollouts", server.url),
         &admin,
@@ -193,10 +166,10 @@ async fn expired_host_certificates_are_renewed_by_a_staged_rollout() {
     .await;
     assert_eq!(s, 201, "{v}");
     let rollout = v["rollout"]["id"].as_str().unwrap().to_owned();
-    let (s, _) = api("POST", &format!("{}/api/v1/rollouts/{rollout}/start", server.url), &admin, None).await;
+    let (s, _) = call("POST", &format!("{}/api/v1/rollouts/{rollout}/start", server.url), &admin, None).await;
     assert_eq!(s, 200);
     let done = until(120, "the rollout to complete", || async {
-        let (_, v) = api("GET", &format!("{}/api/v1/rollouts/{rollout}", server.url), &admin, None).await;
+        let (_, v) = call("GET", &format!("{}/api/v1/rollouts/{rollout}", server.url), &admin, None).await;
         (v["rollout"]["state"] == "completed").then_some(v)
     })
     .await;
@@ -207,7 +180,7 @@ async fn expired_host_certificates_are_renewed_by_a_staged_rollout() {
     // The clients' next probes no longer fail, and the incidents resolve by themselves.
     until(90, "the incidents to resolve", || async { open_incidents(&server, &admin).await.is_empty().then_some(()) })
         .await;
-    let (_, all) = api("GET", &format!("{}/api/v1/incidents?state=all", server.url), &admin, None).await;
+    let (_, all) = call("GET", &format!("{}/api/v1/incidents?state=all", server.url), &admin, None).await;
     assert!(all.as_array().unwrap().iter().filter(|i| i["kind"] == "host").all(|i| i["state"] == "resolved"));
 
     // The audit log holds the story, and verifies.
@@ -246,7 +219,7 @@ async fn expired_host_certificates_are_renewed_by_a_staged_rollout() {
         .collect::<Vec<_>>()
         .join("\n");
     std::fs::write(&broken_ini, edited).unwrap();
-    let (s, v) = api(
+    let (s, v) = call(
         "POST",
         &format!("{}/api/v1/rollouts", server.url),
         &admin,
@@ -255,9 +228,9 @@ async fn expired_host_certificates_are_renewed_by_a_staged_rollout() {
     .await;
     assert_eq!(s, 201, "{v}");
     let rollout = v["rollout"]["id"].as_str().unwrap().to_owned();
-    api("POST", &format!("{}/api/v1/rollouts/{rollout}/start", server.url), &admin, None).await;
+    call("POST", &format!("{}/api/v1/rollouts/{rollout}/start", server.url), &admin, None).await;
     let halted = until(90, "the rollout to halt", || async {
-        let (_, v) = api("GET", &format!("{}/api/v1/rollouts/{rollout}", server.url), &admin, None).await;
+        let (_, v) = call("GET", &format!("{}/api/v1/rollouts/{rollout}", server.url), &admin, None).await;
         (v["rollout"]["state"] == "halted").then_some(v)
     })
     .await;

@@ -5,42 +5,12 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::time::Duration;
 
 use rdpfleet_e2e::TestDb;
 use rdpfleet_e2e::certs::TestCa;
+use rdpfleet_e2e::http::{call, until};
 use rdpfleet_e2e::procs::{AgentDir, Server};
 use serde_json::{Value, json};
-
-async fn api(method: &str, url: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-    let c = reqwest::Client::new();
-    let mut req = c.request(method.parse().unwrap(), url).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    match req.send().await {
-        Ok(r) => {
-            let status = r.status().as_u16();
-            (status, r.json().await.unwrap_or(Value::Null))
-        }
-        Err(_) => (0, Value::Null),
-    }
-}
-
-async fn until<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
 
 /// An xrdp host as its agent sees it: the configuration and an expired certificate (no running
 /// xrdp is needed to check and renew the files).
@@ -97,7 +67,7 @@ async fn a_rollout_survives_server_and_agent_kills_with_no_job_applied_twice() {
     }
     let ids: Vec<&str> = agents.iter().map(|a| a.2.as_str()).collect();
     // Waves of one machine: four steps to interrupt.
-    let (s, v) = api(
+    let (s, v) = call(
         "POST",
         &format!("{url}/api/v1/rollouts"),
         &admin,
@@ -117,9 +87,9 @@ async fn a_rollout_survives_server_and_agent_kills_with_no_job_applied_twice() {
 
     // The third wave's agent dies (SIGKILL) before its job comes.
     let victim = agents.iter().position(|a| a.2 == third).unwrap();
-    api("POST", &format!("{detail}/start"), &admin, None).await;
+    call("POST", &format!("{detail}/start"), &admin, None).await;
     until(60, "the first wave to finish", || async {
-        let (_, v) = api("GET", &detail, &admin, None).await;
+        let (_, v) = call("GET", &detail, &admin, None).await;
         let t = v["targets"].as_array()?;
         (t.iter().filter(|t| t["state"] == "succeeded").count() >= 1).then_some(())
     })
@@ -139,7 +109,7 @@ async fn a_rollout_survives_server_and_agent_kills_with_no_job_applied_twice() {
     let cred = agents[victim].0.credential();
     let agent_token = cred["agent_token"].as_str().unwrap().to_owned();
     let delivered = until(60, "wave 3's job to be delivered", || async {
-        let (_, v) = api("GET", &format!("{url}/api/agent/v1/machines/{third}/jobs?wait=1"), &agent_token, None).await;
+        let (_, v) = call("GET", &format!("{url}/api/agent/v1/machines/{third}/jobs?wait=1"), &agent_token, None).await;
         v["jobs"].as_array().and_then(|j| j.first().cloned())
     })
     .await;
@@ -148,7 +118,7 @@ async fn a_rollout_survives_server_and_agent_kills_with_no_job_applied_twice() {
     agents[victim].1 = agents[victim].0.command().arg("run").stderr(std::process::Stdio::null()).spawn().unwrap();
 
     let done = until(120, "the rollout to complete after the kills", || async {
-        let (_, v) = api("GET", &detail, &admin, None).await;
+        let (_, v) = call("GET", &detail, &admin, None).await;
         (v["rollout"]["state"] == "completed").then_some(v)
     })
     .await;
