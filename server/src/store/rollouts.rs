@@ -251,32 +251,28 @@ impl Store {
     /// Brings targets in line with their jobs' answers; returns how many changed.
     pub async fn sync_rollout_targets(&self, rollout: Uuid) -> StoreResult<u64> {
         let id = rollout.to_string();
+        // (target state waiting for the job, the job's column, the state when it succeeded)
+        let steps = [("running", "job_id", "succeeded"), ("rolling_back", "rollback_job_id", "rolled_back")];
+        let sql: Vec<String> = steps
+            .iter()
+            .map(|(waiting, column, done)| {
+                format!(
+                    "UPDATE rollout_targets SET \
+                     state = CASE (SELECT j.state FROM jobs j WHERE j.id = rollout_targets.{column}) WHEN 'succeeded' THEN '{done}' ELSE 'failed' END, \
+                     message = (SELECT COALESCE(j.outcome_message, j.state) FROM jobs j WHERE j.id = rollout_targets.{column}) \
+                     WHERE rollout_id = $1 AND state = '{waiting}' AND EXISTS (SELECT 1 FROM jobs j WHERE j.id = rollout_targets.{column} \
+                     AND j.state IN ('succeeded', 'rolled_back', 'failed', 'refused', 'expired', 'cancelled'))"
+                )
+            })
+            .collect();
         let n = with_db!(self, p => {
             let mut tx = p.begin().await?;
-            let a = sqlx::query(
-                "UPDATE rollout_targets SET \
-                 state = CASE (SELECT j.state FROM jobs j WHERE j.id = rollout_targets.job_id) WHEN 'succeeded' THEN 'succeeded' ELSE 'failed' END, \
-                 message = (SELECT COALESCE(j.outcome_message, j.state) FROM jobs j WHERE j.id = rollout_targets.job_id) \
-                 WHERE rollout_id = $1 AND state = 'running' AND EXISTS (SELECT 1 FROM jobs j WHERE j.id = rollout_targets.job_id \
-                 AND j.state IN ('succeeded', 'rolled_back', 'failed', 'refused', 'expired', 'cancelled'))",
-            )
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            let b = sqlx::query(
-                "UPDATE rollout_targets SET \
-                 state = CASE (SELECT j.state FROM jobs j WHERE j.id = rollout_targets.rollback_job_id) WHEN 'succeeded' THEN 'rolled_back' ELSE 'failed' END, \
-                 message = (SELECT COALESCE(j.outcome_message, j.state) FROM jobs j WHERE j.id = rollout_targets.rollback_job_id) \
-                 WHERE rollout_id = $1 AND state = 'rolling_back' AND EXISTS (SELECT 1 FROM jobs j WHERE j.id = rollout_targets.rollback_job_id \
-                 AND j.state IN ('succeeded', 'rolled_back', 'failed', 'refused', 'expired', 'cancelled'))",
-            )
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            let mut n = 0;
+            for q in &sql {
+                n += sqlx::query(q).bind(&id).execute(&mut *tx).await?.rows_affected();
+            }
             tx.commit().await?;
-            a + b
+            n
         });
         Ok(n)
     }

@@ -161,8 +161,7 @@ pub async fn revoke_token(
     session.require(Role::Admin)?;
     let f = form(f)?;
     session.check_csrf(&f.csrf)?;
-    let Path(id) = id.map_err(|_| WebError::NotFound)?;
-    let id = uuid::Uuid::parse_str(&id).map_err(|_| WebError::NotFound)?;
+    let id = super::pages::uuid_of(id)?;
     let audit = NewAuditEntry::new(ActorKind::User, &session.user.username, "enrollment_token.revoked", id.to_string());
     if !state.store.revoke_enrollment_token(id, audit).await? {
         return Err(WebError::NotFound);

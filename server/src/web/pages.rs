@@ -21,7 +21,7 @@ fn bad_query(e: QueryRejection) -> WebError {
     WebError::BadRequest(e.body_text())
 }
 
-fn uuid_of(p: Result<Path<String>, PathRejection>) -> WebResult<Uuid> {
+pub(crate) fn uuid_of(p: Result<Path<String>, PathRejection>) -> WebResult<Uuid> {
     let Path(s) = p.map_err(|_| WebError::NotFound)?;
     Uuid::parse_str(&s).map_err(|_| WebError::NotFound)
 }

@@ -40,8 +40,7 @@ pub async fn page(
     session: Session,
     id: Result<Path<String>, PathRejection>,
 ) -> WebResult<Response> {
-    let Path(id) = id.map_err(|_| WebError::NotFound)?;
-    let id = Uuid::parse_str(&id).map_err(|_| WebError::NotFound)?;
+    let id = super::pages::uuid_of(id)?;
     let d = detail(&state, id).await.map_err(app)?;
     let role = session.user.role;
     let r = &d.rollout;
