@@ -27,7 +27,8 @@ pub enum ExchangeError {
 /// Sends a Connection Request for `requested` and reads the Confirm. Returns the stream so
 /// that TLS can start on it.
 pub fn exchange(addr: SocketAddr, requested: u32, timeout: Duration) -> Result<(TcpStream, Confirm), ExchangeError> {
-    let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(ExchangeError::Connect)?;
+    let mut stream =
+        TcpStream::connect_timeout(&addr, super::tcp::connect_timeout(timeout)).map_err(ExchangeError::Connect)?;
     stream.set_read_timeout(Some(timeout)).map_err(ExchangeError::Io)?;
     stream.set_write_timeout(Some(timeout)).map_err(ExchangeError::Io)?;
     let _ = stream.set_nodelay(true);

@@ -9,6 +9,17 @@ use super::layers::{finding, report};
 /// Pause between attempts, so the server accepts each connection before the next arrives.
 const ATTEMPT_SPACING: Duration = Duration::from_millis(10);
 
+/// A connection attempt is given at least this long. A SYN dropped by a busy server's full
+/// accept queue, or lost once on the way, is sent again after 1 s (Linux) to 3 s (Windows): that
+/// connection is slow, which the latency figures show, not lost. A shorter I/O timeout still
+/// bounds every read and handshake.
+const MIN_CONNECT_TIMEOUT: Duration = Duration::from_millis(3_500);
+
+/// How long one TCP connection attempt may take under the probe's I/O timeout.
+pub(super) fn connect_timeout(io_timeout: Duration) -> Duration {
+    io_timeout.max(MIN_CONNECT_TIMEOUT)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Failure {
     Refused,
@@ -35,7 +46,7 @@ impl Failure {
 
 async fn connect_once(addr: SocketAddr, timeout: Duration) -> Result<f64, Failure> {
     let started = Instant::now();
-    match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
+    match tokio::time::timeout(connect_timeout(timeout), tokio::net::TcpStream::connect(addr)).await {
         Ok(Ok(_)) => Ok(started.elapsed().as_secs_f64() * 1000.0),
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Err(Failure::Refused),
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => Err(Failure::TimedOut),

@@ -31,7 +31,7 @@ fn attempt(addr: SocketAddr, start: Start, version: TlsVersion, sni: &str, timeo
             Ok((_, other)) => return failed(format!("negotiation did not start TLS: {other:?}")),
             Err(e) => return failed(e.to_string()),
         },
-        Start::Direct => match TcpStream::connect_timeout(&addr, timeout) {
+        Start::Direct => match TcpStream::connect_timeout(&addr, super::tcp::connect_timeout(timeout)) {
             Ok(s) => s,
             Err(e) => return failed(format!("connect failed: {e}")),
         },
