@@ -22,7 +22,8 @@ pub struct AgentConfig {
     pub check_timeout_secs: u64,
     /// Allow `http://` to a server that is not on loopback (the agent token would travel in clear).
     pub allow_insecure_http: bool,
-    /// Reports kept for delivery while the server is unreachable; the oldest are dropped beyond.
+    /// Reports kept on disk for delivery while the server is unreachable; the oldest are dropped
+    /// beyond (1000 is three and a half days at the default interval).
     pub max_queued_reports: usize,
     /// Hours of Windows event log the evidence check reads.
     pub event_window_hours: u64,
@@ -72,7 +73,7 @@ impl Default for AgentConfig {
             jitter_pct: 10,
             check_timeout_secs: 20,
             allow_insecure_http: false,
-            max_queued_reports: 64,
+            max_queued_reports: 1000,
             event_window_hours: 24,
             targets: vec![],
             probe: ProbeConfig::default(),
@@ -199,8 +200,8 @@ impl AgentConfig {
         if c.check_timeout_secs == 0 || c.check_timeout_secs > 300 {
             return Err("check_timeout_secs must be within 1..=300".into());
         }
-        if c.max_queued_reports == 0 {
-            return Err("max_queued_reports must be at least 1".into());
+        if c.max_queued_reports == 0 || c.max_queued_reports > 100_000 {
+            return Err("max_queued_reports must be within 1..=100000".into());
         }
         if c.event_window_hours == 0 || c.event_window_hours > 720 {
             return Err("event_window_hours must be within 1..=720".into());

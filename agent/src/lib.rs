@@ -11,6 +11,7 @@ pub mod evidence;
 pub mod fixes;
 pub mod fsutil;
 pub mod jobs;
+pub mod outbox;
 pub mod platform;
 pub mod probe;
 pub mod reporter;

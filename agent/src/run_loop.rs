@@ -10,6 +10,7 @@ use crate::client::{Client, ClientError};
 use crate::config::AgentConfig;
 use crate::credential::Credential;
 use crate::jobs::{JobHandler, Journal, Verifier};
+use crate::outbox::Outbox;
 use crate::reporter::{Delivery, Reporter};
 use crate::runner::run_all;
 use crate::sequence::Sequence;
@@ -21,7 +22,11 @@ pub async fn run(config: AgentConfig, credential: Credential, shutdown: Cancella
     let base = crate::client::parse_server_url(&credential.server, config.allow_insecure_http)?;
     let client = Client::new(base, Some(credential.agent_token.clone()))?;
     let sequence = Sequence::open(&config.state_dir)?;
-    let reporter = Reporter::new(client.clone(), credential.machine_id, sequence, config.max_queued_reports);
+    let outbox = Outbox::open(&config.state_dir, config.max_queued_reports)?;
+    let reporter = Reporter::new(client.clone(), credential.machine_id, sequence, outbox)?;
+    if reporter.queued() > 0 {
+        tracing::info!(queued = reporter.queued(), "reports from before the restart are waiting in the outbox");
+    }
     tracing::info!(machine_id = %credential.machine_id, server = %credential.server, targets = config.targets.len(), "agent running");
     let handler = JobHandler {
         verifier: Verifier::new(&credential.job_signing_public_key, credential.machine_id),
@@ -46,8 +51,9 @@ async fn check_loop(
     let catalogue = catalogue();
     let ctx = CheckContext::from_config(&config, Some(clock_reference))?;
     let check_timeout = Duration::from_secs(config.check_timeout_secs);
-    let interval = Duration::from_secs(config.interval_secs);
-    let mut backoff = Backoff::new(Duration::from_secs(2), interval.max(Duration::from_secs(60)));
+    let scale = time_scale();
+    let interval = Duration::from_secs(config.interval_secs) / scale;
+    let mut backoff = Backoff::new(Duration::from_secs(2) / scale, interval.max(Duration::from_secs(60) / scale));
     let mut next_check = Instant::now();
     let mut next_retry: Option<Instant> = None;
     loop {
@@ -75,6 +81,26 @@ async fn check_loop(
                 Some(Instant::now() + backoff.next_delay())
             }
         };
+    }
+}
+
+/// `RDPFLEET_AGENT_TIME_SCALE=N` runs the check schedule and its retry backoff N times faster,
+/// so tests and simulations can play a day of reports in seconds. 1 (real time) unless set.
+fn time_scale() -> u32 {
+    match std::env::var("RDPFLEET_AGENT_TIME_SCALE") {
+        Err(_) => 1,
+        Ok(v) => match v.parse::<u32>() {
+            Ok(n) if (1..=100_000).contains(&n) => {
+                if n > 1 {
+                    tracing::warn!(scale = n, "RDPFLEET_AGENT_TIME_SCALE: the schedule runs faster than configured");
+                }
+                n
+            }
+            _ => {
+                tracing::warn!(value = %v, "RDPFLEET_AGENT_TIME_SCALE must be within 1..=100000; ignored");
+                1
+            }
+        },
     }
 }
 

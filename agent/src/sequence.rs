@@ -20,6 +20,20 @@ impl Sequence {
         Ok(Sequence { path, next: next.max(1) })
     }
 
+    /// The number `take` will return next.
+    pub fn peek(&self) -> u64 {
+        self.next
+    }
+
+    /// Makes sure no number up to `used` is handed out again.
+    pub fn advance_past(&mut self, used: u64) -> std::io::Result<()> {
+        if used >= self.next {
+            crate::fsutil::write_private(&self.path, (used + 1).to_string().as_bytes())?;
+            self.next = used + 1;
+        }
+        Ok(())
+    }
+
     /// Takes the next number; it is on disk before it is returned.
     pub fn take(&mut self) -> std::io::Result<u64> {
         let n = self.next;
@@ -41,5 +55,9 @@ mod tests {
         assert_eq!(s.take().unwrap(), 2);
         let mut s = Sequence::open(dir.path()).unwrap();
         assert_eq!(s.take().unwrap(), 3);
+        s.advance_past(9).unwrap();
+        s.advance_past(4).unwrap();
+        assert_eq!(s.peek(), 10);
+        assert_eq!(Sequence::open(dir.path()).unwrap().take().unwrap(), 10);
     }
 }

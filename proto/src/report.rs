@@ -15,7 +15,16 @@ pub struct ReportRequest {
     /// Agent version at the time of the report (it can change after an upgrade).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_version: Option<String>,
+    /// Reports this agent has dropped over its life (its outbox was full while the server was
+    /// away, or the server refused them for good). The server keeps the highest value seen, so
+    /// a gap in a machine's history is visible.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropped_reports: u64,
     pub results: Vec<CheckResult>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -15,8 +15,25 @@ struct Pending {
     machine_id: Uuid,
     seq: u64,
     agent_version: Option<String>,
+    dropped_reports: u64,
     results: Vec<CheckResult>,
     reply: oneshot::Sender<StoreResult<ReportOutcome>>,
+}
+
+impl Pending {
+    fn report_in(&self) -> ReportIn<'_> {
+        ReportIn {
+            machine_id: self.machine_id,
+            seq: self.seq,
+            agent_version: self.agent_version.as_deref(),
+            dropped_reports: self.dropped_reports,
+            results: &self.results,
+        }
+    }
+}
+
+fn single(mut outcomes: Vec<ReportOutcome>) -> StoreResult<ReportOutcome> {
+    outcomes.pop().ok_or_else(|| StoreError::Corrupt("no outcome".into()))
 }
 
 #[derive(Clone)]
@@ -39,15 +56,7 @@ impl ReportWriter {
                         Err(_) => break,
                     }
                 }
-                let ins: Vec<ReportIn<'_>> = batch
-                    .iter()
-                    .map(|p| ReportIn {
-                        machine_id: p.machine_id,
-                        seq: p.seq,
-                        agent_version: p.agent_version.as_deref(),
-                        results: &p.results,
-                    })
-                    .collect();
+                let ins: Vec<ReportIn<'_>> = batch.iter().map(Pending::report_in).collect();
                 match writer.store_reports(&ins).await {
                     Ok(outcomes) => {
                         drop(ins);
@@ -59,8 +68,7 @@ impl ReportWriter {
                         tracing::warn!(error = %e, reports = batch.len(), "batch failed; storing its reports one by one");
                         drop(ins);
                         for p in batch {
-                            let r =
-                                writer.store_report(p.machine_id, p.seq, p.agent_version.as_deref(), &p.results).await;
+                            let r = writer.store_reports(&[p.report_in()]).await.and_then(single);
                             let _ = p.reply.send(r);
                         }
                     }
@@ -76,15 +84,14 @@ impl ReportWriter {
         machine_id: Uuid,
         seq: u64,
         agent_version: Option<String>,
+        dropped_reports: u64,
         results: Vec<CheckResult>,
     ) -> StoreResult<ReportOutcome> {
         let (reply, answer) = oneshot::channel();
-        let pending = Pending { machine_id, seq, agent_version, results, reply };
+        let pending = Pending { machine_id, seq, agent_version, dropped_reports, results, reply };
         match self.queue.send(pending).await {
             Ok(()) => answer.await.map_err(|_| StoreError::Corrupt("the report writer stopped".into()))?,
-            Err(mpsc::error::SendError(p)) => {
-                self.store.store_report(p.machine_id, p.seq, p.agent_version.as_deref(), &p.results).await
-            }
+            Err(mpsc::error::SendError(p)) => self.store.store_reports(&[p.report_in()]).await.and_then(single),
         }
     }
 }

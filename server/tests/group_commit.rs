@@ -56,16 +56,21 @@ async fn the_story(db: TestDb) {
     }
     let (fail, pass) = (result(CheckStatus::Fail), result(CheckStatus::Pass));
     let batch = [
-        ReportIn { machine_id: machines[0], seq: 1, agent_version: None, results: &fail },
-        ReportIn { machine_id: machines[0], seq: 2, agent_version: None, results: &pass },
-        ReportIn { machine_id: machines[0], seq: 2, agent_version: None, results: &fail },
-        ReportIn { machine_id: machines[1], seq: 1, agent_version: Some("2"), results: &fail },
+        ReportIn { machine_id: machines[0], seq: 1, agent_version: None, dropped_reports: 0, results: &fail },
+        ReportIn { machine_id: machines[0], seq: 2, agent_version: None, dropped_reports: 0, results: &pass },
+        ReportIn { machine_id: machines[0], seq: 2, agent_version: None, dropped_reports: 0, results: &fail },
+        ReportIn { machine_id: machines[1], seq: 1, agent_version: Some("2"), dropped_reports: 3, results: &fail },
     ];
     let out = store.store_reports(&batch).await.unwrap();
     assert_eq!(out.iter().map(|o| o.duplicate).collect::<Vec<_>>(), vec![false, false, true, false]);
     assert_eq!(out[1].transitions, 1, "fail → pass within the batch");
     assert_eq!(store.latest_results(machines[0]).await.unwrap()[0].status, "pass", "the later report wins");
     assert_eq!(store.transitions(machines[0], 10).await.unwrap().len(), 2);
+    // Each stored report counts once; the agent's dropped count is kept.
+    let (m0, m1) =
+        (store.machine(machines[0]).await.unwrap().unwrap(), store.machine(machines[1]).await.unwrap().unwrap());
+    assert_eq!((m0.reports_received, m0.reports_dropped), (2, 0));
+    assert_eq!((m1.reports_received, m1.reports_dropped), (1, 3));
 
     // Concurrent reports through the writer: every one stored once.
     let writer = ReportWriter::spawn(store.clone());
@@ -74,11 +79,11 @@ async fn the_story(db: TestDb) {
         for seq in 1..=5u64 {
             let (w, m) = (writer.clone(), *m);
             let status = if (seq + i as u64) % 2 == 0 { CheckStatus::Fail } else { CheckStatus::Pass };
-            tasks.push(tokio::spawn(async move { w.store(m, seq, None, result(status)).await.unwrap() }));
+            tasks.push(tokio::spawn(async move { w.store(m, seq, None, 0, result(status)).await.unwrap() }));
         }
         // And a retried report.
         let (w, m) = (writer.clone(), *m);
-        tasks.push(tokio::spawn(async move { w.store(m, 1, None, result(CheckStatus::Pass)).await.unwrap() }));
+        tasks.push(tokio::spawn(async move { w.store(m, 1, None, 0, result(CheckStatus::Pass)).await.unwrap() }));
     }
     let mut stored = 0;
     let mut duplicates = 0;
@@ -89,9 +94,15 @@ async fn the_story(db: TestDb) {
     // Reports of one machine may arrive out of order: a lower sequence after a higher one is a
     // duplicate by design (the agent sends in order), so at least one per machine is stored.
     assert_eq!(stored + duplicates, 18 * 6);
+    let mut received = 0;
+    for m in &machines[2..] {
+        received += store.machine(*m).await.unwrap().unwrap().reports_received;
+    }
+    assert_eq!(received, stored, "a report counts once, a duplicate not at all");
     for m in &machines[2..] {
         let seq = store.machine(*m).await.unwrap().unwrap().last_report_seq;
         assert_eq!(seq, 5, "every machine reached its last sequence");
+        assert!(store.machine(*m).await.unwrap().unwrap().reports_received >= 1);
     }
 }
 

@@ -17,6 +17,10 @@ pub struct Machine {
     pub enrolled_at: i64,
     pub last_seen_at: i64,
     pub last_report_seq: i64,
+    /// Reports stored for this machine (each once).
+    pub reports_received: i64,
+    /// Reports its agent says it dropped (outbox full, or refused for good).
+    pub reports_dropped: i64,
     /// True when every credential of the machine is revoked.
     pub revoked: bool,
 }
@@ -33,6 +37,8 @@ struct MachineRow {
     enrolled_at: i64,
     last_seen_at: i64,
     last_report_seq: i64,
+    reports_received: i64,
+    reports_dropped: i64,
     active_credentials: i64,
 }
 
@@ -50,13 +56,15 @@ impl TryFrom<MachineRow> for Machine {
             enrolled_at: r.enrolled_at,
             last_seen_at: r.last_seen_at,
             last_report_seq: r.last_report_seq,
+            reports_received: r.reports_received,
+            reports_dropped: r.reports_dropped,
             revoked: r.active_credentials == 0,
         })
     }
 }
 
 const MACHINE_COLUMNS: &str = "m.id, m.hostname, m.role, m.os, m.agent_version, m.site, m.labels, m.enrolled_at, \
-     m.last_seen_at, m.last_report_seq, \
+     m.last_seen_at, m.last_report_seq, m.reports_received, m.reports_dropped, \
      (SELECT COUNT(*) FROM agent_credentials c WHERE c.machine_id = m.id AND c.revoked_at IS NULL) AS active_credentials";
 
 /// The machine an agent token belongs to.

@@ -67,6 +67,8 @@ pub struct ReportIn<'a> {
     pub machine_id: Uuid,
     pub seq: u64,
     pub agent_version: Option<&'a str>,
+    /// The agent's life-time count of reports it dropped.
+    pub dropped_reports: u64,
     pub results: &'a [CheckResult],
 }
 
@@ -112,7 +114,8 @@ impl Store {
         agent_version: Option<&str>,
         results: &[CheckResult],
     ) -> StoreResult<ReportOutcome> {
-        let mut out = self.store_reports(&[ReportIn { machine_id, seq, agent_version, results }]).await?;
+        let mut out =
+            self.store_reports(&[ReportIn { machine_id, seq, agent_version, dropped_reports: 0, results }]).await?;
         out.pop().ok_or_else(|| StoreError::Corrupt("no outcome".into()))
     }
 
@@ -130,13 +133,16 @@ impl Store {
             for (rep, &seq) in batch.iter().zip(&seqs) {
             let (machine, agent_version, results) = (rep.machine_id.to_string(), rep.agent_version, rep.results);
             let advanced = sqlx::query(
-                "UPDATE machines SET last_report_seq = $1, last_seen_at = $2, agent_version = COALESCE($3, agent_version) \
+                "UPDATE machines SET last_report_seq = $1, last_seen_at = $2, agent_version = COALESCE($3, agent_version), \
+                 reports_received = reports_received + 1, \
+                 reports_dropped = CASE WHEN reports_dropped < $5 THEN $5 ELSE reports_dropped END \
                  WHERE id = $4 AND last_report_seq < $1",
             )
             .bind(seq)
             .bind(now)
             .bind(agent_version)
             .bind(&machine)
+            .bind(i64::try_from(rep.dropped_reports).unwrap_or(i64::MAX))
             .execute(&mut *tx)
             .await?
             .rows_affected();

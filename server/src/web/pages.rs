@@ -122,6 +122,8 @@ pub async fn machine(
         nav: Nav::of(&session, "machines"),
         m: MachineView::of(&row),
         labels: full.labels.join(", "),
+        reports_received: full.reports_received,
+        reports_dropped: full.reports_dropped,
         paths: results.iter().filter(|r| r.check_id == "rdp.path").map(path_view).collect(),
         results: results
             .iter()

@@ -320,6 +320,8 @@ pub struct MachinePage {
     pub can_propose: bool,
     pub m: MachineView,
     pub labels: String,
+    pub reports_received: i64,
+    pub reports_dropped: i64,
     pub paths: Vec<PathView>,
     pub results: Vec<ResultView>,
     pub history: Vec<TransitionView>,

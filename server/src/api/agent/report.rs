@@ -34,7 +34,7 @@ pub async fn report(
     auth.require_machine(machine_id)?;
     validate(&req)?;
     let seq = req.seq;
-    let outcome = state.reports.store(machine_id, seq, req.agent_version, req.results).await?;
+    let outcome = state.reports.store(machine_id, seq, req.agent_version, req.dropped_reports, req.results).await?;
     tracing::debug!(%machine_id, seq, duplicate = outcome.duplicate, stored = outcome.stored, "report");
     Ok(Json(ReportResponse {
         seq,
@@ -47,6 +47,9 @@ pub async fn report(
 fn validate(req: &ReportRequest) -> Result<(), AppError> {
     if req.seq == 0 || req.seq > i64::MAX as u64 {
         return Err(AppError::Validation("seq must be between 1 and 2^63-1".into()));
+    }
+    if req.dropped_reports > i64::MAX as u64 {
+        return Err(AppError::Validation("dropped_reports must be at most 2^63-1".into()));
     }
     if let Some(v) = &req.agent_version {
         check_text("agent_version", v, 64)?;

@@ -28,6 +28,11 @@ pub struct MachineView {
     pub last_seen_at: time::OffsetDateTime,
     /// True when the machine's agent credentials are all revoked.
     pub revoked: bool,
+    /// Reports stored for this machine, each once.
+    pub reports_received: i64,
+    /// Reports its agent says it dropped (outbox full while the server was away, or refused for
+    /// good): the machine's history has gaps.
+    pub reports_dropped: i64,
 }
 
 impl From<Machine> for MachineView {
@@ -43,6 +48,8 @@ impl From<Machine> for MachineView {
             enrolled_at: time_of(m.enrolled_at),
             last_seen_at: time_of(m.last_seen_at),
             revoked: m.revoked,
+            reports_received: m.reports_received,
+            reports_dropped: m.reports_dropped,
         }
     }
 }
