@@ -8,6 +8,7 @@ pub mod http;
 pub mod pg;
 pub mod procs;
 pub mod rdp_servers;
+pub mod sim;
 
 /// A fresh, empty database for one test.
 pub enum TestDb {

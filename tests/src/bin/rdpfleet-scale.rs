@@ -1,0 +1,340 @@
+//! `rdpfleet-scale`: the scale benchmark. In one run, for SQLite and (with
+//! `RDPFLEET_TEST_PG_URL` reachable) PostgreSQL, against the real release `rdpfleet-server`:
+//!
+//! 1. enrolls N simulated agents over HTTP (N distinct machines);
+//! 2. **ceiling**: reports sent back to back by many senders — the most results/s the server
+//!    stores;
+//! 3. **fleet load**: N agents at their real rates (a job poll every 60 s, a report of 25 results
+//!    every 5 min, spread evenly) with the dashboard pages requested, signed in, during it —
+//!    latency percentiles, errors, server CPU and peak RSS;
+//! 4. **physical baseline**: the same result rows upserted straight into the same database in
+//!    batches (one connection, no HTTP, no server), and the ratio of (2) to it.
+//!
+//! Run it with the server pinned to one core and this process to the other (`bench/scale.sh`
+//! does that). `rdpfleet-scale [--agents 100000] [--load-secs 120] [--ceiling-secs 20]
+//! [--server-cpu 0] [--only sqlite|postgres]`
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rdpfleet_e2e::procs::Server;
+use rdpfleet_e2e::sim::{self, Load, Stats, pct};
+use rdpfleet_e2e::{TestDb, pg};
+use sqlx::Connection;
+
+struct Args {
+    agents: usize,
+    load: Duration,
+    ceiling: Duration,
+    ceiling_senders: usize,
+    server_cpu: Option<u32>,
+    only: Option<String>,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        agents: 100_000,
+        load: Duration::from_secs(120),
+        ceiling: Duration::from_secs(20),
+        ceiling_senders: 32,
+        server_cpu: None,
+        only: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let mut v = || it.next().unwrap_or_else(|| panic!("{k} needs a value"));
+        match k.as_str() {
+            "--agents" => a.agents = v().parse().expect("--agents"),
+            "--load-secs" => a.load = Duration::from_secs(v().parse().expect("seconds")),
+            "--ceiling-secs" => a.ceiling = Duration::from_secs(v().parse().expect("seconds")),
+            "--ceiling-senders" => a.ceiling_senders = v().parse().expect("count"),
+            "--server-cpu" => a.server_cpu = Some(v().parse().expect("cpu number")),
+            "--only" => a.only = Some(v()),
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    a
+}
+
+const RESULTS: usize = 25;
+const PAGES: [&str; 4] = ["/", "/machines?status=fail", "/machines?q=scale-00&sort=failing", "/incidents"];
+
+/// CPU seconds (user + system) a process has used, from /proc.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|u| u.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+fn peak_rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+async fn sign_in(server: &Server) -> (reqwest::Client, String) {
+    let password = server.admin(&["user", "create", "--username", "scale", "--role", "viewer"]).await;
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let login = client
+        .post(format!("{}/login", server.url))
+        .header("Origin", &server.url)
+        .form(&[("username", "scale"), ("password", password.as_str()), ("next", "/")])
+        .send()
+        .await
+        .unwrap();
+    let cookie =
+        login.headers().get("set-cookie").expect("signed in").to_str().unwrap().split(';').next().unwrap().to_owned();
+    (client, cookie)
+}
+
+/// Requests the dashboard pages in turn until `stop`; latencies per page.
+async fn dashboard_probe(
+    server: String,
+    client: reqwest::Client,
+    cookie: String,
+    stop: Arc<AtomicBool>,
+) -> Vec<Vec<f64>> {
+    let mut times = vec![Vec::new(); PAGES.len()];
+    while !stop.load(Ordering::Relaxed) {
+        for (i, page) in PAGES.iter().enumerate() {
+            let t = Instant::now();
+            let r = client.get(format!("{server}{page}")).header("Cookie", &cookie).send().await.unwrap();
+            assert_eq!(r.status(), 200, "{page}");
+            let _ = r.bytes().await.unwrap();
+            times[i].push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    times
+}
+
+/// Upserts `rows` result rows for existing machines straight into the database, 1,000 rows per
+/// statement and 10 statements per transaction, as the server's rows look. Rows per second.
+async fn bare_upsert_rate(db_url: &str, machine_ids: &[String], rows: usize) -> f64 {
+    const PER_STATEMENT: usize = 1_000;
+    const PER_TX: usize = 10;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+    let row = |n: usize| -> (String, String, String) {
+        let machine = machine_ids[(n / RESULTS) % machine_ids.len()].clone();
+        let i = n % RESULTS;
+        let check = [
+            "rdp.path",
+            "host.listener_cert",
+            "host.firewall",
+            "host.port",
+            "client.tls12",
+            "client.auth_policy",
+            "events.recent",
+            "host.nla",
+        ][i % 8];
+        let target = if i < 8 { String::new() } else { format!("rdp{i:02}.corp.example:3389") };
+        (machine, check.to_owned(), target)
+    };
+    let values = (0..PER_STATEMENT)
+        .map(|i| {
+            let b = i * 10;
+            format!(
+                "(${},${},${},${},${},${},${},${},${},${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7,
+                b + 8,
+                b + 9,
+                b + 10
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    let sql = format!(
+        "INSERT INTO check_results (machine_id, check_id, target, status, summary, cause, evidence, observed_at, duration_ms, status_since) \
+         VALUES {values} ON CONFLICT (machine_id, check_id, target) DO UPDATE SET status = excluded.status, \
+         summary = excluded.summary, cause = excluded.cause, evidence = excluded.evidence, \
+         observed_at = excluded.observed_at, duration_ms = excluded.duration_ms, status_since = excluded.status_since"
+    );
+    macro_rules! run {
+        ($conn:expr) => {{
+            let mut conn = $conn;
+            let started = Instant::now();
+            let mut n = 0usize;
+            while n < rows {
+                let mut tx = conn.begin().await.unwrap();
+                for _ in 0..PER_TX {
+                    let mut q = sqlx::query(&sql);
+                    for k in 0..PER_STATEMENT {
+                        let (m, c, t) = row(n + k);
+                        q = q
+                            .bind(m)
+                            .bind(c)
+                            .bind(t)
+                            .bind("pass")
+                            .bind("compliant")
+                            .bind(None::<String>)
+                            .bind(format!("{{\"n\":{}}}", (n + k) % RESULTS))
+                            .bind(now)
+                            .bind(12_i64)
+                            .bind(now);
+                    }
+                    q.execute(&mut *tx).await.unwrap();
+                    n += PER_STATEMENT;
+                }
+                tx.commit().await.unwrap();
+            }
+            n as f64 / started.elapsed().as_secs_f64()
+        }};
+    }
+    if db_url.starts_with("sqlite:") {
+        // The server's own SQLite settings: WAL, synchronous=NORMAL.
+        let opts: sqlx::sqlite::SqliteConnectOptions = db_url.parse().unwrap();
+        let opts = opts
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+            .synchronous(sqlx::sqlite::SqliteSynchronous::Normal);
+        run!(sqlx::sqlite::SqliteConnection::connect_with(&opts).await.unwrap())
+    } else {
+        run!(sqlx::postgres::PgConnection::connect(db_url).await.unwrap())
+    }
+}
+
+async fn machine_ids(db_url: &str) -> Vec<String> {
+    if db_url.starts_with("sqlite:") {
+        let mut c = sqlx::sqlite::SqliteConnection::connect(db_url).await.unwrap();
+        sqlx::query_scalar("SELECT id FROM machines").fetch_all(&mut c).await.unwrap()
+    } else {
+        let mut c = sqlx::postgres::PgConnection::connect(db_url).await.unwrap();
+        sqlx::query_scalar("SELECT id FROM machines").fetch_all(&mut c).await.unwrap()
+    }
+}
+
+fn pin(pid: u32, cpu: u32) {
+    let ok = std::process::Command::new("taskset")
+        .args(["-a", "-p", "-c", &cpu.to_string(), &pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "taskset could not pin the server to CPU {cpu}");
+}
+
+async fn run(label: &str, db: &TestDb, a: &Args, work: &Path) {
+    let server = Server::start(db.url(), work).await;
+    let pid = server.child.id().unwrap();
+    if let Some(cpu) = a.server_cpu {
+        pin(pid, cpu);
+    }
+    let token =
+        server.admin(&["enroll-token", "create", "--label", "scale", "--max-uses", &a.agents.to_string()]).await;
+    let client = sim::client(512);
+
+    let stats = Arc::new(Stats::default());
+    let t = Instant::now();
+    let agents = sim::enroll(&client, &server.url, &token, "scale", a.agents, 64, &stats).await;
+    let enroll_secs = t.elapsed().as_secs_f64();
+    assert_eq!(agents.len(), a.agents, "enrollment errors: {:?}", stats.errors());
+    println!(
+        "[{label}] enrolled {} agents over HTTP in {enroll_secs:.1} s ({:.0}/s)",
+        agents.len(),
+        agents.len() as f64 / enroll_secs
+    );
+
+    // Ceiling: every agent's first report and more, back to back.
+    let ceiling = Arc::new(Stats::default());
+    let cpu0 = cpu_secs(pid);
+    let took = sim::flood(&client, &server.url, &agents, RESULTS, a.ceiling_senders, a.ceiling, &ceiling).await;
+    let ceiling_rate = ceiling.results_stored() as f64 / took.as_secs_f64();
+    let f = ceiling.figures("report");
+    println!(
+        "[{label}] ceiling: {} reports in {:.1} s by {} senders = {:.0} reports/s, {ceiling_rate:.0} results/s; p50 {:.1} ms, p99 {:.1} ms; errors {}; server CPU {:.2} cores",
+        f.count,
+        took.as_secs_f64(),
+        a.ceiling_senders,
+        f.count as f64 / took.as_secs_f64(),
+        f.p50_ms,
+        f.p99_ms,
+        ceiling.error_count(),
+        (cpu_secs(pid) - cpu0) / took.as_secs_f64()
+    );
+
+    // Fleet load with the dashboard watched.
+    let (web, cookie) = sign_in(&server).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let probe = tokio::spawn(dashboard_probe(server.url.clone(), web, cookie, stop.clone()));
+    let load = Load {
+        results: RESULTS,
+        report_interval: Duration::from_secs(300),
+        poll_interval: Duration::from_secs(60),
+        duration: a.load,
+        change_pct: 2,
+        max_in_flight: 512,
+    };
+    let stats = Arc::new(Stats::default());
+    let cpu0 = cpu_secs(pid);
+    let t = Instant::now();
+    sim::paced(&client, &server.url, &agents, &load, &stats).await;
+    let secs = t.elapsed().as_secs_f64();
+    let cpu = (cpu_secs(pid) - cpu0) / secs;
+    stop.store(true, Ordering::Relaxed);
+    let mut pages = probe.await.unwrap();
+    let (r, p) = (stats.figures("report"), stats.figures("poll"));
+    println!(
+        "[{label}] fleet load: {} agents for {secs:.0} s: {:.0} reports/s ({:.0} results/s), {:.0} polls/s",
+        agents.len(),
+        r.count as f64 / secs,
+        stats.results_stored() as f64 / secs,
+        p.count as f64 / secs
+    );
+    println!("[{label}]   report p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms", r.p50_ms, r.p99_ms, r.max_ms);
+    println!("[{label}]   poll   p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms", p.p50_ms, p.p99_ms, p.max_ms);
+    println!(
+        "[{label}]   errors {}{}",
+        stats.error_count(),
+        if stats.error_count() > 0 { format!(" {:?}", stats.errors()) } else { String::new() }
+    );
+    println!("[{label}]   server CPU {cpu:.2} cores, peak RSS {:.0} MB", peak_rss_mb(pid));
+    for (page, times) in PAGES.iter().zip(pages.iter_mut()) {
+        let n = times.len();
+        println!(
+            "[{label}]   dashboard {page:<36} p50 {:>6.1} ms  p95 {:>6.1} ms  ({n} requests during the load)",
+            pct(times, 0.5),
+            pct(times, 0.95)
+        );
+    }
+    let mut server = server;
+    let _ = server.child.kill().await;
+    let _ = server.child.wait().await;
+
+    // Physical baseline in the same database, the server stopped.
+    let ids = machine_ids(db.url()).await;
+    let bare = bare_upsert_rate(db.url(), &ids, 500_000).await;
+    println!(
+        "[{label}] bare batched upsert of the same rows: {bare:.0} rows/s; server ceiling / bare = {:.2}",
+        ceiling_rate / bare
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let a = args();
+    let work = tempfile::tempdir().unwrap();
+    if a.only.as_deref().is_none_or(|o| o == "sqlite") {
+        let db = TestDb::sqlite();
+        run("sqlite", &db, &a, work.path()).await;
+    }
+    if a.only.as_deref().is_none_or(|o| o == "postgres") {
+        match TestDb::postgres().await {
+            Some(db) => run("postgres", &db, &a, work.path()).await,
+            None => println!("[postgres] skipped: no server at {}", pg::admin_url()),
+        }
+    }
+}
