@@ -39,6 +39,12 @@ pub struct Settings {
     pub webhook_secret: Option<String>,
     /// Days of history (status transitions, trend samples) kept; 0 keeps everything.
     pub history_retention_days: u64,
+    /// Seconds a client has to send a request's headers, also while a kept-alive connection
+    /// idles (slow-loris protection).
+    pub header_read_timeout_secs: u64,
+    /// Open connections at most; agents long-poll, so allow one per agent (and raise the
+    /// process's file limit to match).
+    pub max_connections: usize,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -65,12 +71,14 @@ impl Default for Settings {
             webhook_urls: vec![],
             webhook_secret: None,
             history_retention_days: 180,
+            header_read_timeout_secs: 10,
+            max_connections: 100_000,
         }
     }
 }
 
 /// Keys taken from the environment, as `RDPFLEET_<KEY>`; other `RDPFLEET_*` variables are ignored.
-const ENV_KEYS: [&str; 14] = [
+const ENV_KEYS: [&str; 16] = [
     "listen",
     "database_url",
     "signing_key_path",
@@ -85,6 +93,8 @@ const ENV_KEYS: [&str; 14] = [
     "webhook_urls",
     "webhook_secret",
     "history_retention_days",
+    "header_read_timeout_secs",
+    "max_connections",
 ];
 
 /// Overrides from command-line flags; `None` leaves the value from the layers below.
@@ -138,6 +148,12 @@ impl Settings {
         }
         if let Some(u) = self.webhook_urls.iter().find(|u| !(u.starts_with("https://") || u.starts_with("http://"))) {
             return Err(ConfigError::Value(format!("webhook URL {u:?} must be http:// or https://")));
+        }
+        if self.header_read_timeout_secs == 0 || self.header_read_timeout_secs > 300 {
+            return Err(ConfigError::Value("header_read_timeout_secs must be within 1..=300".into()));
+        }
+        if self.max_connections == 0 || self.max_connections > 1_000_000 {
+            return Err(ConfigError::Value("max_connections must be within 1..=1000000".into()));
         }
         if self.job_lease_secs < 10 {
             return Err(ConfigError::Value("job_lease_secs must be at least 10".into()));

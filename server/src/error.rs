@@ -39,6 +39,8 @@ pub enum AppError {
     EnrollmentTokenExpired,
     #[error("enrollment token has been used the maximum number of times")]
     EnrollmentTokenUsedUp,
+    #[error("too many failed attempts from this address; try again later")]
+    TooManyAttempts,
     #[error("service unavailable")]
     Unavailable,
     #[error("internal error")]
@@ -60,6 +62,7 @@ impl AppError {
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -82,6 +85,7 @@ impl AppError {
             AppError::EnrollmentTokenInvalid => "enrollment_token_invalid",
             AppError::EnrollmentTokenExpired => "enrollment_token_expired",
             AppError::EnrollmentTokenUsedUp => "enrollment_token_used_up",
+            AppError::TooManyAttempts => "too_many_attempts",
             AppError::Unavailable => "unavailable",
             AppError::Internal(_) => "internal",
         }

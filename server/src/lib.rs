@@ -16,6 +16,7 @@ pub mod report_writer;
 pub mod rollout;
 pub mod router;
 pub mod secrets;
+pub mod serve;
 pub mod signing;
 pub mod state;
 pub mod store;
@@ -44,6 +45,7 @@ pub fn app_state(settings: Settings, store: Store, signing_key: ed25519_dalek::S
         seen: job_wakeup::SeenCache::default(),
         shutdown: CancellationToken::new(),
         throttle: Arc::default(),
+        enroll_throttle: Arc::new(web::throttle::enroll_throttle()),
     }
 }
 
@@ -73,14 +75,17 @@ pub async fn launch(
         notifier,
         state.settings.history_retention_days,
     );
+    let limits = serve::ConnLimits {
+        header_read_timeout: std::time::Duration::from_secs(state.settings.header_read_timeout_secs),
+        max_connections: state.settings.max_connections,
+    };
     let app = router::router(state);
-    let result = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down");
-            cancel.cancel();
-        })
-        .await;
+    let result = serve::serve(listener, app, limits, async move {
+        shutdown.await;
+        tracing::info!("shutting down");
+        cancel.cancel();
+    })
+    .await;
     correlation.abort();
     rollouts.abort();
     if let Some(l) = job_listener {

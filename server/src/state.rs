@@ -23,4 +23,6 @@ pub struct AppState {
     /// Cancelled when the server shuts down, so long polls return at once.
     pub shutdown: CancellationToken,
     pub throttle: Arc<crate::web::throttle::LoginThrottle>,
+    /// Failed enrollments per address.
+    pub enroll_throttle: Arc<crate::web::throttle::FailureCounter<std::net::IpAddr>>,
 }

@@ -118,11 +118,14 @@ async fn dashboard_probe(
     times
 }
 
-/// Upserts `rows` result rows for existing machines straight into the database, 1,000 rows per
-/// statement and 10 statements per transaction, as the server's rows look. Rows per second.
+/// Upserts `rows` result rows for existing machines straight into the database, 400 rows per
+/// statement (`BARE_ROWS_PER_STATEMENT`) and 4,000 per transaction, as the server's rows look.
+/// Rows per second.
 async fn bare_upsert_rate(db_url: &str, machine_ids: &[String], rows: usize) -> f64 {
-    const PER_STATEMENT: usize = 1_000;
-    const PER_TX: usize = 10;
+    let per_statement: usize =
+        std::env::var("BARE_ROWS_PER_STATEMENT").ok().and_then(|v| v.parse().ok()).unwrap_or(400);
+    let per_statement = per_statement.clamp(1, 3000);
+    let per_tx: usize = (4000 / per_statement).max(1);
     let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
     let row = |n: usize| -> (String, String, String) {
         let machine = machine_ids[(n / RESULTS) % machine_ids.len()].clone();
@@ -140,7 +143,7 @@ async fn bare_upsert_rate(db_url: &str, machine_ids: &[String], rows: usize) -> 
         let target = if i < 8 { String::new() } else { format!("rdp{i:02}.corp.example:3389") };
         (machine, check.to_owned(), target)
     };
-    let values = (0..PER_STATEMENT)
+    let values = (0..per_statement)
         .map(|i| {
             let b = i * 10;
             format!(
@@ -172,9 +175,9 @@ async fn bare_upsert_rate(db_url: &str, machine_ids: &[String], rows: usize) -> 
             let mut n = 0usize;
             while n < rows {
                 let mut tx = conn.begin().await.unwrap();
-                for _ in 0..PER_TX {
+                for _ in 0..per_tx {
                     let mut q = sqlx::query(&sql);
-                    for k in 0..PER_STATEMENT {
+                    for k in 0..per_statement {
                         let (m, c, t) = row(n + k);
                         q = q
                             .bind(m)
@@ -189,7 +192,7 @@ async fn bare_upsert_rate(db_url: &str, machine_ids: &[String], rows: usize) -> 
                             .bind(now);
                     }
                     q.execute(&mut *tx).await.unwrap();
-                    n += PER_STATEMENT;
+                    n += per_statement;
                 }
                 tx.commit().await.unwrap();
             }
@@ -316,7 +319,7 @@ async fn run(label: &str, db: &TestDb, a: &Args, work: &Path) {
 
     // Physical baseline in the same database, the server stopped.
     let ids = machine_ids(db.url()).await;
-    let bare = bare_upsert_rate(db.url(), &ids, 500_000).await;
+    let bare = bare_upsert_rate(db.url(), &ids, 200_000).await;
     println!(
         "[{label}] bare batched upsert of the same rows: {bare:.0} rows/s; server ceiling / bare = {:.2}",
         ceiling_rate / bare
@@ -329,11 +332,17 @@ async fn main() {
     let work = tempfile::tempdir().unwrap();
     if a.only.as_deref().is_none_or(|o| o == "sqlite") {
         let db = TestDb::sqlite();
-        run("sqlite", &db, &a, work.path()).await;
+        let dir = work.path().join("sqlite");
+        std::fs::create_dir_all(&dir).unwrap();
+        run("sqlite", &db, &a, &dir).await;
     }
     if a.only.as_deref().is_none_or(|o| o == "postgres") {
         match TestDb::postgres().await {
-            Some(db) => run("postgres", &db, &a, work.path()).await,
+            Some(db) => {
+                let dir = work.path().join("postgres");
+                std::fs::create_dir_all(&dir).unwrap();
+                run("postgres", &db, &a, &dir).await;
+            }
             None => println!("[postgres] skipped: no server at {}", pg::admin_url()),
         }
     }

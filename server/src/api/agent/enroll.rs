@@ -10,15 +10,33 @@ use crate::extract::ApiJson;
 use crate::secrets::{TokenKind, new_token, token_hash};
 use crate::state::AppState;
 use crate::store::enrollment::NewMachine;
+use crate::web::session::PeerIp;
 
 #[utoipa::path(post, path = "/api/agent/v1/enroll", tag = "agent", request_body = EnrollRequest, responses(
     (status = 201, body = EnrollResponse, description = "enrolled; the agent token is shown once"),
     (status = 401, body = rdpfleet_proto::error::ErrorBody, description = "enrollment_token_invalid | enrollment_token_expired | enrollment_token_used_up"),
-    (status = 422, body = rdpfleet_proto::error::ErrorBody, description = "invalid_body | validation_failed")))]
+    (status = 422, body = rdpfleet_proto::error::ErrorBody, description = "invalid_body | validation_failed"),
+    (status = 429, body = rdpfleet_proto::error::ErrorBody, description = "too_many_attempts: too many failed enrollments from this address")))]
 pub async fn enroll(
     State(state): State<AppState>,
+    PeerIp(peer): PeerIp,
     ApiJson(req): ApiJson<EnrollRequest>,
 ) -> AppResult<(StatusCode, Json<EnrollResponse>)> {
+    let ip: Vec<std::net::IpAddr> = peer.into_iter().collect();
+    if !state.enroll_throttle.allowed(&ip) {
+        return Err(AppError::TooManyAttempts);
+    }
+    let result = enroll_machine(&state, req).await;
+    if matches!(
+        result,
+        Err(AppError::EnrollmentTokenInvalid | AppError::EnrollmentTokenExpired | AppError::EnrollmentTokenUsedUp)
+    ) {
+        state.enroll_throttle.failed(&ip);
+    }
+    result
+}
+
+async fn enroll_machine(state: &AppState, req: EnrollRequest) -> AppResult<(StatusCode, Json<EnrollResponse>)> {
     validate(&req)?;
     if !req.token.starts_with(TokenKind::Enrollment.prefix()) {
         return Err(AppError::EnrollmentTokenInvalid);
