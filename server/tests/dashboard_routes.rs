@@ -361,7 +361,7 @@ async fn forms_need_the_role_the_csrf_token_and_the_same_origin() {
     );
     assert_eq!(
         app.post(&format!("{page}/start"), Some(&oc), &format!("csrf={ot}")).await.status,
-        StatusCode::BAD_REQUEST,
+        StatusCode::CONFLICT,
         "not approved yet"
     );
     assert_eq!(app.post(&format!("{page}/approve"), Some(&cookie), "csrf=nope").await.status, StatusCode::FORBIDDEN);

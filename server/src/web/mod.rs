@@ -33,6 +33,9 @@ pub enum WebError {
     NotFound,
     #[error("{0}")]
     BadRequest(String),
+    /// The action does not fit the current state (e.g. pausing a rollout that is not running).
+    #[error("{0}")]
+    Conflict(String),
     #[error("too many failed sign-ins; try again in 15 minutes")]
     TooManyAttempts,
     #[error("internal error")]
@@ -67,6 +70,7 @@ impl IntoResponse for WebError {
             WebError::Forbidden | WebError::Csrf => StatusCode::FORBIDDEN,
             WebError::NotFound => StatusCode::NOT_FOUND,
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            WebError::Conflict(_) => StatusCode::CONFLICT,
             WebError::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             WebError::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "page failed");

@@ -21,6 +21,7 @@ fn app(e: AppError) -> WebError {
         AppError::NotFound(_) => WebError::NotFound,
         AppError::Forbidden(_) => WebError::Forbidden,
         AppError::Internal(e) => WebError::Internal(e),
+        AppError::Conflict(m) => WebError::Conflict(m),
         other => WebError::BadRequest(other.to_string()),
     }
 }
