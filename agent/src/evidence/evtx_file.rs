@@ -72,8 +72,19 @@ pub fn event_from_json(v: &Value) -> Option<Event> {
 
 pub fn read(path: &Path) -> Result<EvtxRead, EvtxError> {
     let shown = path.display().to_string();
-    let mut parser = evtx::EvtxParser::from_path(path)
+    let parser = evtx::EvtxParser::from_path(path)
         .map_err(|e| EvtxError::Open { path: shown.clone(), message: e.to_string() })?;
+    Ok(collect(parser))
+}
+
+/// The same from bytes already in memory (`name` names them in errors).
+pub fn read_bytes(name: &str, bytes: Vec<u8>) -> Result<EvtxRead, EvtxError> {
+    let parser = evtx::EvtxParser::from_buffer(bytes)
+        .map_err(|e| EvtxError::Open { path: name.to_owned(), message: e.to_string() })?;
+    Ok(collect(parser))
+}
+
+fn collect<T: std::io::Read + std::io::Seek>(mut parser: evtx::EvtxParser<T>) -> EvtxRead {
     let mut read = EvtxRead { events: Vec::new(), unreadable: 0, first_error: None };
     for record in parser.records_json_value() {
         match record {
@@ -88,5 +99,5 @@ pub fn read(path: &Path) -> Result<EvtxRead, EvtxError> {
             }
         }
     }
-    Ok(read)
+    read
 }

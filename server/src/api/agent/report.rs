@@ -44,7 +44,8 @@ pub async fn report(
     }))
 }
 
-fn validate(req: &ReportRequest) -> Result<(), AppError> {
+/// Everything a report must satisfy beyond its JSON shape (public for the fuzz target).
+pub fn validate(req: &ReportRequest) -> Result<(), AppError> {
     if req.seq == 0 || req.seq > i64::MAX as u64 {
         return Err(AppError::Validation("seq must be between 1 and 2^63-1".into()));
     }
