@@ -282,18 +282,15 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            // The machine's worst status and failing count, for fleet-wide pages.
-            sqlx::query(
-                "UPDATE machines SET \
-                 failing = (SELECT COUNT(*) FROM check_results WHERE machine_id = $1 AND status = 'fail'), \
-                 health = COALESCE((SELECT CASE MAX(CASE status WHEN 'fail' THEN 4 WHEN 'error' THEN 3 WHEN 'warn' THEN 2 WHEN 'pass' THEN 1 ELSE 0 END) \
-                   WHEN 4 THEN 'fail' WHEN 3 THEN 'error' WHEN 2 THEN 'warn' WHEN 1 THEN 'pass' ELSE 'unknown' END \
-                   FROM check_results WHERE machine_id = $1), 'unknown') \
-                 WHERE id = $1",
-            )
-            .bind(&machine)
-            .execute(&mut *tx)
-            .await?;
+            // The machine's worst status and failing count, for fleet-wide pages, from its
+            // results as they now stand (read above and merged with this report).
+            let (failing, health) = machine_health(known.values().map(|(status, _, _)| status.as_str()));
+            sqlx::query("UPDATE machines SET failing = $1, health = $2 WHERE id = $3")
+                .bind(failing)
+                .bind(health)
+                .bind(&machine)
+                .execute(&mut *tx)
+                .await?;
             outcomes.push(ReportOutcome { duplicate: false, stored: results.len() as u64, transitions });
             }
             tx.commit().await?;
@@ -354,5 +351,46 @@ impl Store {
             a + b
         });
         Ok(n)
+    }
+}
+
+/// A machine's failing-result count and worst status: fail, then error, warn, pass; `unknown`
+/// when it has no result of those.
+fn machine_health<'a>(statuses: impl Iterator<Item = &'a str>) -> (i64, &'static str) {
+    let (mut failing, mut worst) = (0i64, 0u8);
+    for s in statuses {
+        let rank = match s {
+            "fail" => {
+                failing += 1;
+                4
+            }
+            "error" => 3,
+            "warn" => 2,
+            "pass" => 1,
+            _ => 0,
+        };
+        worst = worst.max(rank);
+    }
+    let health = match worst {
+        4 => "fail",
+        3 => "error",
+        2 => "warn",
+        1 => "pass",
+        _ => "unknown",
+    };
+    (failing, health)
+}
+
+#[cfg(test)]
+mod health_tests {
+    use super::machine_health;
+
+    #[test]
+    fn worst_status_wins_and_fails_are_counted() {
+        assert_eq!(machine_health(["pass", "warn", "fail", "fail"].into_iter()), (2, "fail"));
+        assert_eq!(machine_health(["pass", "error", "warn"].into_iter()), (0, "error"));
+        assert_eq!(machine_health(["pass", "skipped"].into_iter()), (0, "pass"));
+        assert_eq!(machine_health(["skipped"].into_iter()), (0, "unknown"));
+        assert_eq!(machine_health([].into_iter()), (0, "unknown"));
     }
 }
