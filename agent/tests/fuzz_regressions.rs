@@ -46,7 +46,7 @@ fn certificate_inputs() {
         let (a, b) = data.split_at(split);
         let chain = if a.is_empty() { vec![b.to_vec()] } else { vec![b.to_vec(), a.to_vec()] };
         let _ = cert::judge(&chain, "rdp01.corp.example", now, 30, &trust);
-        let _ = cert::judge(&[data.clone()], "rdp01.corp.example", now, 30, &trust);
+        let _ = cert::judge(std::slice::from_ref(&data), "rdp01.corp.example", now, 30, &trust);
     }
 }
 

@@ -59,6 +59,7 @@ pub async fn launch(
     let cancel = state.shutdown.clone();
     let store = state.store.clone();
     let job_listener = store.spawn_job_listener(state.wakeups.clone(), cancel.clone());
+    let seen = state.seen.spawn_flusher(store.clone(), std::time::Duration::from_secs(5), cancel.clone());
     let notifier = webhook::Notifier::new(state.settings.webhook_urls.clone(), state.settings.webhook_secret.clone());
     let rollouts = rollout::spawn(
         store.clone(),
@@ -79,6 +80,7 @@ pub async fn launch(
         header_read_timeout: std::time::Duration::from_secs(state.settings.header_read_timeout_secs),
         max_connections: state.settings.max_connections,
     };
+    let cancel_after = cancel.clone();
     let app = router::router(state);
     let result = serve::serve(listener, app, limits, async move {
         shutdown.await;
@@ -86,6 +88,9 @@ pub async fn launch(
         cancel.cancel();
     })
     .await;
+    // The flusher writes its last marks when it sees the cancellation.
+    cancel_after.cancel();
+    let _ = seen.await;
     correlation.abort();
     rollouts.abort();
     if let Some(l) = job_listener {

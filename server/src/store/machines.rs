@@ -105,17 +105,21 @@ impl Store {
         Ok(n)
     }
 
-    /// Records that the agent was heard from, at most once a minute per machine to spare writes.
-    pub async fn touch_machine(&self, machine_id: Uuid) -> StoreResult<()> {
+    /// Records that these agents were heard from (job polls, gathered and written together),
+    /// where the stored time is more than a minute old: most polls then cost no write at all.
+    pub async fn touch_machines(&self, machine_ids: &[Uuid]) -> StoreResult<()> {
         let now = now_ms();
-        with_db!(self, p => {
-            sqlx::query("UPDATE machines SET last_seen_at = $1 WHERE id = $2 AND last_seen_at < $3")
-                .bind(now)
-                .bind(machine_id.to_string())
-                .bind(now - 60_000)
-                .execute(p)
-                .await?;
-        });
+        for chunk in machine_ids.chunks(500) {
+            let list = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect::<Vec<_>>().join(",");
+            let sql = format!("UPDATE machines SET last_seen_at = $1 WHERE last_seen_at < $2 AND id IN ({list})");
+            with_db!(self, p => {
+                let mut q = sqlx::query(&sql).bind(now).bind(now - 60_000);
+                for id in chunk {
+                    q = q.bind(id.to_string());
+                }
+                q.execute(p).await?;
+            });
+        }
         Ok(())
     }
 

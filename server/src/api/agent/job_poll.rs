@@ -41,10 +41,8 @@ pub async fn poll(
     ApiQuery(params): ApiQuery<PollParams>,
 ) -> AppResult<Json<JobPollResponse>> {
     auth.require_machine(machine_id)?;
-    // last_seen_at to the half minute is enough; most polls then write nothing.
-    if state.seen.should_touch(machine_id, Duration::from_secs(30)) {
-        state.store.touch_machine(machine_id).await?;
-    }
+    // Written in batches a few seconds later; to the half minute is enough.
+    state.seen.mark(machine_id, Duration::from_secs(30));
     let wait = Duration::from_secs(params.wait.min(state.settings.long_poll_max_secs));
     let deadline = Instant::now() + wait;
     let lease_ms = i64::try_from(state.settings.job_lease_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
