@@ -248,7 +248,7 @@ async fn a_day_of_reports_arrives_after_an_outage() {
     let mut server = server;
     kill9(&server.child);
     let _ = server.child.wait().await;
-    until(120, "a day of reports in the outbox", || async { (outbox_len(&agent) >= 288).then_some(()) }).await;
+    until(300, "a day of reports in the outbox", || async { (outbox_len(&agent) >= 288).then_some(()) }).await;
     let queued = outbox_len(&agent);
     let server = Server::start_on(db.url(), work.path(), &[], &listen).await;
     until(60, "the outbox to drain", || async { (outbox_len(&agent) < 3).then_some(()) }).await;
