@@ -51,6 +51,14 @@ fn certificate_inputs() {
 }
 
 #[test]
+fn a_record_size_below_its_header_is_reported_not_a_crash() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions/evtx/record-size-underflow.evtx");
+    let read = evtx_file::read(&path).unwrap();
+    assert!(read.unreadable > 0, "the damage is counted");
+    assert!(read.first_error.is_some());
+}
+
+#[test]
 fn evtx_inputs() {
     for (_, data) in inputs("evtx") {
         if let Ok(read) = evtx_file::read_bytes("regression", data.clone()) {

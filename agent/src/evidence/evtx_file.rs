@@ -86,18 +86,32 @@ pub fn read_bytes(name: &str, bytes: Vec<u8>) -> Result<EvtxRead, EvtxError> {
 
 fn collect<T: std::io::Read + std::io::Seek>(mut parser: evtx::EvtxParser<T>) -> EvtxRead {
     let mut read = EvtxRead { events: Vec::new(), unreadable: 0, first_error: None };
-    for record in parser.records_json_value() {
-        match record {
-            Ok(r) => {
-                if let Some(e) = event_from_json(&r.data) {
-                    read.events.push(e);
+    // The evtx crate can panic on a damaged record (a record size below its header's, found by
+    // fuzzing: fuzz/regressions/evtx/): what was read before it is kept and the rest of the file
+    // is reported unreadable, never a crash of the agent.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        for record in parser.records_json_value() {
+            match record {
+                Ok(r) => {
+                    if let Some(e) = event_from_json(&r.data) {
+                        read.events.push(e);
+                    }
+                }
+                Err(e) => {
+                    read.unreadable += 1;
+                    read.first_error.get_or_insert_with(|| e.to_string());
                 }
             }
-            Err(e) => {
-                read.unreadable += 1;
-                read.first_error.get_or_insert_with(|| e.to_string());
-            }
         }
+    }));
+    if let Err(panic) = outcome {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown fault".to_owned());
+        read.unreadable += 1;
+        read.first_error.get_or_insert_with(|| format!("damaged record, the rest of the file was not read ({why})"));
     }
     read
 }
