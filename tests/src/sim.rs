@@ -67,7 +67,8 @@ pub fn pct(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1]
 }
 
-const CHECKS: [&str; 8] = [
+/// The checks a simulated report carries (results beyond these are `rdp.path`-like targets).
+pub const CHECKS: [&str; 8] = [
     "rdp.path",
     "host.listener_cert",
     "host.firewall",

@@ -130,17 +130,9 @@ async fn bare_upsert_rate(db_url: &str, machine_ids: &[String], rows: usize) -> 
     let row = |n: usize| -> (String, String, String) {
         let machine = machine_ids[(n / RESULTS) % machine_ids.len()].clone();
         let i = n % RESULTS;
-        let check = [
-            "rdp.path",
-            "host.listener_cert",
-            "host.firewall",
-            "host.port",
-            "client.tls12",
-            "client.auth_policy",
-            "events.recent",
-            "host.nla",
-        ][i % 8];
-        let target = if i < 8 { String::new() } else { format!("rdp{i:02}.corp.example:3389") };
+        // The simulator's checks and targets, so the baseline writes the rows the server wrote.
+        let check = sim::CHECKS[i % sim::CHECKS.len()];
+        let target = if i < sim::CHECKS.len() { String::new() } else { format!("rdp{i:02}.corp.example:3389") };
         (machine, check.to_owned(), target)
     };
     let values = (0..per_statement)
