@@ -19,6 +19,12 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// Sends `signal` (`-KILL`, `-TERM`, …) to a child process; panics if it cannot be sent.
+pub fn signal(child: &Child, signal: &str) {
+    let pid = child.id().expect("the process is running").to_string();
+    assert!(std::process::Command::new("kill").args([signal, &pid]).status().unwrap().success(), "kill {signal} {pid}");
+}
+
 /// A running `rdpfleet-server serve` on a free loopback port.
 pub struct Server {
     pub child: Child,

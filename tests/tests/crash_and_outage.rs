@@ -9,13 +9,12 @@ use std::time::Duration;
 
 use rdpfleet_e2e::TestDb;
 use rdpfleet_e2e::http::{call, until};
-use rdpfleet_e2e::procs::{AgentDir, Server};
+use rdpfleet_e2e::procs::{AgentDir, Server, signal};
 use rdpfleet_e2e::sim::{self, Stats};
 use serde_json::{Value, json};
 
 fn kill9(child: &tokio::process::Child) {
-    let pid = child.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill").args(["-KILL", &pid]).status().unwrap().success());
+    signal(child, "-KILL");
 }
 
 async fn machine(server: &Server, api: &str, id: &str) -> Value {
@@ -193,7 +192,7 @@ async fn assert_complete(server: &Server, api: &str, agent: &AgentDir, id: &str)
 }
 
 fn stop(child: &tokio::process::Child) {
-    std::process::Command::new("kill").args(["-TERM", &child.id().unwrap().to_string()]).status().unwrap();
+    signal(child, "-TERM");
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use std::path::Path;
 use rdpfleet_e2e::TestDb;
 use rdpfleet_e2e::certs::TestCa;
 use rdpfleet_e2e::http::{call, until};
-use rdpfleet_e2e::procs::{AgentDir, Server};
+use rdpfleet_e2e::procs::{AgentDir, Server, signal};
 use serde_json::{Value, json};
 
 /// An xrdp host as its agent sees it: the configuration and an expired certificate (no running
@@ -30,11 +30,6 @@ fn host_files(dir: &Path, ca: &TestCa, name: &str) -> String {
         "role = \"host\"\ninterval_secs = 3600\n[xrdp]\nini = \"{}\"\nnames = [\"{name}\"]\nservice = \"rdpfleet-test-no-such-unit\"\n",
         ini.display()
     )
-}
-
-fn sig(child: &tokio::process::Child, signal: &str) {
-    let pid = child.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill").args([signal, &pid]).status().unwrap().success());
 }
 
 #[tokio::test]
@@ -94,11 +89,11 @@ async fn a_rollout_survives_server_and_agent_kills_with_no_job_applied_twice() {
         (t.iter().filter(|t| t["state"] == "succeeded").count() >= 1).then_some(())
     })
     .await;
-    sig(&agents[victim].1, "-KILL");
+    signal(&agents[victim].1, "-KILL");
     let _ = agents[victim].1.wait().await;
 
     // Kill the server mid-rollout and start it again on the same address and database.
-    sig(&server.child, "-KILL");
+    signal(&server.child, "-KILL");
     let _ = server.child.wait().await;
     server = Server::start_on(db.url(), work.path(), &env, &listen).await;
     assert_eq!(server.url, url);
