@@ -356,7 +356,7 @@ impl Store {
 
 /// A machine's failing-result count and worst status: fail, then error, warn, pass; `unknown`
 /// when it has no result of those.
-fn machine_health<'a>(statuses: impl Iterator<Item = &'a str>) -> (i64, &'static str) {
+pub(super) fn machine_health<'a>(statuses: impl Iterator<Item = &'a str>) -> (i64, &'static str) {
     let (mut failing, mut worst) = (0i64, 0u8);
     for s in statuses {
         let rank = match s {

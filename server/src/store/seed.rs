@@ -53,17 +53,10 @@ pub struct SeedMachine {
 }
 
 impl SeedMachine {
+    /// The same worst status and failing count the report transaction keeps.
     fn health(&self) -> (&'static str, i64) {
-        let rank = |s: &str| match s {
-            "fail" => 4,
-            "error" => 3,
-            "warn" => 2,
-            "pass" => 1,
-            _ => 0,
-        };
-        let worst = self.results.iter().map(|r| rank(r.status)).max().unwrap_or(0);
-        let h = ["unknown", "pass", "warn", "error", "fail"][worst];
-        (h, self.results.iter().filter(|r| r.status == "fail").count() as i64)
+        let (failing, health) = super::results::machine_health(self.results.iter().map(|r| r.status));
+        (health, failing)
     }
 }
 
