@@ -1,6 +1,11 @@
-//! In-memory wake-ups for long-polling agents, so a queued job is delivered at once rather than
-//! at the agent's next poll. A lost wake-up only delays delivery: pollers also re-check the
-//! database every few seconds (which also covers jobs written by another replica).
+//! In-memory wake-ups for long-polling agents, and an index of the machines that may have a job
+//! to collect, so that a poll — the most frequent request of a fleet — costs no database query
+//! when its machine has nothing queued (almost always).
+//!
+//! The index only ever errs towards "may have work": a machine leaves it only when a poll asked
+//! the database and found nothing, and no wake-up came in the meantime. Jobs written elsewhere
+//! (another replica, a lease that ran out) reach it through `refresh`, which a background task
+//! runs every few seconds, and PostgreSQL's notifications.
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -9,20 +14,170 @@ use uuid::Uuid;
 
 #[derive(Clone, Default)]
 pub struct JobWakeups {
-    inner: Arc<Mutex<HashMap<Uuid, Arc<Notify>>>>,
+    inner: Arc<Mutex<Wakeups>>,
+}
+
+#[derive(Default)]
+struct Wakeups {
+    notifies: HashMap<Uuid, Arc<Notify>>,
+    /// Machines that may have deliverable jobs, each with the generation of its last wake-up.
+    open: HashMap<Uuid, u64>,
+    generation: u64,
+    /// False until the first read of the database: until then every poll asks the database.
+    loaded: bool,
+}
+
+/// What the index says of a machine's jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobHint {
+    /// Nothing to collect: no need to ask the database.
+    Nothing,
+    /// Ask the database; pass the token to [`JobWakeups::settle`] if it had nothing.
+    Ask(u64),
 }
 
 impl JobWakeups {
-    pub fn for_machine(&self, machine_id: Uuid) -> Arc<Notify> {
-        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(machine_id).or_default().clone()
+    fn lock(&self) -> std::sync::MutexGuard<'_, Wakeups> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    pub fn for_machine(&self, machine_id: Uuid) -> Arc<Notify> {
+        self.lock().notifies.entry(machine_id).or_default().clone()
+    }
+
+    /// A job was queued for `machine_id`: its pollers look at once.
     pub fn wake(&self, machine_id: Uuid) {
-        let notify = self.inner.lock().unwrap_or_else(|p| p.into_inner()).get(&machine_id).cloned();
+        let notify = {
+            let mut w = self.lock();
+            w.generation += 1;
+            let generation = w.generation;
+            w.open.insert(machine_id, generation);
+            w.notifies.get(&machine_id).cloned()
+        };
         if let Some(n) = notify {
             n.notify_waiters();
         }
+    }
+
+    pub fn hint(&self, machine_id: Uuid) -> JobHint {
+        let w = self.lock();
+        match w.open.get(&machine_id) {
+            Some(&generation) => JobHint::Ask(generation),
+            None if w.loaded => JobHint::Nothing,
+            // Not loaded yet: 0 is no generation, so `settle` keeps nothing out of the index.
+            None => JobHint::Ask(0),
+        }
+    }
+
+    /// The database had nothing to deliver to `machine_id`: drop it from the index, unless it
+    /// was woken after `hint` handed out `token`.
+    pub fn settle(&self, machine_id: Uuid, token: JobHint) {
+        let JobHint::Ask(generation) = token else { return };
+        let mut w = self.lock();
+        if w.open.get(&machine_id) == Some(&generation) {
+            w.open.remove(&machine_id);
+        }
+    }
+
+    /// Adds the machines the database says have deliverable jobs (waking their pollers if the
+    /// index did not know); the first call turns the index on.
+    pub fn refresh(&self, machines: &[Uuid]) {
+        let mut wake = Vec::new();
+        {
+            let mut w = self.lock();
+            for &m in machines {
+                if !w.open.contains_key(&m) {
+                    w.generation += 1;
+                    let generation = w.generation;
+                    w.open.insert(m, generation);
+                    if let Some(n) = w.notifies.get(&m) {
+                        wake.push(n.clone());
+                    }
+                }
+            }
+            w.loaded = true;
+        }
+        for n in wake {
+            n.notify_waiters();
+        }
+    }
+
+    /// Reads the machines with deliverable jobs into the index now, then every `every` until
+    /// `cancel`. Polls ask the database for every machine until the first read succeeds.
+    pub fn spawn_refresher(
+        &self,
+        store: crate::store::Store,
+        every: std::time::Duration,
+        cancel: tokio_util::sync::CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let wakeups = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match store.machines_with_deliverable_jobs().await {
+                    Ok(machines) => wakeups.refresh(&machines),
+                    Err(e) => tracing::warn!(error = %e, "could not read which machines have jobs"),
+                }
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(every) => {}
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod index_tests {
+    use super::*;
+
+    #[test]
+    fn until_loaded_every_poll_asks_the_database() {
+        let w = JobWakeups::default();
+        let m = Uuid::new_v4();
+        let hint = w.hint(m);
+        assert_eq!(hint, JobHint::Ask(0));
+        w.settle(m, hint);
+        assert_eq!(w.hint(m), JobHint::Ask(0));
+        w.refresh(&[]);
+        assert_eq!(w.hint(m), JobHint::Nothing);
+    }
+
+    #[test]
+    fn a_machine_leaves_the_index_only_when_the_database_had_nothing_since_its_last_wake() {
+        let w = JobWakeups::default();
+        w.refresh(&[]);
+        let m = Uuid::new_v4();
+        w.wake(m);
+        let first = w.hint(m);
+        assert!(matches!(first, JobHint::Ask(_)));
+        // A job queued while the poll was asking the database keeps the machine in.
+        w.wake(m);
+        w.settle(m, first);
+        let second = w.hint(m);
+        assert!(matches!(second, JobHint::Ask(_)));
+        w.settle(m, second);
+        assert_eq!(w.hint(m), JobHint::Nothing);
+    }
+
+    #[test]
+    fn refresh_adds_and_wakes_but_never_removes() {
+        let w = JobWakeups::default();
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        w.wake(a);
+        let notify = w.for_machine(b);
+        let woken = notify.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        w.refresh(&[b]);
+        assert!(matches!(w.hint(a), JobHint::Ask(_)));
+        assert!(matches!(w.hint(b), JobHint::Ask(_)));
+        assert!(futures_poll_ready(woken.as_mut()));
+    }
+
+    fn futures_poll_ready(f: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>) -> bool {
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        std::future::Future::poll(f, &mut cx).is_ready()
     }
 }
 

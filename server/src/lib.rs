@@ -59,6 +59,9 @@ pub async fn launch(
     let cancel = state.shutdown.clone();
     let store = state.store.clone();
     let job_listener = store.spawn_job_listener(state.wakeups.clone(), cancel.clone());
+    let revocations = store.spawn_revocation_watch(std::time::Duration::from_secs(2), cancel.clone());
+    let job_index =
+        state.wakeups.spawn_refresher(store.clone(), std::time::Duration::from_secs(5), cancel.clone());
     let seen = state.seen.spawn_flusher(store.clone(), std::time::Duration::from_secs(5), cancel.clone());
     let notifier = webhook::Notifier::new(state.settings.webhook_urls.clone(), state.settings.webhook_secret.clone());
     let rollouts = rollout::spawn(
@@ -93,6 +96,8 @@ pub async fn launch(
     let _ = seen.await;
     correlation.abort();
     rollouts.abort();
+    job_index.abort();
+    revocations.abort();
     if let Some(l) = job_listener {
         l.abort();
     }

@@ -139,12 +139,21 @@ async fn the_story(db: TestDb) {
     let (_, hist) = get_json(&format!("{}/api/v1/machines/{machine_id}/history", server.url), &api).await;
     assert_eq!(hist.as_array().unwrap().iter().filter(|h| h["check"] == "net.extra").count(), 1);
 
-    // Revoked: the agent's token gets 401 everywhere.
+    // Revoked (by the CLI, another process): within the server's revocation watch period
+    // (2 s) the agent's token gets 401 everywhere.
     run.kill().await.unwrap();
     server.admin(&["agent", "revoke", &machine_id]).await;
+    let revoked_at = std::time::Instant::now();
     let bump = json!({"seq": 2_000_000, "results": []});
-    let (status, body) = post_json(&reports, &agent_token, &bump).await;
+    let (status, body) = loop {
+        let (status, body) = post_json(&reports, &agent_token, &bump).await;
+        if status != 200 || revoked_at.elapsed() > Duration::from_secs(10) {
+            break (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")));
+    assert!(revoked_at.elapsed() < Duration::from_secs(5), "revocation took {:?}", revoked_at.elapsed());
     let (status, _) =
         get_json(&format!("{}/api/agent/v1/machines/{machine_id}/jobs?wait=0", server.url), &agent_token).await;
     assert_eq!(status, 401);

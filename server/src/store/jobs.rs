@@ -133,6 +133,22 @@ impl Store {
         Ok(rows)
     }
 
+    /// Machines with a job a poll would act on now: queued, or leased with its lease or life
+    /// run out (see [`Store::lease_jobs`]).
+    pub async fn machines_with_deliverable_jobs(&self) -> StoreResult<Vec<Uuid>> {
+        let now = now_ms();
+        let ids: Vec<String> = with_db!(self, p => {
+            sqlx::query_scalar(
+                "SELECT DISTINCT machine_id FROM jobs WHERE state IN ('queued', 'leased') \
+                 AND (state = 'queued' OR lease_expires_at <= $1 OR expires_at <= $1)",
+            )
+            .bind(now)
+            .fetch_all(p)
+            .await?
+        });
+        ids.iter().map(|id| parse_uuid(id)).collect()
+    }
+
     /// Records an agent's answer for one of its own jobs, with the evidence, in the audit log.
     pub async fn finish_job(
         &self,

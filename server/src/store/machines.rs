@@ -3,7 +3,7 @@ use rdpfleet_proto::enroll::MachineRole;
 use uuid::Uuid;
 
 use super::audit::{AuditAppend, NewAuditEntry};
-use super::{Store, StoreError, StoreResult, now_ms, parse_uuid, with_db};
+use super::{Store, StoreError, StoreResult, now_ms, parse_uuid, placeholder, with_db};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Machine {
@@ -76,13 +76,19 @@ pub struct AgentIdentity {
 impl Store {
     /// The machine whose unrevoked credential has this hash.
     pub async fn agent_by_token(&self, token_hash: &str) -> StoreResult<Option<AgentIdentity>> {
+        if let Some(machine_id) = self.tokens.get(token_hash) {
+            return Ok(Some(AgentIdentity { machine_id }));
+        }
         let id: Option<String> = with_db!(self, p => {
             sqlx::query_scalar("SELECT machine_id FROM agent_credentials WHERE token_hash = $1 AND revoked_at IS NULL")
                 .bind(token_hash)
                 .fetch_optional(p)
                 .await?
         });
-        id.map(|id| Ok(AgentIdentity { machine_id: parse_uuid(&id)? })).transpose()
+        let Some(id) = id else { return Ok(None) };
+        let machine_id = parse_uuid(&id)?;
+        self.tokens.put(token_hash, machine_id);
+        Ok(Some(AgentIdentity { machine_id }))
     }
 
     /// Revokes every credential of a machine. Returns how many were revoked (0: unknown machine
@@ -102,6 +108,7 @@ impl Store {
             tx.commit().await?;
             n
         });
+        self.tokens.forget_machine(machine_id);
         Ok(n)
     }
 
@@ -110,8 +117,13 @@ impl Store {
     pub async fn touch_machines(&self, machine_ids: &[Uuid]) -> StoreResult<()> {
         let now = now_ms();
         for chunk in machine_ids.chunks(500) {
-            let list = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect::<Vec<_>>().join(",");
-            let sql = format!("UPDATE machines SET last_seen_at = $1 WHERE last_seen_at < $2 AND id IN ({list})");
+            let b = self.backend();
+            let list = (0..chunk.len()).map(|i| placeholder(b, i + 3)).collect::<Vec<_>>().join(",");
+            let sql = format!(
+                "UPDATE machines SET last_seen_at = {} WHERE last_seen_at < {} AND id IN ({list})",
+                placeholder(b, 1),
+                placeholder(b, 2)
+            );
             with_db!(self, p => {
                 let mut q = sqlx::query(&sql).bind(now).bind(now - 60_000);
                 for id in chunk {

@@ -20,6 +20,7 @@ pub mod results;
 pub mod rollouts;
 pub mod seed;
 pub mod sessions;
+mod token_cache;
 pub mod users;
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +58,7 @@ pub enum Pool {
 #[derive(Clone, Debug)]
 pub struct Store {
     pub(crate) pool: Pool,
+    pub(crate) tokens: std::sync::Arc<token_cache::TokenCache>,
 }
 
 /// Runs `$body` with `$p` bound to the concrete pool of the active backend.
@@ -123,7 +125,7 @@ impl Store {
                 Pool::Postgres(pool)
             }
         };
-        Ok(Store { pool })
+        Ok(Store { pool, tokens: std::sync::Arc::default() })
     }
 
     pub fn backend(&self) -> Backend {
@@ -198,6 +200,42 @@ impl Store {
     }
 }
 
+/// Placeholders for a multi-row `VALUES` of `rows` rows of `cols` columns, numbered from
+/// `first` on PostgreSQL (`($3,$4),($5,$6)`) and anonymous on SQLite (`(?,?),(?,?)`), where sqlx
+/// finds a numbered parameter's index by a linear scan of the statement's names — quadratic in
+/// the width of the statement. The caller binds in order, so both forms mean the same.
+pub(crate) fn values_placeholders(backend: Backend, first: usize, rows: usize, cols: usize) -> String {
+    let mut out = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        if r > 0 {
+            out.push(',');
+        }
+        out.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                out.push(',');
+            }
+            match backend {
+                Backend::Sqlite => out.push('?'),
+                Backend::Postgres => {
+                    out.push('$');
+                    out.push_str(&(first + r * cols + c).to_string());
+                }
+            }
+        }
+        out.push(')');
+    }
+    out
+}
+
+/// The placeholder of parameter `n` as [`values_placeholders`] writes them.
+pub(crate) fn placeholder(backend: Backend, n: usize) -> String {
+    match backend {
+        Backend::Sqlite => "?".to_owned(),
+        Backend::Postgres => format!("${n}"),
+    }
+}
+
 /// Current time in Unix milliseconds.
 pub fn now_ms() -> i64 {
     ms_of(time::OffsetDateTime::now_utc())
@@ -210,6 +248,18 @@ pub fn ms_of(t: time::OffsetDateTime) -> i64 {
 pub fn time_of(ms: i64) -> time::OffsetDateTime {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}
+
+#[cfg(test)]
+mod placeholder_tests {
+    use super::{Backend, values_placeholders};
+
+    #[test]
+    fn both_backends_number_the_same_parameters() {
+        assert_eq!(values_placeholders(Backend::Postgres, 3, 2, 2), "($3,$4),($5,$6)");
+        assert_eq!(values_placeholders(Backend::Sqlite, 3, 2, 2), "(?,?),(?,?)");
+        assert_eq!(values_placeholders(Backend::Sqlite, 1, 1, 1), "(?)");
+    }
 }
 
 pub(crate) fn parse_uuid(s: &str) -> StoreResult<uuid::Uuid> {

@@ -2,7 +2,7 @@
 use rdpfleet_proto::check::{CheckResult, CheckStatus};
 use uuid::Uuid;
 
-use super::{Store, StoreError, StoreResult, ms_of, now_ms, with_db};
+use super::{Store, StoreError, StoreResult, ms_of, now_ms, values_placeholders, with_db};
 
 /// The check whose results are connection paths.
 pub const PATH_CHECK: &str = "rdp.path";
@@ -127,6 +127,7 @@ impl Store {
             .iter()
             .map(|r| i64::try_from(r.seq).map_err(|_| StoreError::Corrupt("sequence out of range".into())))
             .collect::<StoreResult<Vec<i64>>>()?;
+        let backend = self.backend();
         let outcomes = with_db!(self, p => {
             let mut tx = p.begin().await?;
             let mut outcomes = Vec::with_capacity(batch.len());
@@ -207,13 +208,7 @@ impl Store {
             }
             let transitions = moves.len() as u64;
             for chunk in rows.chunks(400) {
-                let values = (0..chunk.len())
-                    .map(|i| {
-                        let b = i * 10;
-                        format!("(${},${},${},${},${},${},${},${},${},${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10)
-                    })
-                    .collect::<Vec<_>>()
-                    .join(",");
+                let values = values_placeholders(backend, 1, chunk.len(), 10);
                 let sql = format!(
                     "INSERT INTO check_results (machine_id, check_id, target, status, summary, cause, evidence, observed_at, duration_ms, status_since) \
                      VALUES {values} ON CONFLICT (machine_id, check_id, target) DO UPDATE SET status = excluded.status, \
@@ -237,13 +232,7 @@ impl Store {
                 q.execute(&mut *tx).await?;
             }
             for chunk in moves.chunks(400) {
-                let values = (0..chunk.len())
-                    .map(|i| {
-                        let b = i * 9;
-                        format!("(${},${},${},${},${},${},${},${},${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9)
-                    })
-                    .collect::<Vec<_>>()
-                    .join(",");
+                let values = values_placeholders(backend, 1, chunk.len(), 9);
                 let sql = format!(
                     "INSERT INTO check_transitions (machine_id, check_id, target, from_status, to_status, cause, summary, evidence, at) VALUES {values}"
                 );
@@ -262,25 +251,37 @@ impl Store {
                 }
                 q.execute(&mut *tx).await?;
             }
+            // One statement for all of the report's paths; a later result for a target wins
+            // (one statement cannot upsert a row twice).
+            let mut paths: Vec<&CheckResult> = Vec::new();
             for r in results.iter().filter(|r| r.check == PATH_CHECK) {
-                let path = PathFacts::of(r);
-                sqlx::query(
+                paths.retain(|p| p.target != r.target);
+                paths.push(r);
+            }
+            for chunk in paths.chunks(400) {
+                let values = values_placeholders(backend, 1, chunk.len(), 9);
+                let sql = format!(
                     "INSERT INTO connection_paths (machine_id, target, host, gateway, status, layer, cause, status_since, observed_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+                     VALUES {values} \
                      ON CONFLICT (machine_id, target) DO UPDATE SET host = excluded.host, gateway = excluded.gateway, \
                      status_since = CASE WHEN connection_paths.status = excluded.status THEN connection_paths.status_since ELSE excluded.status_since END, \
-                     status = excluded.status, layer = excluded.layer, cause = excluded.cause, observed_at = excluded.observed_at",
-                )
-                .bind(&machine)
-                .bind(r.target.as_deref().unwrap_or(""))
-                .bind(&path.host)
-                .bind(path.gateway.as_deref())
-                .bind(r.status.as_str())
-                .bind(path.layer.as_deref())
-                .bind(r.cause.as_deref())
-                .bind(ms_of(r.observed_at))
-                .execute(&mut *tx)
-                .await?;
+                     status = excluded.status, layer = excluded.layer, cause = excluded.cause, observed_at = excluded.observed_at"
+                );
+                let mut q = sqlx::query(&sql);
+                for r in chunk {
+                    let path = PathFacts::of(r);
+                    q = q
+                        .bind(&machine)
+                        .bind(r.target.as_deref().unwrap_or(""))
+                        .bind(path.host)
+                        .bind(path.gateway)
+                        .bind(r.status.as_str())
+                        .bind(path.layer)
+                        .bind(r.cause.as_deref())
+                        .bind(ms_of(r.observed_at))
+                        .bind(ms_of(r.observed_at));
+                }
+                q.execute(&mut *tx).await?;
             }
             // The machine's worst status and failing count, for fleet-wide pages, from its
             // results as they now stand (read above and merged with this report).

@@ -135,22 +135,14 @@ async fn bare_upsert_rate(db_url: &str, machine_ids: &[String], rows: usize) -> 
         let target = if i < sim::CHECKS.len() { String::new() } else { format!("rdp{i:02}.corp.example:3389") };
         (machine, check.to_owned(), target)
     };
+    // The server's placeholders: anonymous on SQLite (sqlx looks numbered ones up by a linear
+    // scan), numbered on PostgreSQL.
+    let sqlite = db_url.starts_with("sqlite:");
     let values = (0..per_statement)
         .map(|i| {
-            let b = i * 10;
-            format!(
-                "(${},${},${},${},${},${},${},${},${},${})",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7,
-                b + 8,
-                b + 9,
-                b + 10
-            )
+            let cols: Vec<String> =
+                (1..=10).map(|c| if sqlite { "?".to_owned() } else { format!("${}", i * 10 + c) }).collect();
+            format!("({})", cols.join(","))
         })
         .collect::<Vec<_>>()
         .join(",");

@@ -11,11 +11,13 @@ use uuid::Uuid;
 use crate::auth::agent::AgentAuth;
 use crate::error::{AppError, AppResult};
 use crate::extract::{ApiPath, ApiQuery};
+use crate::job_wakeup::JobHint;
 use crate::state::AppState;
 use crate::store::jobs::JobRow;
 use crate::store::time_of;
 
-/// How often a waiting poll re-reads the database, for jobs whose wake-up it could not see.
+/// How often a waiting poll looks again (at the index of machines with jobs, or the database
+/// before that index is loaded) for jobs whose wake-up it could not see.
 const RECHECK: Duration = Duration::from_secs(5);
 /// Most jobs handed out by one poll.
 const MAX_JOBS_PER_POLL: i64 = 10;
@@ -52,10 +54,14 @@ pub async fn poll(
         let woken = notify.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
-        let rows = state.store.lease_jobs(machine_id, lease_ms, MAX_JOBS_PER_POLL).await?;
-        if !rows.is_empty() {
-            let jobs = rows.iter().map(to_wire).collect::<Result<Vec<_>, _>>()?;
-            return Ok(Json(JobPollResponse { jobs }));
+        let hint = state.wakeups.hint(machine_id);
+        if hint != JobHint::Nothing {
+            let rows = state.store.lease_jobs(machine_id, lease_ms, MAX_JOBS_PER_POLL).await?;
+            if !rows.is_empty() {
+                let jobs = rows.iter().map(to_wire).collect::<Result<Vec<_>, _>>()?;
+                return Ok(Json(JobPollResponse { jobs }));
+            }
+            state.wakeups.settle(machine_id, hint);
         }
         let now = Instant::now();
         if now >= deadline {
