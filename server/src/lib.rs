@@ -60,8 +60,7 @@ pub async fn launch(
     let store = state.store.clone();
     let job_listener = store.spawn_job_listener(state.wakeups.clone(), cancel.clone());
     let revocations = store.spawn_revocation_watch(std::time::Duration::from_secs(2), cancel.clone());
-    let job_index =
-        state.wakeups.spawn_refresher(store.clone(), std::time::Duration::from_secs(5), cancel.clone());
+    let job_index = state.wakeups.spawn_refresher(store.clone(), std::time::Duration::from_secs(5), cancel.clone());
     let seen = state.seen.spawn_flusher(store.clone(), std::time::Duration::from_secs(5), cancel.clone());
     let notifier = webhook::Notifier::new(state.settings.webhook_urls.clone(), state.settings.webhook_secret.clone());
     let rollouts = rollout::spawn(

@@ -10,6 +10,7 @@ use rdpfleet_server::store::Store;
 use rdpfleet_server::store::audit::{ActorKind, NewAuditEntry, entry_hash};
 use rdpfleet_server::store::enrollment::{EnrollError, NewEnrollmentToken, NewMachine};
 use rdpfleet_server::store::jobs::{FinishJob, NewJob};
+use rdpfleet_server::store::results::ReportIn;
 use rdpfleet_server::store::users::Role;
 use rdpfleet_server::store::{StoreError, now_ms};
 use serde_json::json;
@@ -156,6 +157,34 @@ async fn the_suite(db: TestDb) {
     );
     assert_eq!(tcp.status_since, h1.at, "status_since moves with the status, not the cause");
     assert_eq!(store.count_transitions().await.unwrap(), 5);
+
+    // One group-commit batch holding a machine several times (as a retrying agent's reports
+    // can): each report is judged against the one before it, duplicates write nothing.
+    let tcp_pass = vec![result("net.tcp", t, CheckStatus::Pass)];
+    let tcp_fail = vec![result("net.tcp", t, CheckStatus::Fail)];
+    let rdp_fail = vec![result("host.rdp", None, CheckStatus::Fail)];
+    fn report(machine_id: uuid::Uuid, seq: u64, results: &[CheckResult]) -> ReportIn<'_> {
+        ReportIn { machine_id, seq, agent_version: None, dropped_reports: 0, results }
+    }
+    let outcomes = store
+        .store_reports(&[
+            report(m1, 7, &tcp_pass),
+            report(m2, 1, &rdp_fail),
+            report(m1, 8, &tcp_fail),
+            report(m1, 8, &tcp_fail),
+            report(m2, 1, &rdp_fail),
+        ])
+        .await
+        .unwrap();
+    let summary: Vec<(bool, u64, u64)> = outcomes.iter().map(|o| (o.duplicate, o.stored, o.transitions)).collect();
+    assert_eq!(summary, [(false, 1, 1), (false, 1, 1), (false, 1, 1), (true, 0, 0), (true, 0, 0)]);
+    let history = store.transitions(m1, 2).await.unwrap();
+    let moves: Vec<(Option<&str>, &str)> =
+        history.iter().map(|h| (h.from_status.as_deref(), h.to_status.as_str())).collect();
+    assert_eq!(moves, [(Some("pass"), "fail"), (Some("fail"), "pass")]);
+    assert_eq!(store.machine(m1).await.unwrap().unwrap().last_report_seq, 8);
+    assert_eq!(store.machine(m2).await.unwrap().unwrap().reports_received, 1);
+    assert_eq!(store.count_transitions().await.unwrap(), 8);
 
     // Jobs: lease, redelivery only after the lease, outcomes recorded once.
     let params = json!({"layer": 2});

@@ -16,6 +16,7 @@ pub mod enrollment;
 pub mod incidents;
 pub mod jobs;
 pub mod machines;
+mod report_plan;
 pub mod results;
 pub mod rollouts;
 pub mod seed;
@@ -228,6 +229,32 @@ pub(crate) fn values_placeholders(backend: Backend, first: usize, rows: usize, c
     out
 }
 
+/// Like [`values_placeholders`] for a `VALUES` list that is not an INSERT's, where PostgreSQL
+/// cannot infer the parameters' types from a target column: one type per column (`$1::text`).
+pub(crate) fn typed_values(backend: Backend, first: usize, rows: usize, types: &[&str]) -> String {
+    let mut out = values_placeholders(backend, first, rows, types.len());
+    if backend == Backend::Postgres {
+        let mut typed = String::with_capacity(out.len() * 2);
+        let mut col = 0;
+        let mut chars = out.chars().peekable();
+        while let Some(c) = chars.next() {
+            typed.push(c);
+            if c.is_ascii_digit() && !chars.peek().is_some_and(char::is_ascii_digit) {
+                typed.push_str("::");
+                typed.push_str(types[col % types.len()]);
+                col += 1;
+            }
+        }
+        out = typed;
+    }
+    out
+}
+
+/// `n` placeholders in a list, numbered from `first` on PostgreSQL.
+pub(crate) fn placeholders(backend: Backend, first: usize, n: usize) -> String {
+    (0..n).map(|i| placeholder(backend, first + i)).collect::<Vec<_>>().join(",")
+}
+
 /// The placeholder of parameter `n` as [`values_placeholders`] writes them.
 pub(crate) fn placeholder(backend: Backend, n: usize) -> String {
     match backend {
@@ -250,18 +277,24 @@ pub fn time_of(ms: i64) -> time::OffsetDateTime {
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
 }
 
+pub(crate) fn parse_uuid(s: &str) -> StoreResult<uuid::Uuid> {
+    uuid::Uuid::parse_str(s).map_err(|_| StoreError::Corrupt(format!("bad uuid {s:?}")))
+}
+
 #[cfg(test)]
 mod placeholder_tests {
-    use super::{Backend, values_placeholders};
+    use super::{Backend, placeholders, typed_values, values_placeholders};
 
     #[test]
     fn both_backends_number_the_same_parameters() {
         assert_eq!(values_placeholders(Backend::Postgres, 3, 2, 2), "($3,$4),($5,$6)");
         assert_eq!(values_placeholders(Backend::Sqlite, 3, 2, 2), "(?,?),(?,?)");
         assert_eq!(values_placeholders(Backend::Sqlite, 1, 1, 1), "(?)");
+        assert_eq!(
+            typed_values(Backend::Postgres, 9, 2, &["text", "bigint"]),
+            "($9::text,$10::bigint),($11::text,$12::bigint)"
+        );
+        assert_eq!(typed_values(Backend::Sqlite, 9, 1, &["text", "bigint"]), "(?,?)");
+        assert_eq!(placeholders(Backend::Postgres, 2, 3), "$2,$3,$4");
     }
-}
-
-pub(crate) fn parse_uuid(s: &str) -> StoreResult<uuid::Uuid> {
-    uuid::Uuid::parse_str(s).map_err(|_| StoreError::Corrupt(format!("bad uuid {s:?}")))
 }

@@ -2,28 +2,15 @@
 use rdpfleet_proto::check::{CheckResult, CheckStatus};
 use uuid::Uuid;
 
-use super::{Store, StoreError, StoreResult, ms_of, now_ms, values_placeholders, with_db};
+use std::collections::HashMap;
+
+use super::report_plan::{Current, CurrentResults, NewTransition, PathRow, ReportPlan, ResultRow, plan};
+use super::{
+    Store, StoreError, StoreResult, now_ms, placeholder, placeholders, typed_values, values_placeholders, with_db,
+};
 
 /// The check whose results are connection paths.
 pub const PATH_CHECK: &str = "rdp.path";
-
-/// What a path result says about the path, read from its `Diagnosis` evidence.
-struct PathFacts {
-    host: String,
-    gateway: Option<String>,
-    layer: Option<String>,
-}
-
-impl PathFacts {
-    fn of(r: &CheckResult) -> PathFacts {
-        let e = &r.evidence;
-        let text = |k: &str| e.get(k).and_then(serde_json::Value::as_str).map(str::to_owned);
-        let target = r.target.as_deref().unwrap_or("");
-        let host = text("host").unwrap_or_else(|| host_of(target)).to_lowercase();
-        let gateway = text("gateway").map(|g| host_of(&g).to_lowercase());
-        PathFacts { host, gateway, layer: text("first_failing_layer") }
-    }
-}
 
 /// The host part of `host`, `host:port` or `[v6]:port`.
 pub fn host_of(target: &str) -> String {
@@ -34,31 +21,6 @@ pub fn host_of(target: &str) -> String {
         Some((h, p)) if !h.contains(':') && p.parse::<u16>().is_ok() => h.to_owned(),
         _ => target.to_owned(),
     }
-}
-
-/// A latest-result row about to be written.
-struct ResultRow {
-    check: String,
-    target: String,
-    status: &'static str,
-    summary: String,
-    cause: Option<String>,
-    evidence: String,
-    observed: i64,
-    duration: i64,
-    since: i64,
-}
-
-/// A history row about to be written.
-struct TransitionRowIn {
-    check: String,
-    target: String,
-    from: Option<String>,
-    to: &'static str,
-    cause: Option<String>,
-    summary: String,
-    evidence: String,
-    at: i64,
 }
 
 /// One report of a batch.
@@ -121,181 +83,164 @@ impl Store {
 
     /// Stores several reports in one transaction (group commit), each exactly once: a report at
     /// or below its machine's high-water mark is a duplicate and writes nothing.
+    ///
+    /// The statements are per batch, not per report — advance the high-water marks, read the
+    /// machines' current results, upsert the results, add the history, upsert the paths, set
+    /// the machines' health — because each statement is a round trip (to PostgreSQL, or to
+    /// sqlx's SQLite worker thread) that costs more than the rows it carries. A batch holding
+    /// a machine twice is written in rounds, each machine at most once per round, in order.
     pub async fn store_reports(&self, batch: &[ReportIn<'_>]) -> StoreResult<Vec<ReportOutcome>> {
         let now = now_ms();
         let seqs = batch
             .iter()
             .map(|r| i64::try_from(r.seq).map_err(|_| StoreError::Corrupt("sequence out of range".into())))
             .collect::<StoreResult<Vec<i64>>>()?;
+        let machines: Vec<String> = batch.iter().map(|r| r.machine_id.to_string()).collect();
+        let ms: &[String] = &machines;
         let backend = self.backend();
-        let outcomes = with_db!(self, p => {
+        let mut outcomes = vec![ReportOutcome { duplicate: true, stored: 0, transitions: 0 }; batch.len()];
+        with_db!(self, p => {
             let mut tx = p.begin().await?;
-            let mut outcomes = Vec::with_capacity(batch.len());
-            for (rep, &seq) in batch.iter().zip(&seqs) {
-            let (machine, agent_version, results) = (rep.machine_id.to_string(), rep.agent_version, rep.results);
-            let advanced = sqlx::query(
-                "UPDATE machines SET last_report_seq = $1, last_seen_at = $2, agent_version = COALESCE($3, agent_version), \
-                 reports_received = reports_received + 1, \
-                 reports_dropped = CASE WHEN reports_dropped < $5 THEN $5 ELSE reports_dropped END \
-                 WHERE id = $4 AND last_report_seq < $1",
-            )
-            .bind(seq)
-            .bind(now)
-            .bind(agent_version)
-            .bind(&machine)
-            .bind(i64::try_from(rep.dropped_reports).unwrap_or(i64::MAX))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if advanced == 0 {
-                outcomes.push(ReportOutcome { duplicate: true, stored: 0, transitions: 0 });
-                continue;
-            }
-            // Set-based: one read of the machine's current results, then multi-row writes —
-            // a round trip per statement matters on PostgreSQL.
-            let current: Vec<(String, String, String, i64, Option<String>)> = sqlx::query_as(
-                "SELECT check_id, target, status, status_since, cause FROM check_results WHERE machine_id = $1",
-            )
-            .bind(&machine)
-            .fetch_all(&mut *tx)
-            .await?;
-            let mut known: std::collections::HashMap<(String, String), (String, i64, Option<String>)> =
-                current.into_iter().map(|(c, t, s, since, cause)| ((c, t), (s, since, cause))).collect();
-            // (row for check_results, transition if any), in report order; a later result for
-            // the same check and target replaces an earlier one, as sequential writes would.
-            let mut rows: Vec<ResultRow> = Vec::with_capacity(results.len());
-            let mut moves: Vec<TransitionRowIn> = Vec::new();
-            for r in results {
-                let target = r.target.clone().unwrap_or_default();
-                let status = r.status.as_str();
-                let evidence = r.evidence.to_string();
-                let observed = ms_of(r.observed_at);
-                let key = (r.check.clone(), target.clone());
-                let previous = known.get(&key).cloned();
-                // History records changes of status, and of cause within a status (a path that
-                // keeps failing, but now for another reason, is news).
-                let status_changed = previous.as_ref().is_none_or(|(s, _, _)| s != status);
-                let changed = status_changed || previous.as_ref().is_some_and(|(_, _, c)| c.as_deref() != r.cause.as_deref());
-                let since = match &previous {
-                    Some((_, since, _)) if !status_changed => *since,
-                    _ => observed,
-                };
-                if changed {
-                    moves.push(TransitionRowIn {
-                        check: r.check.clone(),
-                        target: target.clone(),
-                        from: previous.as_ref().map(|(s, _, _)| s.clone()),
-                        to: status,
-                        cause: r.cause.clone(),
-                        summary: r.summary.clone(),
-                        evidence: evidence.clone(),
-                        at: observed,
-                    });
-                }
-                known.insert(key.clone(), (status.to_owned(), since, r.cause.clone()));
-                rows.retain(|x| (x.check.as_str(), x.target.as_str()) != (key.0.as_str(), key.1.as_str()));
-                rows.push(ResultRow {
-                    check: r.check.clone(),
-                    target,
-                    status,
-                    summary: r.summary.clone(),
-                    cause: r.cause.clone(),
-                    evidence,
-                    observed,
-                    duration: i64::try_from(r.duration_ms).unwrap_or(i64::MAX),
-                    since,
-                });
-            }
-            let transitions = moves.len() as u64;
-            for chunk in rows.chunks(400) {
-                let values = values_placeholders(backend, 1, chunk.len(), 10);
+            for round in rounds(batch) {
+                // 1. High-water marks: the reports that advance theirs are stored.
                 let sql = format!(
-                    "INSERT INTO check_results (machine_id, check_id, target, status, summary, cause, evidence, observed_at, duration_ms, status_since) \
-                     VALUES {values} ON CONFLICT (machine_id, check_id, target) DO UPDATE SET status = excluded.status, \
-                     summary = excluded.summary, cause = excluded.cause, evidence = excluded.evidence, \
-                     observed_at = excluded.observed_at, duration_ms = excluded.duration_ms, status_since = excluded.status_since"
+                    "UPDATE machines SET last_report_seq = v.column2, last_seen_at = {}, \
+                     agent_version = COALESCE(v.column3, agent_version), reports_received = reports_received + 1, \
+                     reports_dropped = CASE WHEN reports_dropped < v.column4 THEN v.column4 ELSE reports_dropped END \
+                     FROM (VALUES {}) AS v WHERE machines.id = v.column1 AND machines.last_report_seq < v.column2 \
+                     RETURNING machines.id",
+                    placeholder(backend, 1),
+                    typed_values(backend, 2, round.len(), &["text", "bigint", "text", "bigint"])
+                );
+                // Bound in the order the placeholders appear (SQLite numbers `?` by position).
+                let mut q = sqlx::query_scalar::<_, String>(&sql).bind(now);
+                for &i in &round {
+                    q = q
+                        .bind(&machines[i])
+                        .bind(seqs[i])
+                        .bind(batch[i].agent_version)
+                        .bind(i64::try_from(batch[i].dropped_reports).unwrap_or(i64::MAX));
+                }
+                let advanced: std::collections::HashSet<String> = q.fetch_all(&mut *tx).await?.into_iter().collect();
+                let stored: Vec<usize> = round.into_iter().filter(|&i| advanced.contains(&machines[i])).collect();
+                if stored.is_empty() {
+                    continue;
+                }
+                // 2. Their current results.
+                let sql = format!(
+                    "SELECT machine_id, check_id, target, status, status_since, cause FROM check_results WHERE machine_id IN ({})",
+                    placeholders(backend, 1, stored.len())
+                );
+                let mut q = sqlx::query_as::<_, (String, String, String, String, i64, Option<String>)>(&sql);
+                for &i in &stored {
+                    q = q.bind(&machines[i]);
+                }
+                let mut current: HashMap<String, CurrentResults> = HashMap::new();
+                for (m, check, target, status, since, cause) in q.fetch_all(&mut *tx).await? {
+                    current.entry(m).or_default().insert((check, target), Current { status, since, cause });
+                }
+                let plans: Vec<(usize, ReportPlan)> = stored
+                    .iter()
+                    .map(|&i| (i, plan(batch[i].results, current.remove(&machines[i]).unwrap_or_default())))
+                    .collect();
+                // 3. Latest results.
+                let rows: Vec<(&str, &ResultRow)> =
+                    plans.iter().flat_map(|(i, p)| p.rows.iter().map(move |r| (ms[*i].as_str(), r))).collect();
+                for chunk in rows.chunks(400) {
+                    let sql = format!(
+                        "INSERT INTO check_results (machine_id, check_id, target, status, summary, cause, evidence, observed_at, duration_ms, status_since) \
+                         VALUES {} ON CONFLICT (machine_id, check_id, target) DO UPDATE SET status = excluded.status, \
+                         summary = excluded.summary, cause = excluded.cause, evidence = excluded.evidence, \
+                         observed_at = excluded.observed_at, duration_ms = excluded.duration_ms, status_since = excluded.status_since",
+                        values_placeholders(backend, 1, chunk.len(), 10)
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for (m, r) in chunk {
+                        q = q
+                            .bind(*m)
+                            .bind(&r.check)
+                            .bind(&r.target)
+                            .bind(r.status)
+                            .bind(&r.summary)
+                            .bind(r.cause.as_deref())
+                            .bind(&r.evidence)
+                            .bind(r.observed)
+                            .bind(r.duration)
+                            .bind(r.since);
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+                // 4. History.
+                let moves: Vec<(&str, &NewTransition)> = plans
+                    .iter()
+                    .flat_map(|(i, p)| p.transitions.iter().map(move |t| (ms[*i].as_str(), t)))
+                    .collect();
+                for chunk in moves.chunks(400) {
+                    let sql = format!(
+                        "INSERT INTO check_transitions (machine_id, check_id, target, from_status, to_status, cause, summary, evidence, at) VALUES {}",
+                        values_placeholders(backend, 1, chunk.len(), 9)
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for (m, t) in chunk {
+                        q = q
+                            .bind(*m)
+                            .bind(&t.check)
+                            .bind(&t.target)
+                            .bind(t.from.as_deref())
+                            .bind(t.to)
+                            .bind(t.cause.as_deref())
+                            .bind(&t.summary)
+                            .bind(&t.evidence)
+                            .bind(t.at);
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+                // 5. Connection paths.
+                let paths: Vec<(&str, &PathRow)> =
+                    plans.iter().flat_map(|(i, p)| p.paths.iter().map(move |x| (ms[*i].as_str(), x))).collect();
+                for chunk in paths.chunks(400) {
+                    let sql = format!(
+                        "INSERT INTO connection_paths (machine_id, target, host, gateway, status, layer, cause, status_since, observed_at) \
+                         VALUES {} \
+                         ON CONFLICT (machine_id, target) DO UPDATE SET host = excluded.host, gateway = excluded.gateway, \
+                         status_since = CASE WHEN connection_paths.status = excluded.status THEN connection_paths.status_since ELSE excluded.status_since END, \
+                         status = excluded.status, layer = excluded.layer, cause = excluded.cause, observed_at = excluded.observed_at",
+                        values_placeholders(backend, 1, chunk.len(), 9)
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for (m, x) in chunk {
+                        q = q
+                            .bind(*m)
+                            .bind(&x.target)
+                            .bind(&x.host)
+                            .bind(x.gateway.as_deref())
+                            .bind(x.status)
+                            .bind(x.layer.as_deref())
+                            .bind(x.cause.as_deref())
+                            .bind(x.observed)
+                            .bind(x.observed);
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+                // 6. Each machine's worst status and failing count, for fleet-wide pages.
+                let sql = format!(
+                    "UPDATE machines SET failing = v.column2, health = v.column3 FROM (VALUES {}) AS v WHERE machines.id = v.column1",
+                    typed_values(backend, 1, plans.len(), &["text", "bigint", "text"])
                 );
                 let mut q = sqlx::query(&sql);
-                for r in chunk {
-                    q = q
-                        .bind(&machine)
-                        .bind(&r.check)
-                        .bind(&r.target)
-                        .bind(r.status)
-                        .bind(&r.summary)
-                        .bind(r.cause.as_deref())
-                        .bind(&r.evidence)
-                        .bind(r.observed)
-                        .bind(r.duration)
-                        .bind(r.since);
+                for (i, p) in &plans {
+                    q = q.bind(&machines[*i]).bind(p.failing).bind(p.health);
                 }
                 q.execute(&mut *tx).await?;
-            }
-            for chunk in moves.chunks(400) {
-                let values = values_placeholders(backend, 1, chunk.len(), 9);
-                let sql = format!(
-                    "INSERT INTO check_transitions (machine_id, check_id, target, from_status, to_status, cause, summary, evidence, at) VALUES {values}"
-                );
-                let mut q = sqlx::query(&sql);
-                for t in chunk {
-                    q = q
-                        .bind(&machine)
-                        .bind(&t.check)
-                        .bind(&t.target)
-                        .bind(t.from.as_deref())
-                        .bind(t.to)
-                        .bind(t.cause.as_deref())
-                        .bind(&t.summary)
-                        .bind(&t.evidence)
-                        .bind(t.at);
+                for (i, p) in &plans {
+                    outcomes[*i] = ReportOutcome {
+                        duplicate: false,
+                        stored: batch[*i].results.len() as u64,
+                        transitions: p.transitions.len() as u64,
+                    };
                 }
-                q.execute(&mut *tx).await?;
-            }
-            // One statement for all of the report's paths; a later result for a target wins
-            // (one statement cannot upsert a row twice).
-            let mut paths: Vec<&CheckResult> = Vec::new();
-            for r in results.iter().filter(|r| r.check == PATH_CHECK) {
-                paths.retain(|p| p.target != r.target);
-                paths.push(r);
-            }
-            for chunk in paths.chunks(400) {
-                let values = values_placeholders(backend, 1, chunk.len(), 9);
-                let sql = format!(
-                    "INSERT INTO connection_paths (machine_id, target, host, gateway, status, layer, cause, status_since, observed_at) \
-                     VALUES {values} \
-                     ON CONFLICT (machine_id, target) DO UPDATE SET host = excluded.host, gateway = excluded.gateway, \
-                     status_since = CASE WHEN connection_paths.status = excluded.status THEN connection_paths.status_since ELSE excluded.status_since END, \
-                     status = excluded.status, layer = excluded.layer, cause = excluded.cause, observed_at = excluded.observed_at"
-                );
-                let mut q = sqlx::query(&sql);
-                for r in chunk {
-                    let path = PathFacts::of(r);
-                    q = q
-                        .bind(&machine)
-                        .bind(r.target.as_deref().unwrap_or(""))
-                        .bind(path.host)
-                        .bind(path.gateway)
-                        .bind(r.status.as_str())
-                        .bind(path.layer)
-                        .bind(r.cause.as_deref())
-                        .bind(ms_of(r.observed_at))
-                        .bind(ms_of(r.observed_at));
-                }
-                q.execute(&mut *tx).await?;
-            }
-            // The machine's worst status and failing count, for fleet-wide pages, from its
-            // results as they now stand (read above and merged with this report).
-            let (failing, health) = machine_health(known.values().map(|(status, _, _)| status.as_str()));
-            sqlx::query("UPDATE machines SET failing = $1, health = $2 WHERE id = $3")
-                .bind(failing)
-                .bind(health)
-                .bind(&machine)
-                .execute(&mut *tx)
-                .await?;
-            outcomes.push(ReportOutcome { duplicate: false, stored: results.len() as u64, transitions });
             }
             tx.commit().await?;
-            outcomes
         });
         Ok(outcomes)
     }
@@ -335,6 +280,22 @@ impl Store {
         });
         Ok(n)
     }
+}
+
+/// Splits a batch into rounds in which each machine appears at most once, keeping each
+/// machine's reports in batch order (one multi-row UPDATE cannot update a row twice).
+fn rounds(batch: &[ReportIn<'_>]) -> Vec<Vec<usize>> {
+    let mut rounds: Vec<Vec<usize>> = Vec::new();
+    let mut next_round: HashMap<Uuid, usize> = HashMap::new();
+    for (i, r) in batch.iter().enumerate() {
+        let k = next_round.entry(r.machine_id).or_insert(0);
+        if rounds.len() <= *k {
+            rounds.push(Vec::new());
+        }
+        rounds[*k].push(i);
+        *k += 1;
+    }
+    rounds
 }
 
 /// Parses a stored status; `Corrupt` for anything the schema's CHECK should have refused.

@@ -1,0 +1,198 @@
+//! What storing one report changes, worked out in Rust from the machine's current results:
+//! the latest-result rows, the history transitions, the connection paths and the machine's
+//! health. The store then writes the plans of a whole batch with a few multi-row statements.
+use std::collections::HashMap;
+
+use rdpfleet_proto::check::CheckResult;
+
+use super::ms_of;
+use super::results::{PATH_CHECK, host_of, machine_health};
+
+/// A machine's current result for one (check, target): status, since when, cause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Current {
+    pub status: String,
+    pub since: i64,
+    pub cause: Option<String>,
+}
+
+/// A machine's current results by (check, target).
+pub(super) type CurrentResults = HashMap<(String, String), Current>;
+
+/// A latest-result row about to be written.
+pub(super) struct ResultRow {
+    pub check: String,
+    pub target: String,
+    pub status: &'static str,
+    pub summary: String,
+    pub cause: Option<String>,
+    pub evidence: String,
+    pub observed: i64,
+    pub duration: i64,
+    pub since: i64,
+}
+
+/// A history row about to be written.
+pub(super) struct NewTransition {
+    pub check: String,
+    pub target: String,
+    pub from: Option<String>,
+    pub to: &'static str,
+    pub cause: Option<String>,
+    pub summary: String,
+    pub evidence: String,
+    pub at: i64,
+}
+
+/// A connection path about to be written (from an `rdp.path` result's `Diagnosis` evidence).
+pub(super) struct PathRow {
+    pub target: String,
+    pub host: String,
+    pub gateway: Option<String>,
+    pub status: &'static str,
+    pub layer: Option<String>,
+    pub cause: Option<String>,
+    pub observed: i64,
+}
+
+impl PathRow {
+    fn of(r: &CheckResult) -> PathRow {
+        let e = &r.evidence;
+        let text = |k: &str| e.get(k).and_then(serde_json::Value::as_str).map(str::to_owned);
+        let target = r.target.clone().unwrap_or_default();
+        let host = text("host").unwrap_or_else(|| host_of(&target)).to_lowercase();
+        let gateway = text("gateway").map(|g| host_of(&g).to_lowercase());
+        PathRow {
+            target,
+            host,
+            gateway,
+            status: r.status.as_str(),
+            layer: text("first_failing_layer"),
+            cause: r.cause.clone(),
+            observed: ms_of(r.observed_at),
+        }
+    }
+}
+
+pub(super) struct ReportPlan {
+    pub rows: Vec<ResultRow>,
+    pub transitions: Vec<NewTransition>,
+    pub paths: Vec<PathRow>,
+    pub failing: i64,
+    pub health: &'static str,
+}
+
+/// Plans one report against the machine's `current` results. A later result for the same
+/// check and target replaces an earlier one, as sequential writes would; history records
+/// changes of status, and of cause within a status (a path that keeps failing, but now for
+/// another reason, is news).
+pub(super) fn plan(results: &[CheckResult], mut current: CurrentResults) -> ReportPlan {
+    let mut rows: Vec<ResultRow> = Vec::with_capacity(results.len());
+    let mut transitions = Vec::new();
+    for r in results {
+        let target = r.target.clone().unwrap_or_default();
+        let status = r.status.as_str();
+        let evidence = r.evidence.to_string();
+        let observed = ms_of(r.observed_at);
+        let key = (r.check.clone(), target.clone());
+        let previous = current.get(&key);
+        let status_changed = previous.is_none_or(|p| p.status != status);
+        let changed = status_changed || previous.is_some_and(|p| p.cause.as_deref() != r.cause.as_deref());
+        let since = match previous {
+            Some(p) if !status_changed => p.since,
+            _ => observed,
+        };
+        if changed {
+            transitions.push(NewTransition {
+                check: r.check.clone(),
+                target: target.clone(),
+                from: previous.map(|p| p.status.clone()),
+                to: status,
+                cause: r.cause.clone(),
+                summary: r.summary.clone(),
+                evidence: evidence.clone(),
+                at: observed,
+            });
+        }
+        rows.retain(|x| (x.check.as_str(), x.target.as_str()) != (key.0.as_str(), key.1.as_str()));
+        current.insert(key, Current { status: status.to_owned(), since, cause: r.cause.clone() });
+        rows.push(ResultRow {
+            check: r.check.clone(),
+            target,
+            status,
+            summary: r.summary.clone(),
+            cause: r.cause.clone(),
+            evidence,
+            observed,
+            duration: i64::try_from(r.duration_ms).unwrap_or(i64::MAX),
+            since,
+        });
+    }
+    // One statement cannot upsert a row twice: a later result for a target wins.
+    let mut paths: Vec<PathRow> = Vec::new();
+    for r in results.iter().filter(|r| r.check == PATH_CHECK) {
+        let path = PathRow::of(r);
+        paths.retain(|p| p.target != path.target);
+        paths.push(path);
+    }
+    let (failing, health) = machine_health(current.values().map(|c| c.status.as_str()));
+    ReportPlan { rows, transitions, paths, failing, health }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdpfleet_proto::check::CheckStatus;
+
+    fn result(check: &str, target: Option<&str>, status: CheckStatus, cause: Option<&str>) -> CheckResult {
+        CheckResult {
+            check: check.into(),
+            target: target.map(str::to_owned),
+            status,
+            summary: "s".into(),
+            cause: cause.map(str::to_owned),
+            evidence: serde_json::json!({}),
+            observed_at: time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap(),
+            duration_ms: 1,
+        }
+    }
+
+    fn current(status: &str, since: i64, cause: Option<&str>) -> Current {
+        Current { status: status.into(), since, cause: cause.map(str::to_owned) }
+    }
+
+    #[test]
+    fn unchanged_results_keep_their_since_and_make_no_history() {
+        let mut now = CurrentResults::new();
+        now.insert(("a".into(), String::new()), current("pass", 5, None));
+        let p = plan(&[result("a", None, CheckStatus::Pass, None)], now);
+        assert_eq!((p.rows.len(), p.transitions.len(), p.rows[0].since), (1, 0, 5));
+        assert_eq!((p.failing, p.health), (0, "pass"));
+    }
+
+    #[test]
+    fn a_new_cause_within_a_status_is_history_but_keeps_since() {
+        let mut now = CurrentResults::new();
+        now.insert(("rdp.path".into(), "h:3389".into()), current("fail", 5, Some("tls.version")));
+        now.insert(("b".into(), String::new()), current("pass", 1, None));
+        let p = plan(&[result("rdp.path", Some("h:3389"), CheckStatus::Fail, Some("cert.expired"))], now);
+        assert_eq!(p.transitions.len(), 1);
+        assert_eq!(p.transitions[0].from.as_deref(), Some("fail"));
+        assert_eq!(p.rows[0].since, 5);
+        assert_eq!((p.paths.len(), p.paths[0].host.as_str()), (1, "h"));
+        // Health counts the machine's results not in this report too.
+        assert_eq!((p.failing, p.health), (1, "fail"));
+    }
+
+    #[test]
+    fn a_repeated_result_counts_once_and_the_later_one_wins() {
+        let p = plan(
+            &[result("a", None, CheckStatus::Fail, None), result("a", None, CheckStatus::Pass, None)],
+            CurrentResults::new(),
+        );
+        assert_eq!(p.rows.len(), 1);
+        assert_eq!(p.rows[0].status, "pass");
+        assert_eq!(p.transitions.len(), 2);
+        assert_eq!((p.failing, p.health), (0, "pass"));
+    }
+}
