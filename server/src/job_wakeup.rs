@@ -59,6 +59,11 @@ impl JobWakeups {
         }
     }
 
+    /// True once the index has been read from the database.
+    pub fn loaded(&self) -> bool {
+        self.lock().loaded
+    }
+
     pub fn hint(&self, machine_id: Uuid) -> JobHint {
         let w = self.lock();
         match w.open.get(&machine_id) {

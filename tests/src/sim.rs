@@ -180,6 +180,9 @@ pub struct Load {
     pub duration: Duration,
     pub change_pct: u32,
     pub max_in_flight: usize,
+    /// `Some(wait)`: every agent holds a long poll open (`?wait=`) as the real agent does,
+    /// instead of a short poll every `poll_interval`.
+    pub poll_wait: Option<Duration>,
 }
 
 async fn send_report(
@@ -236,7 +239,16 @@ pub async fn paced(client: &reqwest::Client, server: &str, agents: &[Arc<Agent>]
     let gate = Arc::new(Semaphore::new(load.max_in_flight));
     let deadline = Instant::now() + load.duration;
     let mut loops = Vec::new();
-    for (op, interval) in [("report", load.report_interval), ("poll", load.poll_interval)] {
+    let ops: &[(&'static str, Duration)] = match load.poll_wait {
+        Some(wait) => {
+            let (server, agents, stats) = (server.to_owned(), agents.clone(), stats.clone());
+            let duration = load.duration;
+            loops.push(tokio::spawn(async move { long_polls(&server, &agents, wait, duration, &stats).await }));
+            &[("report", load.report_interval)]
+        }
+        None => &[("report", load.report_interval), ("poll", load.poll_interval)],
+    };
+    for &(op, interval) in ops {
         let (client, server, stats, gate, agents) =
             (client.clone(), server.to_owned(), stats.clone(), gate.clone(), agents.clone());
         let (results, change_pct) = (load.results, load.change_pct);
@@ -266,6 +278,83 @@ pub async fn paced(client: &reqwest::Client, server: &str, agents: &[Arc<Agent>]
         l.await.unwrap();
     }
     let _ = gate.acquire_many(load.max_in_flight as u32).await;
+}
+
+/// Agents per HTTP client in [`long_polls`]: each client connects from its own loopback
+/// address, as one address has only ~28,000 ephemeral ports towards one server port.
+const AGENTS_PER_CLIENT: usize = 20_000;
+
+/// Every agent holds a job long poll (`?wait=`) open for `duration`, asking again as soon as
+/// one returns, as the real agent does; the first polls are spread evenly over one `wait`.
+/// Records as `long_poll` how late each empty poll came back (its time beyond `wait`), answers
+/// any job it is given, and counts an empty poll that returns early as an error.
+pub async fn long_polls(server: &str, agents: &[Arc<Agent>], wait: Duration, duration: Duration, stats: &Arc<Stats>) {
+    let loopback = server.contains("//127.0.0.1:");
+    let clients: Vec<reqwest::Client> = (0..agents.len().div_ceil(AGENTS_PER_CLIENT).max(1))
+        .map(|k| {
+            let mut b = reqwest::Client::builder()
+                .pool_max_idle_per_host(AGENTS_PER_CLIENT)
+                .timeout(wait + Duration::from_secs(30));
+            if loopback {
+                b = b.local_address(std::net::IpAddr::from([127, 0, 0, 1 + (k % 250) as u8]));
+            }
+            b.build().unwrap()
+        })
+        .collect();
+    let deadline = tokio::time::Instant::now() + duration;
+    let step = wait.div_f64(agents.len().max(1) as f64);
+    let mut tasks = Vec::with_capacity(agents.len());
+    for (i, agent) in agents.iter().enumerate() {
+        let client = clients[i / AGENTS_PER_CLIENT].clone();
+        let (server, agent, stats) = (server.to_owned(), agent.clone(), stats.clone());
+        let start = tokio::time::Instant::now() + step.mul_f64(i as f64);
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep_until(start).await;
+            let url = format!("{server}/api/agent/v1/machines/{}/jobs?wait={}", agent.id, wait.as_secs());
+            while tokio::time::Instant::now() < deadline {
+                let started = Instant::now();
+                let answer = tokio::select! {
+                    () = tokio::time::sleep_until(deadline) => return,
+                    r = client.get(&url).bearer_auth(&agent.token).send() => r,
+                };
+                let body: Value = match answer {
+                    Ok(r) if r.status().is_success() => r.json().await.unwrap_or_default(),
+                    Ok(r) => {
+                        stats.err("long_poll", r.status().to_string());
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                    Err(e) => {
+                        stats.err("long_poll", if e.is_timeout() { "timeout".into() } else { e.to_string() });
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                };
+                let jobs = body["jobs"].as_array().cloned().unwrap_or_default();
+                let took = started.elapsed();
+                if jobs.is_empty() {
+                    if took + Duration::from_secs(1) < wait {
+                        stats.err("long_poll", format!("empty answer after {took:?}, before the wait ended"));
+                    } else {
+                        stats.ok("long_poll", took.saturating_sub(wait).as_secs_f64() * 1000.0);
+                    }
+                }
+                for job in jobs {
+                    let id = job["id"].as_str().unwrap_or_default();
+                    let answer = json!({"outcome": "succeeded", "message": "simulated", "evidence": {}});
+                    let _ = client
+                        .post(format!("{server}/api/agent/v1/machines/{}/jobs/{id}/result", agent.id))
+                        .bearer_auth(&agent.token)
+                        .json(&answer)
+                        .send()
+                        .await;
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
 }
 
 /// `concurrency` senders, each sending reports back to back (for distinct agents) for

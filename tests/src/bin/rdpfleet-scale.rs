@@ -12,7 +12,7 @@
 //!
 //! Run it with the server pinned to one core and this process to the other (`bench/scale.sh`
 //! does that). `rdpfleet-scale [--agents 100000] [--load-secs 120] [--ceiling-secs 20]
-//! [--server-cpu 0] [--only sqlite|postgres]`
+//! [--server-cpu 0] [--only sqlite|postgres] [--poll-wait 60]`
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -32,6 +32,8 @@ struct Args {
     ceiling_senders: usize,
     server_cpu: Option<u32>,
     only: Option<String>,
+    /// Seconds each agent's long poll waits (0: a short poll every 60 s instead).
+    poll_wait: u64,
 }
 
 fn args() -> Args {
@@ -42,6 +44,7 @@ fn args() -> Args {
         ceiling_senders: 32,
         server_cpu: None,
         only: None,
+        poll_wait: 60,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -53,6 +56,7 @@ fn args() -> Args {
             "--ceiling-senders" => a.ceiling_senders = v().parse().expect("count"),
             "--server-cpu" => a.server_cpu = Some(v().parse().expect("cpu number")),
             "--only" => a.only = Some(v()),
+            "--poll-wait" => a.poll_wait = v().parse().expect("seconds"),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -215,7 +219,11 @@ fn pin(pid: u32, cpu: u32) {
 }
 
 async fn run(label: &str, db: &TestDb, a: &Args, work: &Path) {
-    let server = Server::start(db.url(), work).await;
+    // Room for every agent's long poll, held open, and the rest.
+    let max_conn = (a.agents * 2 + 1000).to_string();
+    let long_poll_max = a.poll_wait.max(1).to_string();
+    let env = [("RDPFLEET_MAX_CONNECTIONS", max_conn.as_str()), ("RDPFLEET_LONG_POLL_MAX_SECS", long_poll_max.as_str())];
+    let server = Server::start_with(db.url(), work, &env).await;
     let pid = server.child.id().unwrap();
     if let Some(cpu) = a.server_cpu {
         pin(pid, cpu);
@@ -264,6 +272,7 @@ async fn run(label: &str, db: &TestDb, a: &Args, work: &Path) {
         duration: a.load,
         change_pct: 2,
         max_in_flight: 512,
+        poll_wait: (a.poll_wait > 0).then(|| Duration::from_secs(a.poll_wait)),
     };
     let stats = Arc::new(Stats::default());
     let cpu0 = cpu_secs(pid);
@@ -273,16 +282,24 @@ async fn run(label: &str, db: &TestDb, a: &Args, work: &Path) {
     let cpu = (cpu_secs(pid) - cpu0) / secs;
     stop.store(true, Ordering::Relaxed);
     let mut pages = probe.await.unwrap();
-    let (r, p) = (stats.figures("report"), stats.figures("poll"));
+    let (r, p) = (stats.figures("report"), stats.figures(if a.poll_wait > 0 { "long_poll" } else { "poll" }));
     println!(
         "[{label}] fleet load: {} agents for {secs:.0} s: {:.0} reports/s ({:.0} results/s), {:.0} polls/s",
         agents.len(),
         r.count as f64 / secs,
         stats.results_stored() as f64 / secs,
-        p.count as f64 / secs
+        // Long polls first come back one wait after they start.
+        p.count as f64 / (secs - a.poll_wait as f64).max(1.0)
     );
     println!("[{label}]   report p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms", r.p50_ms, r.p99_ms, r.max_ms);
-    println!("[{label}]   poll   p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms", p.p50_ms, p.p99_ms, p.max_ms);
+    if a.poll_wait > 0 {
+        println!(
+            "[{label}]   long poll (wait={} s, every agent holding one open): answered after the wait by p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms",
+            a.poll_wait, p.p50_ms, p.p99_ms, p.max_ms
+        );
+    } else {
+        println!("[{label}]   poll   p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms", p.p50_ms, p.p99_ms, p.max_ms);
+    }
     println!(
         "[{label}]   errors {}{}",
         stats.error_count(),

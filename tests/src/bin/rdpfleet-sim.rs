@@ -1,7 +1,9 @@
 //! `rdpfleet-sim`: plays a fleet of agents against a real server over HTTP — enrollment, reports
 //! of `--results` results every `--report-interval-secs` (spread evenly over the fleet, with an
-//! occasional change of state), a job poll every `--poll-interval-secs`, and answers to any job —
-//! and prints throughput, latency percentiles and errors per operation.
+//! occasional change of state), a job poll every `--poll-interval-secs` (or, with
+//! `--poll-wait-secs W`, a long poll held open by every agent, as the real agent does), and
+//! answers to any job — and prints throughput, latency percentiles and errors per operation
+//! (for long polls: how late the server answered after the wait).
 //!
 //! `rdpfleet-sim --server http://127.0.0.1:8080 --token rfe_… --agents 10000 --duration-secs 120`
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -21,6 +23,7 @@ struct Args {
     duration: Duration,
     change_pct: u32,
     max_in_flight: usize,
+    poll_wait: Option<Duration>,
 }
 
 fn args() -> Args {
@@ -34,6 +37,7 @@ fn args() -> Args {
         duration: Duration::from_secs(60),
         change_pct: 2,
         max_in_flight: 512,
+        poll_wait: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -48,9 +52,10 @@ fn args() -> Args {
             "--duration-secs" => a.duration = Duration::from_secs_f64(v().parse().expect("seconds")),
             "--change-pct" => a.change_pct = v().parse().expect("percent"),
             "--max-in-flight" => a.max_in_flight = v().parse().expect("count"),
+            "--poll-wait-secs" => a.poll_wait = Some(Duration::from_secs(v().parse().expect("seconds"))),
             "--help" | "-h" => {
                 println!(
-                    "rdpfleet-sim --server URL --token RFE [--agents N] [--results 25] [--report-interval-secs 300] [--poll-interval-secs 60] [--duration-secs 60] [--change-pct 2] [--max-in-flight 512]"
+                    "rdpfleet-sim --server URL --token RFE [--agents N] [--results 25] [--report-interval-secs 300] [--poll-interval-secs 60] [--duration-secs 60] [--change-pct 2] [--max-in-flight 512] [--poll-wait-secs W]"
                 );
                 std::process::exit(0);
             }
@@ -79,6 +84,7 @@ async fn main() {
         duration: a.duration,
         change_pct: a.change_pct,
         max_in_flight: a.max_in_flight,
+        poll_wait: a.poll_wait,
     };
     sim::paced(&client, &a.server, &agents, &load, &stats).await;
     let secs = a.duration.as_secs_f64();
@@ -91,7 +97,7 @@ async fn main() {
         a.poll_interval
     );
     println!("operation     count      per s     p50 ms    p99 ms   max ms");
-    for op in ["enroll", "report", "poll"] {
+    for op in ["enroll", "report", "poll", "long_poll"] {
         let f = stats.figures(op);
         let rate = if op == "enroll" { 0.0 } else { f.count as f64 / secs };
         println!("{op:<10} {:>8} {rate:>10.1} {:>10.2} {:>9.2} {:>8.1}", f.count, f.p50_ms, f.p99_ms, f.max_ms);

@@ -16,8 +16,9 @@ use crate::state::AppState;
 use crate::store::jobs::JobRow;
 use crate::store::time_of;
 
-/// How often a waiting poll looks again (at the index of machines with jobs, or the database
-/// before that index is loaded) for jobs whose wake-up it could not see.
+/// How often a waiting poll asks the database again while the index of machines with jobs is
+/// not loaded. Once it is, every way a job appears wakes the poll (the index's refresher too),
+/// and 100k waiting polls re-arming a timer every few seconds would be work for nothing.
 const RECHECK: Duration = Duration::from_secs(5);
 /// Most jobs handed out by one poll.
 const MAX_JOBS_PER_POLL: i64 = 10;
@@ -69,7 +70,7 @@ pub async fn poll(
         }
         tokio::select! {
             () = &mut woken => {}
-            () = tokio::time::sleep((deadline - now).min(RECHECK)) => {}
+            () = tokio::time::sleep(if state.wakeups.loaded() { deadline - now } else { (deadline - now).min(RECHECK) }) => {}
             () = state.shutdown.cancelled() => return Ok(Json(JobPollResponse { jobs: vec![] })),
         }
     }
