@@ -109,6 +109,25 @@ pub fn report_body(agent: &Agent, n: usize, change_pct: u32) -> Value {
     json!({"seq": agent.seq.fetch_add(1, Ordering::Relaxed) + 1, "results": results})
 }
 
+/// What went wrong, without the URL (errors are counted by kind): the innermost cause.
+fn error_kind(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "timeout".into();
+    }
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    let what = if e.is_connect() {
+        "connect"
+    } else if e.is_request() {
+        "request"
+    } else {
+        "transport"
+    };
+    format!("{what}: {cause}")
+}
+
 fn rand_u32() -> u32 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -156,7 +175,7 @@ pub async fn enroll(
                     None
                 }
                 Err(e) => {
-                    stats.err("enroll", e.to_string());
+                    stats.err("enroll", error_kind(&e));
                     None
                 }
             }
@@ -205,7 +224,7 @@ async fn send_report(
             stats.results_stored.fetch_add(v["stored"].as_u64().unwrap_or(0), Ordering::Relaxed);
         }
         Ok(r) => stats.err("report", r.status().to_string()),
-        Err(e) => stats.err("report", if e.is_timeout() { "timeout".into() } else { e.to_string() }),
+        Err(e) => stats.err("report", error_kind(&e)),
     }
 }
 
@@ -228,7 +247,7 @@ async fn poll_jobs(client: &reqwest::Client, server: &str, agent: &Agent, stats:
             }
         }
         Ok(r) => stats.err("poll", r.status().to_string()),
-        Err(e) => stats.err("poll", if e.is_timeout() { "timeout".into() } else { e.to_string() }),
+        Err(e) => stats.err("poll", error_kind(&e)),
     }
 }
 
@@ -325,7 +344,7 @@ pub async fn long_polls(server: &str, agents: &[Arc<Agent>], wait: Duration, dur
                         continue;
                     }
                     Err(e) => {
-                        stats.err("long_poll", if e.is_timeout() { "timeout".into() } else { e.to_string() });
+                        stats.err("long_poll", error_kind(&e));
                         tokio::time::sleep(Duration::from_secs(1)).await;
                         continue;
                     }

@@ -32,7 +32,8 @@ struct Args {
     ceiling_senders: usize,
     server_cpu: Option<u32>,
     only: Option<String>,
-    /// Seconds each agent's long poll waits (0: a short poll every 60 s instead).
+    /// Seconds each agent's long poll waits (0, the default: a short poll every 60 s instead;
+    /// long polls hold a connection per agent, which needs that many file descriptors).
     poll_wait: u64,
 }
 
@@ -44,7 +45,7 @@ fn args() -> Args {
         ceiling_senders: 32,
         server_cpu: None,
         only: None,
-        poll_wait: 60,
+        poll_wait: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -222,7 +223,8 @@ async fn run(label: &str, db: &TestDb, a: &Args, work: &Path) {
     // Room for every agent's long poll, held open, and the rest.
     let max_conn = (a.agents * 2 + 1000).to_string();
     let long_poll_max = a.poll_wait.max(1).to_string();
-    let env = [("RDPFLEET_MAX_CONNECTIONS", max_conn.as_str()), ("RDPFLEET_LONG_POLL_MAX_SECS", long_poll_max.as_str())];
+    let env =
+        [("RDPFLEET_MAX_CONNECTIONS", max_conn.as_str()), ("RDPFLEET_LONG_POLL_MAX_SECS", long_poll_max.as_str())];
     let server = Server::start_with(db.url(), work, &env).await;
     let pid = server.child.id().unwrap();
     if let Some(cpu) = a.server_cpu {
