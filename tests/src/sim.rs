@@ -228,6 +228,20 @@ async fn send_report(
     }
 }
 
+/// Answers each job a poll handed out as done, as an agent that applied it would.
+async fn answer_jobs(client: &reqwest::Client, server: &str, agent: &Agent, jobs: &[Value]) {
+    for job in jobs {
+        let id = job["id"].as_str().unwrap_or_default();
+        let answer = json!({"outcome": "succeeded", "message": "simulated", "evidence": {}});
+        let _ = client
+            .post(format!("{server}/api/agent/v1/machines/{}/jobs/{id}/result", agent.id))
+            .bearer_auth(&agent.token)
+            .json(&answer)
+            .send()
+            .await;
+    }
+}
+
 async fn poll_jobs(client: &reqwest::Client, server: &str, agent: &Agent, stats: &Stats) {
     let started = Instant::now();
     let req = client.get(format!("{server}/api/agent/v1/machines/{}/jobs?wait=0", agent.id)).bearer_auth(&agent.token);
@@ -235,16 +249,7 @@ async fn poll_jobs(client: &reqwest::Client, server: &str, agent: &Agent, stats:
         Ok(r) if r.status().is_success() => {
             let v: Value = r.json().await.unwrap_or_default();
             stats.ok("poll", started.elapsed().as_secs_f64() * 1000.0);
-            for job in v["jobs"].as_array().cloned().unwrap_or_default() {
-                let id = job["id"].as_str().unwrap_or_default();
-                let answer = json!({"outcome": "succeeded", "message": "simulated", "evidence": {}});
-                let _ = client
-                    .post(format!("{server}/api/agent/v1/machines/{}/jobs/{id}/result", agent.id))
-                    .bearer_auth(&agent.token)
-                    .json(&answer)
-                    .send()
-                    .await;
-            }
+            answer_jobs(client, server, agent, v["jobs"].as_array().map_or(&[][..], Vec::as_slice)).await;
         }
         Ok(r) => stats.err("poll", r.status().to_string()),
         Err(e) => stats.err("poll", error_kind(&e)),
@@ -358,16 +363,7 @@ pub async fn long_polls(server: &str, agents: &[Arc<Agent>], wait: Duration, dur
                         stats.ok("long_poll", took.saturating_sub(wait).as_secs_f64() * 1000.0);
                     }
                 }
-                for job in jobs {
-                    let id = job["id"].as_str().unwrap_or_default();
-                    let answer = json!({"outcome": "succeeded", "message": "simulated", "evidence": {}});
-                    let _ = client
-                        .post(format!("{server}/api/agent/v1/machines/{}/jobs/{id}/result", agent.id))
-                        .bearer_auth(&agent.token)
-                        .json(&answer)
-                        .send()
-                        .await;
-                }
+                answer_jobs(&client, &server, &agent, &jobs).await;
             }
         }));
     }

@@ -222,9 +222,11 @@ fn pin(pid: u32, cpu: u32) {
 async fn run(label: &str, db: &TestDb, a: &Args, work: &Path) {
     // Room for every agent's long poll, held open, and the rest.
     let max_conn = (a.agents * 2 + 1000).to_string();
-    let long_poll_max = a.poll_wait.max(1).to_string();
-    let env =
-        [("RDPFLEET_MAX_CONNECTIONS", max_conn.as_str()), ("RDPFLEET_LONG_POLL_MAX_SECS", long_poll_max.as_str())];
+    let long_poll_max = a.poll_wait.to_string();
+    let mut env = vec![("RDPFLEET_MAX_CONNECTIONS", max_conn.as_str())];
+    if a.poll_wait > 0 {
+        env.push(("RDPFLEET_LONG_POLL_MAX_SECS", long_poll_max.as_str()));
+    }
     let server = Server::start_with(db.url(), work, &env).await;
     let pid = server.child.id().unwrap();
     if let Some(cpu) = a.server_cpu {
