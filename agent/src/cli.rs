@@ -220,7 +220,9 @@ fn init_tracing(file: Option<std::fs::File>) {
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match file {
         Some(f) => builder.with_ansi(false).with_writer(std::sync::Mutex::new(f)).init(),
-        None => builder.with_writer(std::io::stderr).init(),
+        None => {
+            builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).with_writer(std::io::stderr).init()
+        }
     }
 }
 

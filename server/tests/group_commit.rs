@@ -27,8 +27,8 @@ fn result(status: CheckStatus) -> Vec<CheckResult> {
     }]
 }
 
-async fn the_story(db: TestDb) {
-    let store = Store::connect(db.url()).await.unwrap();
+/// Enrolls `n` machines on a new token.
+async fn enroll(store: &Store, n: usize) -> Vec<uuid::Uuid> {
     let audit = NewAuditEntry::new(ActorKind::Cli, "t", "x", "y");
     store
         .create_enrollment_token(
@@ -43,7 +43,7 @@ async fn the_story(db: TestDb) {
         .await
         .unwrap();
     let mut machines = Vec::new();
-    for i in 0..20 {
+    for i in 0..n {
         let m = NewMachine {
             hostname: &format!("g{i}"),
             role: MachineRole::Host,
@@ -54,6 +54,12 @@ async fn the_story(db: TestDb) {
         };
         machines.push(store.enroll(&token_hash("rfe_g"), m, &token_hash(&format!("rfa_g{i}"))).await.unwrap());
     }
+    machines
+}
+
+async fn the_story(db: TestDb) {
+    let store = Store::connect(db.url()).await.unwrap();
+    let machines = enroll(&store, 20).await;
     let (fail, pass) = (result(CheckStatus::Fail), result(CheckStatus::Pass));
     let batch = [
         ReportIn { machine_id: machines[0], seq: 1, agent_version: None, dropped_reports: 0, results: &fail },
@@ -115,5 +121,54 @@ async fn group_commit_sqlite() {
 async fn group_commit_postgres() {
     if let Some(db) = TestDb::postgres().await {
         the_story(db).await;
+    }
+}
+
+/// Transactions that read before they write (a report batch reads the machines' marks first;
+/// the health sample and the incident reconciliation read too) run side by side with other
+/// writers on the pool's other connections. None may fail with "database is locked".
+async fn concurrent_writers(db: TestDb) {
+    let store = Store::connect(db.url()).await.unwrap();
+    let machines = enroll(&store, 8).await;
+    let mut tasks = Vec::new();
+    for (k, m) in machines.into_iter().enumerate() {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for seq in 1..=60u64 {
+                let status = if (seq + k as u64) % 3 == 0 { CheckStatus::Fail } else { CheckStatus::Pass };
+                let r = result(status);
+                let batch = [ReportIn { machine_id: m, seq, agent_version: None, dropped_reports: 0, results: &r }];
+                s.store_reports(&batch).await.map(|_| ()).map_err(|e| format!("report: {e}"))?;
+            }
+            Ok::<(), String>(())
+        }));
+    }
+    for k in 0..2i64 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..60 {
+                s.record_health_sample(k * 1000 + i).await.map_err(|e| format!("health sample: {e}"))?;
+                s.reconcile_incidents(&[]).await.map(|_| ()).map_err(|e| format!("incidents: {e}"))?;
+            }
+            Ok(())
+        }));
+    }
+    let mut errors = Vec::new();
+    for t in tasks {
+        errors.extend(t.await.unwrap().err());
+    }
+    assert!(errors.is_empty(), "{errors:?}");
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_sqlite() {
+    concurrent_writers(TestDb::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_postgres() {
+    if let Some(db) = TestDb::postgres().await {
+        concurrent_writers(db).await;
     }
 }

@@ -374,13 +374,19 @@ pub async fn long_polls(server: &str, agents: &[Arc<Agent>], wait: Duration, dur
 
 /// `concurrency` senders, each sending reports back to back (for distinct agents) for
 /// `duration`: the server's ingest ceiling. Returns the elapsed time.
+/// Sends reports back to back from `concurrency` senders, agent after agent in order (from
+/// the first, round and round), until `duration` has passed or, with `max_reports`, that many
+/// were sent. Returns the time taken.
+#[allow(clippy::too_many_arguments)]
 pub async fn flood(
     client: &reqwest::Client,
     server: &str,
     agents: &[Arc<Agent>],
     results: usize,
+    change_pct: u32,
     concurrency: usize,
     duration: Duration,
+    max_reports: Option<u64>,
     stats: &Arc<Stats>,
 ) -> Duration {
     let agents: Arc<Vec<Arc<Agent>>> = Arc::new(agents.to_vec());
@@ -393,8 +399,12 @@ pub async fn flood(
             (client.clone(), server.to_owned(), stats.clone(), agents.clone(), next.clone());
         senders.push(tokio::spawn(async move {
             while Instant::now() < deadline {
-                let i = next.fetch_add(1, Ordering::Relaxed) as usize % agents.len();
-                send_report(&client, &server, &agents[i], results, 0, &stats).await;
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if max_reports.is_some_and(|max| n >= max) {
+                    break;
+                }
+                let i = n as usize % agents.len();
+                send_report(&client, &server, &agents[i], results, change_pct, &stats).await;
             }
         }));
     }

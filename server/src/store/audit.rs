@@ -132,7 +132,7 @@ impl_audit_append!(sqlx::PgConnection);
 impl Store {
     pub async fn append_audit(&self, entry: &NewAuditEntry) -> StoreResult<i64> {
         let id = with_db!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_with(self.begin_write()).await?;
             let id = tx.append_audit(entry).await?;
             tx.commit().await?;
             id

@@ -171,7 +171,7 @@ impl Store {
     pub async fn record_health_sample(&self, bucket_at: i64) -> StoreResult<()> {
         let c = self.health_counts(i64::MAX / 2).await?;
         with_db!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_with(self.begin_write()).await?;
             let open: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM incidents WHERE state = 'open'").fetch_one(&mut *tx).await?;
             sqlx::query(
                 "INSERT INTO health_samples (bucket_at, machines, failing_machines, warning_machines, open_incidents) \
@@ -186,11 +186,14 @@ impl Store {
             .bind(open)
             .execute(&mut *tx)
             .await?;
+            // Another replica may be sampling at the same moment: on PostgreSQL its new rows
+            // are invisible to this DELETE, so the INSERT must not trip over them.
             sqlx::query("DELETE FROM check_stats").execute(&mut *tx).await?;
             sqlx::query(
                 "INSERT INTO check_stats (check_id, failing, warning) \
                  SELECT check_id, SUM(CASE WHEN status = 'fail' THEN 1 ELSE 0 END), SUM(CASE WHEN status = 'warn' THEN 1 ELSE 0 END) \
-                 FROM check_results WHERE status IN ('fail', 'warn') GROUP BY check_id",
+                 FROM check_results WHERE status IN ('fail', 'warn') GROUP BY check_id \
+                 ON CONFLICT (check_id) DO UPDATE SET failing = excluded.failing, warning = excluded.warning",
             )
             .execute(&mut *tx)
             .await?;

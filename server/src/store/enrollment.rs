@@ -71,7 +71,7 @@ impl Store {
     pub async fn create_enrollment_token(&self, t: NewEnrollmentToken<'_>, audit: NewAuditEntry) -> StoreResult<Uuid> {
         let id = Uuid::new_v4();
         with_db!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_with(self.begin_write()).await?;
             sqlx::query(
                 "INSERT INTO enrollment_tokens (id, label, token_hash, created_at, expires_at, max_uses) \
                  VALUES ($1, $2, $3, $4, $5, $6)",
@@ -105,7 +105,7 @@ impl Store {
     /// Revokes a token; false when no unrevoked token has this id.
     pub async fn revoke_enrollment_token(&self, id: Uuid, audit: NewAuditEntry) -> StoreResult<bool> {
         let revoked = with_db!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_with(self.begin_write()).await?;
             let n = sqlx::query("UPDATE enrollment_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(now_ms())
                 .bind(id.to_string())
@@ -133,7 +133,7 @@ impl Store {
         let now = now_ms();
         let labels = serde_json::to_string(m.labels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         with_db!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_with(self.begin_write()).await?;
             // The conditional update is the check: it takes the row lock (PostgreSQL) or the
             // write lock (SQLite), so two agents racing for the last use cannot both win.
             let token_id: Option<String> = sqlx::query_scalar(

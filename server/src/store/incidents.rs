@@ -128,7 +128,7 @@ impl Store {
         let now = now_ms();
         let mut stats = ReconcileStats { open: drafts.len(), ..ReconcileStats::default() };
         with_db!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_with(self.begin_write()).await?;
             let open: Vec<(String, String, String)> =
                 sqlx::query_as("SELECT id, incident_key, root_cause FROM incidents WHERE state = 'open'")
                     .fetch_all(&mut *tx)

@@ -111,7 +111,7 @@ impl Store {
             if work.is_none() {
                 return Ok(vec![]);
             }
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_with(self.begin_write()).await?;
             sqlx::query(
                 "UPDATE jobs SET state = 'expired', finished_at = $1 \
                  WHERE machine_id = $2 AND state IN ('queued', 'leased') AND expires_at <= $1",
@@ -160,7 +160,7 @@ impl Store {
     ) -> StoreResult<FinishJob> {
         let now = now_ms();
         let result = with_db!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_with(self.begin_write()).await?;
             let n = sqlx::query(
                 "UPDATE jobs SET state = $1, outcome_message = $2, evidence = $3, finished_at = $4 \
                  WHERE id = $5 AND machine_id = $6 AND state IN ('queued', 'leased')",

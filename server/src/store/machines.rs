@@ -95,7 +95,7 @@ impl Store {
     /// or already revoked).
     pub async fn revoke_agent(&self, machine_id: Uuid, audit: NewAuditEntry) -> StoreResult<u64> {
         let n = with_db!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_with(self.begin_write()).await?;
             let n = sqlx::query("UPDATE agent_credentials SET revoked_at = $1 WHERE machine_id = $2 AND revoked_at IS NULL")
                 .bind(now_ms())
                 .bind(machine_id.to_string())

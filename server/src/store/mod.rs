@@ -135,6 +135,17 @@ impl Store {
         }
     }
 
+    /// The statement that opens a transaction that writes. On SQLite that is `BEGIN
+    /// IMMEDIATE`, which takes the write lock first (waiting up to the busy timeout): a
+    /// deferred transaction that reads and then writes fails at once with `SQLITE_BUSY` when
+    /// another connection wrote in between, and no timeout helps.
+    pub(crate) fn begin_write(&self) -> &'static str {
+        match self.pool {
+            Pool::Sqlite(_) => "BEGIN IMMEDIATE",
+            Pool::Postgres(_) => "BEGIN",
+        }
+    }
+
     pub async fn ping(&self) -> StoreResult<()> {
         with_db!(self, p => {
             sqlx::query("SELECT 1").execute(p).await?;

@@ -84,7 +84,7 @@ impl Store {
         let now = now_ms();
         let state = if r.needs_approval { "awaiting_approval" } else { "ready" };
         with_db!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_with(self.begin_write()).await?;
             sqlx::query(&format!(
                 "INSERT INTO rollouts ({ROLLOUT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $9, $10, 0, NULL, $11, $11)"
             ))
@@ -176,7 +176,7 @@ impl Store {
              approved_by = COALESCE($4, approved_by), updated_at = $5 WHERE id = $6 AND state IN ({allowed})"
         );
         let done = with_db!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_with(self.begin_write()).await?;
             let n = sqlx::query(&sql)
                 .bind(to)
                 .bind(wave)
@@ -207,7 +207,7 @@ impl Store {
         let (column, from) =
             if j.target_state == "rolling_back" { ("rollback_job_id", "succeeded") } else { ("job_id", "pending") };
         let done = with_db!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_with(self.begin_write()).await?;
             let n = sqlx::query(&format!(
                 "UPDATE rollout_targets SET state = $1, {column} = $2 WHERE rollout_id = $3 AND machine_id = $4 AND state = '{from}'"
             ))
@@ -266,7 +266,7 @@ impl Store {
             })
             .collect();
         let n = with_db!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_with(self.begin_write()).await?;
             let mut n = 0;
             for q in &sql {
                 n += sqlx::query(q).bind(&id).execute(&mut *tx).await?.rows_affected();
@@ -281,7 +281,7 @@ impl Store {
     pub async fn cancel_rollout_work(&self, rollout: Uuid) -> StoreResult<u64> {
         let id = rollout.to_string();
         let n = with_db!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_with(self.begin_write()).await?;
             let n = sqlx::query("UPDATE jobs SET state = 'cancelled', finished_at = $1 WHERE rollout_id = $2 AND state = 'queued'")
                 .bind(now_ms())
                 .bind(&id)

@@ -64,7 +64,7 @@ impl Store {
     /// Inserts the machines with everything they carry, in one transaction.
     pub async fn seed_machines(&self, machines: &[SeedMachine]) -> StoreResult<()> {
         with_db!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_with(self.begin_write()).await?;
             for m in machines {
                 let (health, failing) = m.health();
                 sqlx::query(

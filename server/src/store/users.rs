@@ -67,7 +67,7 @@ impl Store {
     ) -> StoreResult<User> {
         let id = Uuid::new_v4();
         with_db!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_with(self.begin_write()).await?;
             sqlx::query("INSERT INTO users (id, username, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5)")
                 .bind(id.to_string())
                 .bind(username)
@@ -102,7 +102,7 @@ impl Store {
     ) -> StoreResult<Uuid> {
         let id = Uuid::new_v4();
         with_db!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_with(self.begin_write()).await?;
             sqlx::query("INSERT INTO api_tokens (id, user_id, label, token_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
                 .bind(id.to_string())
                 .bind(user.id.to_string())
@@ -170,7 +170,7 @@ impl Store {
     ) -> StoreResult<Option<User>> {
         let id = Uuid::new_v4();
         let created = with_db!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_with(self.begin_write()).await?;
             tx.append_audit(&audit).await?;
             let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&mut *tx).await?;
             if n > 0 {

@@ -2,13 +2,16 @@
 //! `RDPFLEET_TEST_PG_URL` reachable) PostgreSQL, against the real release `rdpfleet-server`:
 //!
 //! 1. enrolls N simulated agents over HTTP (N distinct machines);
-//! 2. **ceiling**: reports sent back to back by many senders — the most results/s the server
-//!    stores;
+//! 2. **first reports**: every agent's first report, back to back (every result new, and so
+//!    also a history row);
+//!    **ceiling**: then the fleet's steady-state reports (one result in 50 reports changes),
+//!    back to back by many senders — the most results/s the server stores;
 //! 3. **fleet load**: N agents at their real rates (a job poll every 60 s, a report of 25 results
 //!    every 5 min, spread evenly) with the dashboard pages requested, signed in, during it —
 //!    latency percentiles, errors, server CPU and peak RSS;
-//! 4. **physical baseline**: the same result rows upserted straight into the same database in
-//!    batches (one connection, no HTTP, no server), and the ratio of (2) to it.
+//! 4. **physical baseline**: the rows the ceiling wrote (same machines, same order, at least
+//!    100,000) upserted straight into the same database in batches (one connection, no HTTP,
+//!    no server), and the ratio of the ceiling to it.
 //!
 //! Run it with the server pinned to one core and this process to the other (`bench/scale.sh`
 //! does that). `rdpfleet-scale [--agents 100000] [--load-secs 120] [--ceiling-secs 20]
@@ -65,6 +68,8 @@ fn args() -> Args {
 }
 
 const RESULTS: usize = 25;
+/// Percent of reports in which one result changes state.
+const CHANGE_PCT: u32 = 2;
 const PAGES: [&str; 4] = ["/", "/machines?status=fail", "/machines?q=scale-00&sort=failing", "/incidents"];
 
 /// CPU seconds (user + system) a process has used, from /proc.
@@ -123,7 +128,7 @@ async fn dashboard_probe(
     times
 }
 
-/// Upserts `rows` result rows for existing machines straight into the database, 400 rows per
+/// Upserts `rows` result rows of `machine_ids` (25 each, in turn) straight into the database, 400 rows per
 /// statement (`BARE_ROWS_PER_STATEMENT`) and 4,000 per transaction, as the server's rows look.
 /// Rows per second.
 async fn bare_upsert_rate(db_url: &str, machine_ids: &[String], rows: usize) -> f64 {
@@ -200,16 +205,6 @@ async fn bare_upsert_rate(db_url: &str, machine_ids: &[String], rows: usize) -> 
     }
 }
 
-async fn machine_ids(db_url: &str) -> Vec<String> {
-    if db_url.starts_with("sqlite:") {
-        let mut c = sqlx::sqlite::SqliteConnection::connect(db_url).await.unwrap();
-        sqlx::query_scalar("SELECT id FROM machines").fetch_all(&mut c).await.unwrap()
-    } else {
-        let mut c = sqlx::postgres::PgConnection::connect(db_url).await.unwrap();
-        sqlx::query_scalar("SELECT id FROM machines").fetch_all(&mut c).await.unwrap()
-    }
-}
-
 fn pin(pid: u32, cpu: u32) {
     let ok = std::process::Command::new("taskset")
         .args(["-a", "-p", "-c", &cpu.to_string(), &pid.to_string()])
@@ -247,14 +242,42 @@ async fn run(label: &str, db: &TestDb, a: &Args, work: &Path) {
         agents.len() as f64 / enroll_secs
     );
 
-    // Ceiling: every agent's first report and more, back to back.
+    // First reports: every agent's first, back to back. Every result is new, so each is a
+    // history row too — a fleet's first hour, not its steady state.
+    let first = Arc::new(Stats::default());
+    let took = sim::flood(
+        &client,
+        &server.url,
+        &agents,
+        RESULTS,
+        0,
+        a.ceiling_senders,
+        Duration::from_secs(3600),
+        Some(agents.len() as u64),
+        &first,
+    )
+    .await;
+    let f = first.figures("report");
+    println!(
+        "[{label}] first reports: {} in {:.1} s = {:.0} reports/s, {:.0} results/s (each also a history row); p99 {:.1} ms; errors {}",
+        f.count,
+        took.as_secs_f64(),
+        f.count as f64 / took.as_secs_f64(),
+        first.results_stored() as f64 / took.as_secs_f64(),
+        f.p99_ms,
+        first.error_count()
+    );
+
+    // Ceiling: the fleet's steady-state reports (a result changes in 2 of 100), back to back.
     let ceiling = Arc::new(Stats::default());
-    let cpu0 = cpu_secs(pid);
-    let took = sim::flood(&client, &server.url, &agents, RESULTS, a.ceiling_senders, a.ceiling, &ceiling).await;
+    let (cpu0, own0) = (cpu_secs(pid), cpu_secs(std::process::id()));
+    let took =
+        sim::flood(&client, &server.url, &agents, RESULTS, CHANGE_PCT, a.ceiling_senders, a.ceiling, None, &ceiling)
+            .await;
     let ceiling_rate = ceiling.results_stored() as f64 / took.as_secs_f64();
     let f = ceiling.figures("report");
     println!(
-        "[{label}] ceiling: {} reports in {:.1} s by {} senders = {:.0} reports/s, {ceiling_rate:.0} results/s; p50 {:.1} ms, p99 {:.1} ms; errors {}; server CPU {:.2} cores",
+        "[{label}] ceiling: {} reports in {:.1} s by {} senders = {:.0} reports/s, {ceiling_rate:.0} results/s; p50 {:.1} ms, p99 {:.1} ms; errors {}; server CPU {:.2} cores, simulator CPU {:.2} cores",
         f.count,
         took.as_secs_f64(),
         a.ceiling_senders,
@@ -262,8 +285,13 @@ async fn run(label: &str, db: &TestDb, a: &Args, work: &Path) {
         f.p50_ms,
         f.p99_ms,
         ceiling.error_count(),
-        (cpu_secs(pid) - cpu0) / took.as_secs_f64()
+        (cpu_secs(pid) - cpu0) / took.as_secs_f64(),
+        (cpu_secs(std::process::id()) - own0) / took.as_secs_f64()
     );
+    // The baseline writes the rows the ceiling wrote: the same machines in the same order.
+    let ceiling_machines: Vec<String> =
+        agents.iter().take((f.count).clamp(1, agents.len())).map(|x| x.id.clone()).collect();
+    let ceiling_rows = (ceiling.results_stored() as usize).max(100_000);
 
     // Fleet load with the dashboard watched.
     let (web, cookie) = sign_in(&server).await;
@@ -274,7 +302,7 @@ async fn run(label: &str, db: &TestDb, a: &Args, work: &Path) {
         report_interval: Duration::from_secs(300),
         poll_interval: Duration::from_secs(60),
         duration: a.load,
-        change_pct: 2,
+        change_pct: CHANGE_PCT,
         max_in_flight: 512,
         poll_wait: (a.poll_wait > 0).then(|| Duration::from_secs(a.poll_wait)),
     };
@@ -318,13 +346,23 @@ async fn run(label: &str, db: &TestDb, a: &Args, work: &Path) {
             pct(times, 0.95)
         );
     }
+    // What the server itself logged as going wrong (the first few of each kind of line).
+    let log = server.log();
+    let problems: Vec<&str> = log.lines().filter(|l| l.contains(" WARN ") || l.contains(" ERROR ")).collect();
+    let slow = problems.iter().filter(|l| l.contains("slow statement")).count();
+    println!(
+        "[{label}]   server log: {} warnings or errors, {slow} of them sqlx's slow-statement notes",
+        problems.len()
+    );
+    for line in problems.iter().filter(|l| !l.contains("slow statement")).take(8) {
+        println!("[{label}]     {}", line.chars().take(500).collect::<String>());
+    }
     let mut server = server;
     let _ = server.child.kill().await;
     let _ = server.child.wait().await;
 
     // Physical baseline in the same database, the server stopped.
-    let ids = machine_ids(db.url()).await;
-    let bare = bare_upsert_rate(db.url(), &ids, 200_000).await;
+    let bare = bare_upsert_rate(db.url(), &ceiling_machines, ceiling_rows).await;
     println!(
         "[{label}] bare batched upsert of the same rows: {bare:.0} rows/s; server ceiling / bare = {:.2}",
         ceiling_rate / bare
