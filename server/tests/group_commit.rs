@@ -172,3 +172,41 @@ async fn concurrent_writers_postgres() {
         concurrent_writers(db).await;
     }
 }
+
+/// Two stores on one database (two replicas, or the server and another process): each keeps
+/// its own idea of a machine's current results, and must not trust it once the other stored a
+/// report for that machine.
+async fn two_writers_one_machine(db: TestDb) {
+    let a = Store::connect(db.url()).await.unwrap();
+    let b = Store::connect(db.url()).await.unwrap();
+    let m = enroll(&a, 1).await[0];
+    let (fail, pass) = (result(CheckStatus::Fail), result(CheckStatus::Pass));
+    let report = |seq, results| [ReportIn { machine_id: m, seq, agent_version: None, dropped_reports: 0, results }];
+    assert_eq!(a.store_reports(&report(1, &fail)).await.unwrap()[0].transitions, 1, "new result");
+    assert_eq!(b.store_reports(&report(2, &pass)).await.unwrap()[0].transitions, 1, "fail → pass, stored by b");
+    // `a` last stored "fail"; the database says "pass", so nothing changes.
+    let out = a.store_reports(&report(3, &pass)).await.unwrap();
+    assert_eq!((out[0].duplicate, out[0].transitions), (false, 0));
+    assert_eq!(a.transitions(m, 10).await.unwrap().len(), 2);
+    // And `a` again, now current: pass → fail is one transition with the right origin.
+    let out = a.store_reports(&report(4, &fail)).await.unwrap();
+    assert_eq!(out[0].transitions, 1);
+    let latest = &a.transitions(m, 1).await.unwrap()[0];
+    assert_eq!((latest.from_status.as_deref(), latest.to_status.as_str()), (Some("pass"), "fail"));
+    let m_row = a.machine(m).await.unwrap().unwrap();
+    assert_eq!((m_row.last_report_seq, m_row.reports_received), (4, 4));
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test]
+async fn two_writers_one_machine_sqlite() {
+    two_writers_one_machine(TestDb::sqlite()).await;
+}
+
+#[tokio::test]
+async fn two_writers_one_machine_postgres() {
+    if let Some(db) = TestDb::postgres().await {
+        two_writers_one_machine(db).await;
+    }
+}

@@ -11,6 +11,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub mod audit;
+mod current_cache;
 pub mod dashboard;
 pub mod enrollment;
 pub mod incidents;
@@ -60,6 +61,7 @@ pub enum Pool {
 pub struct Store {
     pub(crate) pool: Pool,
     pub(crate) tokens: std::sync::Arc<token_cache::TokenCache>,
+    pub(crate) current: std::sync::Arc<current_cache::CurrentCache>,
 }
 
 /// Runs `$body` with `$p` bound to the concrete pool of the active backend.
@@ -125,7 +127,7 @@ impl Store {
                 Pool::Postgres(pool)
             }
         };
-        Ok(Store { pool, tokens: std::sync::Arc::default() })
+        Ok(Store { pool, tokens: std::sync::Arc::default(), current: std::sync::Arc::default() })
     }
 
     pub fn backend(&self) -> Backend {

@@ -2,22 +2,47 @@
 //! the latest-result rows, the history transitions, the connection paths and the machine's
 //! health. The store then writes the plans of a whole batch with a few multi-row statements.
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 
-use rdpfleet_proto::check::CheckResult;
+use rdpfleet_proto::check::{CheckResult, CheckStatus};
 
 use super::ms_of;
 use super::results::{PATH_CHECK, host_of, machine_health};
 
-/// A machine's current result for one (check, target): status, since when, cause.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A machine's current result for one (check, target): its status, since when, and a
+/// fingerprint of its cause. Small on purpose: [`super::current_cache`] holds one per result
+/// of every machine in the fleet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Current {
-    pub status: String,
+    pub status: CheckStatus,
     pub since: i64,
-    pub cause: Option<String>,
+    pub cause: CauseFingerprint,
 }
 
-/// A machine's current results by (check, target).
-pub(super) type CurrentResults = HashMap<(String, String), Current>;
+/// A 32-bit fingerprint of a result's cause: a cause only needs comparing (a new cause within
+/// a status is history), and two different causes of one result sharing a fingerprint by
+/// chance (about 1 in 4 billion) costs one history row that is not written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct CauseFingerprint(u32);
+
+impl CauseFingerprint {
+    pub fn of(cause: Option<&str>) -> CauseFingerprint {
+        let mut h = std::hash::DefaultHasher::new();
+        cause.hash(&mut h);
+        CauseFingerprint(h.finish() as u32)
+    }
+}
+
+/// A (check, target) key as a 64-bit hash; a machine has a few dozen results, so two of them
+/// sharing one by chance is about 1 in 10^16.
+pub(super) fn result_key(check: &str, target: &str) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    (check, target).hash(&mut h);
+    h.finish()
+}
+
+/// A machine's current results by [`result_key`].
+pub(super) type CurrentResults = HashMap<u64, Current>;
 
 /// A latest-result row about to be written.
 pub(super) struct ResultRow {
@@ -36,7 +61,7 @@ pub(super) struct ResultRow {
 pub(super) struct NewTransition {
     pub check: String,
     pub target: String,
-    pub from: Option<String>,
+    pub from: Option<&'static str>,
     pub to: &'static str,
     pub cause: Option<String>,
     pub summary: String,
@@ -80,6 +105,8 @@ pub(super) struct ReportPlan {
     pub paths: Vec<PathRow>,
     pub failing: i64,
     pub health: &'static str,
+    /// The machine's current results once this report is stored.
+    pub current: CurrentResults,
 }
 
 /// Plans one report against the machine's `current` results. A later result for the same
@@ -88,16 +115,19 @@ pub(super) struct ReportPlan {
 /// another reason, is news).
 pub(super) fn plan(results: &[CheckResult], mut current: CurrentResults) -> ReportPlan {
     let mut rows: Vec<ResultRow> = Vec::with_capacity(results.len());
+    // Where each key's row is in `rows`, so a repeated key replaces its row in place.
+    let mut row_of: HashMap<u64, usize> = HashMap::with_capacity(results.len());
     let mut transitions = Vec::new();
     for r in results {
         let target = r.target.clone().unwrap_or_default();
-        let status = r.status.as_str();
+        let status = r.status;
         let evidence = r.evidence.to_string();
         let observed = ms_of(r.observed_at);
-        let key = (r.check.clone(), target.clone());
-        let previous = current.get(&key);
+        let cause = CauseFingerprint::of(r.cause.as_deref());
+        let key = result_key(&r.check, &target);
+        let previous = current.get(&key).copied();
         let status_changed = previous.is_none_or(|p| p.status != status);
-        let changed = status_changed || previous.is_some_and(|p| p.cause.as_deref() != r.cause.as_deref());
+        let changed = status_changed || previous.is_some_and(|p| p.cause != cause);
         let since = match previous {
             Some(p) if !status_changed => p.since,
             _ => observed,
@@ -106,29 +136,35 @@ pub(super) fn plan(results: &[CheckResult], mut current: CurrentResults) -> Repo
             transitions.push(NewTransition {
                 check: r.check.clone(),
                 target: target.clone(),
-                from: previous.map(|p| p.status.clone()),
-                to: status,
+                from: previous.map(|p| p.status.as_str()),
+                to: status.as_str(),
                 cause: r.cause.clone(),
                 summary: r.summary.clone(),
                 evidence: evidence.clone(),
                 at: observed,
             });
         }
-        rows.retain(|x| (x.check.as_str(), x.target.as_str()) != (key.0.as_str(), key.1.as_str()));
-        current.insert(key, Current { status: status.to_owned(), since, cause: r.cause.clone() });
-        rows.push(ResultRow {
+        current.insert(key, Current { status, since, cause });
+        let row = ResultRow {
             check: r.check.clone(),
             target,
-            status,
+            status: status.as_str(),
             summary: r.summary.clone(),
             cause: r.cause.clone(),
             evidence,
             observed,
             duration: i64::try_from(r.duration_ms).unwrap_or(i64::MAX),
             since,
-        });
+        };
+        // One statement cannot upsert a row twice: a later result for a key wins.
+        match row_of.get(&key) {
+            Some(&at) => rows[at] = row,
+            None => {
+                row_of.insert(key, rows.len());
+                rows.push(row);
+            }
+        }
     }
-    // One statement cannot upsert a row twice: a later result for a target wins.
     let mut paths: Vec<PathRow> = Vec::new();
     for r in results.iter().filter(|r| r.check == PATH_CHECK) {
         let path = PathRow::of(r);
@@ -136,13 +172,12 @@ pub(super) fn plan(results: &[CheckResult], mut current: CurrentResults) -> Repo
         paths.push(path);
     }
     let (failing, health) = machine_health(current.values().map(|c| c.status.as_str()));
-    ReportPlan { rows, transitions, paths, failing, health }
+    ReportPlan { rows, transitions, paths, failing, health, current }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rdpfleet_proto::check::CheckStatus;
 
     fn result(check: &str, target: Option<&str>, status: CheckStatus, cause: Option<&str>) -> CheckResult {
         CheckResult {
@@ -157,14 +192,14 @@ mod tests {
         }
     }
 
-    fn current(status: &str, since: i64, cause: Option<&str>) -> Current {
-        Current { status: status.into(), since, cause: cause.map(str::to_owned) }
+    fn current(status: CheckStatus, since: i64, cause: Option<&str>) -> Current {
+        Current { status, since, cause: CauseFingerprint::of(cause) }
     }
 
     #[test]
     fn unchanged_results_keep_their_since_and_make_no_history() {
         let mut now = CurrentResults::new();
-        now.insert(("a".into(), String::new()), current("pass", 5, None));
+        now.insert(result_key("a", ""), current(CheckStatus::Pass, 5, None));
         let p = plan(&[result("a", None, CheckStatus::Pass, None)], now);
         assert_eq!((p.rows.len(), p.transitions.len(), p.rows[0].since), (1, 0, 5));
         assert_eq!((p.failing, p.health), (0, "pass"));
@@ -173,11 +208,11 @@ mod tests {
     #[test]
     fn a_new_cause_within_a_status_is_history_but_keeps_since() {
         let mut now = CurrentResults::new();
-        now.insert(("rdp.path".into(), "h:3389".into()), current("fail", 5, Some("tls.version")));
-        now.insert(("b".into(), String::new()), current("pass", 1, None));
+        now.insert(result_key("rdp.path", "h:3389"), current(CheckStatus::Fail, 5, Some("tls.version")));
+        now.insert(result_key("b", ""), current(CheckStatus::Pass, 1, None));
         let p = plan(&[result("rdp.path", Some("h:3389"), CheckStatus::Fail, Some("cert.expired"))], now);
         assert_eq!(p.transitions.len(), 1);
-        assert_eq!(p.transitions[0].from.as_deref(), Some("fail"));
+        assert_eq!(p.transitions[0].from, Some("fail"));
         assert_eq!(p.rows[0].since, 5);
         assert_eq!((p.paths.len(), p.paths[0].host.as_str()), (1, "h"));
         // Health counts the machine's results not in this report too.

@@ -4,7 +4,9 @@ use uuid::Uuid;
 
 use std::collections::HashMap;
 
-use super::report_plan::{Current, CurrentResults, NewTransition, PathRow, ReportPlan, ResultRow, plan};
+use super::report_plan::{
+    CauseFingerprint, Current, CurrentResults, NewTransition, PathRow, ReportPlan, ResultRow, plan, result_key,
+};
 use super::{
     Backend, Store, StoreError, StoreResult, now_ms, placeholder, placeholders, typed_values, values_placeholders,
     with_db,
@@ -100,6 +102,9 @@ impl Store {
         let ms: &[String] = &machines;
         let backend = self.backend();
         let mut outcomes = vec![ReportOutcome { duplicate: true, stored: 0, transitions: 0 }; batch.len()];
+        // What the batch leaves as each stored machine's current results, for the cache once
+        // the transaction has committed.
+        let mut written: Vec<(uuid::Uuid, i64, CurrentResults)> = Vec::new();
         with_db!(self, p => {
             let mut tx = p.begin_with(self.begin_write()).await?;
             for round in rounds(batch) {
@@ -120,17 +125,35 @@ impl Store {
                 if stored.is_empty() {
                     continue;
                 }
-                // 2. Their current results.
-                let sql = current_results_sql(backend, stored.len());
-                let mut q = sqlx::query_scalar::<_, String>(&sql);
-                for &i in &stored {
-                    q = q.bind(&machines[i]);
-                }
+                // 2. Their current results: as this process stored them when the database
+                //    still holds the mark it stored them at, else read back.
                 let mut current: HashMap<String, CurrentResults> = HashMap::new();
-                for (m, check, target, status, since, cause) in
-                    decode_rows::<(String, String, String, String, i64, Option<String>)>(&q.fetch_one(&mut *tx).await?)?
-                {
-                    current.entry(m).or_default().insert((check, target), Current { status, since, cause });
+                let mut unknown: Vec<usize> = Vec::new();
+                for &i in &stored {
+                    match self.current.get(batch[i].machine_id, marks[&machines[i]]) {
+                        Some(c) => {
+                            current.insert(machines[i].clone(), c);
+                        }
+                        None => unknown.push(i),
+                    }
+                }
+                if !unknown.is_empty() {
+                    let sql = current_results_sql(backend, unknown.len());
+                    let mut q = sqlx::query_scalar::<_, String>(&sql);
+                    for &i in &unknown {
+                        q = q.bind(&machines[i]);
+                        current.entry(machines[i].clone()).or_default();
+                    }
+                    let rows = decode_rows::<(String, String, String, String, i64, Option<String>)>(
+                        &q.fetch_one(&mut *tx).await?,
+                    )?;
+                    for (m, check, target, status, since, cause) in rows {
+                        let status = parse_status(&status)?;
+                        current.entry(m).or_default().insert(
+                            result_key(&check, &target),
+                            Current { status, since, cause: CauseFingerprint::of(cause.as_deref()) },
+                        );
+                    }
                 }
                 let plans: Vec<(usize, ReportPlan)> = stored
                     .iter()
@@ -238,16 +261,20 @@ impl Store {
                         .bind(p.health);
                 }
                 q.execute(&mut *tx).await?;
-                for (i, p) in &plans {
-                    outcomes[*i] = ReportOutcome {
+                for (i, p) in plans {
+                    outcomes[i] = ReportOutcome {
                         duplicate: false,
-                        stored: batch[*i].results.len() as u64,
+                        stored: batch[i].results.len() as u64,
                         transitions: p.transitions.len() as u64,
                     };
+                    written.push((batch[i].machine_id, seqs[i], p.current));
                 }
             }
             tx.commit().await?;
         });
+        for (machine, seq, current) in &written {
+            self.current.put(*machine, *seq, current);
+        }
         Ok(outcomes)
     }
 

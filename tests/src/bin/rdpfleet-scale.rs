@@ -194,11 +194,15 @@ async fn bare_upsert_rate(db_url: &str, machine_ids: &[String], rows: usize) -> 
         }};
     }
     if db_url.starts_with("sqlite:") {
-        // The server's own SQLite settings: WAL, synchronous=NORMAL.
+        // The server's own SQLite settings (`Store::connect`): WAL, synchronous=NORMAL, its
+        // page cache size, foreign keys on.
         let opts: sqlx::sqlite::SqliteConnectOptions = db_url.parse().unwrap();
         let opts = opts
             .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-            .synchronous(sqlx::sqlite::SqliteSynchronous::Normal);
+            .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .pragma("cache_size", "-16384")
+            .pragma("temp_store", "memory");
         run!(sqlx::sqlite::SqliteConnection::connect_with(&opts).await.unwrap())
     } else {
         run!(sqlx::postgres::PgConnection::connect(db_url).await.unwrap())
