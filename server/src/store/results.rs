@@ -202,7 +202,7 @@ impl Store {
                             .bind(*m)
                             .bind(&t.check)
                             .bind(&t.target)
-                            .bind(t.from.as_deref())
+                            .bind(t.from)
                             .bind(t.to)
                             .bind(t.cause.as_deref())
                             .bind(&t.summary)
