@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::report_plan::{Current, CurrentResults};
 
-/// A bound on memory (an entry is about 25 bytes per result: some 70 MB for 100,000 machines
+/// A bound on memory (an entry is about 32 bytes per result: some 80 MB for 100,000 machines
 /// of 25 results). Machines beyond it are read from the database each time.
 const MAX_MACHINES: usize = 250_000;
 
@@ -65,7 +65,7 @@ mod tests {
 
     fn current(status: CheckStatus) -> CurrentResults {
         let mut c = CurrentResults::new();
-        c.insert(result_key("a", ""), Current { status, since: 1, cause: CauseFingerprint::of(None) });
+        c.insert(result_key("a", ""), Current { status, since: 1, cause: CauseFingerprint::of(None), path: None });
         c
     }
 

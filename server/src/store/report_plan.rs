@@ -17,6 +17,9 @@ pub(super) struct Current {
     pub status: CheckStatus,
     pub since: i64,
     pub cause: CauseFingerprint,
+    /// For an `rdp.path` result, a fingerprint of the connection-path row last written for it
+    /// (`None` when not known: the row is then written).
+    pub path: Option<u32>,
 }
 
 /// A 32-bit fingerprint of a result's cause: a cause only needs comparing (a new cause within
@@ -31,6 +34,13 @@ impl CauseFingerprint {
         cause.hash(&mut h);
         CauseFingerprint(h.finish() as u32)
     }
+}
+
+/// A fingerprint of what a connection-path row says (everything but its times).
+fn path_fingerprint(p: &PathRow) -> u32 {
+    let mut h = std::hash::DefaultHasher::new();
+    (&p.target, &p.host, &p.gateway, p.status, &p.layer, &p.cause).hash(&mut h);
+    h.finish() as u32
 }
 
 /// A (check, target) key as a 64-bit hash; a machine has a few dozen results, so two of them
@@ -126,6 +136,7 @@ pub(super) fn plan(results: &[CheckResult], mut current: CurrentResults) -> Repo
         let cause = CauseFingerprint::of(r.cause.as_deref());
         let key = result_key(&r.check, &target);
         let previous = current.get(&key).copied();
+        let path = previous.and_then(|p| p.path);
         let status_changed = previous.is_none_or(|p| p.status != status);
         let changed = status_changed || previous.is_some_and(|p| p.cause != cause);
         let since = match previous {
@@ -144,7 +155,7 @@ pub(super) fn plan(results: &[CheckResult], mut current: CurrentResults) -> Repo
                 at: observed,
             });
         }
-        current.insert(key, Current { status, since, cause });
+        current.insert(key, Current { status, since, cause, path });
         let row = ResultRow {
             check: r.check.clone(),
             target,
@@ -165,11 +176,19 @@ pub(super) fn plan(results: &[CheckResult], mut current: CurrentResults) -> Repo
             }
         }
     }
+    // A path row is written when it says something new: its `observed_at` is when it last
+    // changed (the result's own row has the latest observation).
     let mut paths: Vec<PathRow> = Vec::new();
     for r in results.iter().filter(|r| r.check == PATH_CHECK) {
         let path = PathRow::of(r);
+        let fingerprint = path_fingerprint(&path);
+        let key = result_key(&r.check, &path.target);
+        let Some(now) = current.get_mut(&key) else { continue };
+        let known = now.path.replace(fingerprint);
         paths.retain(|p| p.target != path.target);
-        paths.push(path);
+        if known != Some(fingerprint) {
+            paths.push(path);
+        }
     }
     let (failing, health) = machine_health(current.values().map(|c| c.status.as_str()));
     ReportPlan { rows, transitions, paths, failing, health, current }
@@ -193,7 +212,7 @@ mod tests {
     }
 
     fn current(status: CheckStatus, since: i64, cause: Option<&str>) -> Current {
-        Current { status, since, cause: CauseFingerprint::of(cause) }
+        Current { status, since, cause: CauseFingerprint::of(cause), path: None }
     }
 
     #[test]
@@ -229,5 +248,24 @@ mod tests {
         assert_eq!(p.rows[0].status, "pass");
         assert_eq!(p.transitions.len(), 2);
         assert_eq!((p.failing, p.health), (0, "pass"));
+    }
+
+    #[test]
+    fn a_path_row_is_written_only_when_it_says_something_new() {
+        let path = |gateway: &str| {
+            let mut r = result("rdp.path", Some("h:3389"), CheckStatus::Pass, None);
+            r.evidence = serde_json::json!({"host": "h", "gateway": gateway});
+            r
+        };
+        let first = plan(&[path("gw1")], CurrentResults::new());
+        assert_eq!(first.paths.len(), 1, "not known yet");
+        let again = plan(&[path("gw1")], first.current.clone());
+        assert_eq!((again.paths.len(), again.rows.len()), (0, 1), "unchanged: the result row only");
+        let moved = plan(&[path("gw2")], again.current.clone());
+        assert_eq!(moved.paths.len(), 1, "a new gateway is written");
+        // Read back from the database (fingerprint unknown): written.
+        let mut read = moved.current.clone();
+        read.values_mut().for_each(|c| c.path = None);
+        assert_eq!(plan(&[path("gw2")], read).paths.len(), 1);
     }
 }

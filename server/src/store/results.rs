@@ -151,7 +151,7 @@ impl Store {
                         let status = parse_status(&status)?;
                         current.entry(m).or_default().insert(
                             result_key(&check, &target),
-                            Current { status, since, cause: CauseFingerprint::of(cause.as_deref()) },
+                            Current { status, since, cause: CauseFingerprint::of(cause.as_deref()), path: None },
                         );
                     }
                 }

@@ -45,7 +45,7 @@ fn args() -> Args {
         agents: 100_000,
         load: Duration::from_secs(120),
         ceiling: Duration::from_secs(20),
-        ceiling_senders: 32,
+        ceiling_senders: 64,
         server_cpu: None,
         only: None,
         poll_wait: 0,
