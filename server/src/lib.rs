@@ -45,6 +45,7 @@ pub fn app_state(settings: Settings, store: Store, signing_key: ed25519_dalek::S
         seen: job_wakeup::SeenCache::default(),
         shutdown: CancellationToken::new(),
         throttle: Arc::default(),
+        fleet_counts: Arc::default(),
         enroll_throttle: Arc::new(web::throttle::enroll_throttle()),
     }
 }
@@ -61,6 +62,8 @@ pub async fn launch(
     let job_listener = store.spawn_job_listener(state.wakeups.clone(), cancel.clone());
     let revocations = store.spawn_revocation_watch(std::time::Duration::from_secs(2), cancel.clone());
     let job_index = state.wakeups.spawn_refresher(store.clone(), std::time::Duration::from_secs(5), cancel.clone());
+    let counts =
+        state.fleet_counts.clone().spawn_refresher(store.clone(), std::time::Duration::from_secs(5), cancel.clone());
     let seen = state.seen.spawn_flusher(store.clone(), std::time::Duration::from_secs(5), cancel.clone());
     let notifier = webhook::Notifier::new(state.settings.webhook_urls.clone(), state.settings.webhook_secret.clone());
     let rollouts = rollout::spawn(
@@ -96,6 +99,7 @@ pub async fn launch(
     correlation.abort();
     rollouts.abort();
     job_index.abort();
+    counts.abort();
     revocations.abort();
     if let Some(l) = job_listener {
         l.abort();

@@ -23,6 +23,8 @@ pub struct AppState {
     /// Cancelled when the server shuts down, so long polls return at once.
     pub shutdown: CancellationToken,
     pub throttle: Arc<crate::web::throttle::LoginThrottle>,
+    /// The Overview's fleet counts, recounted in the background.
+    pub fleet_counts: Arc<crate::web::fleet_counts::FleetCounts>,
     /// Failed enrollments per address.
     pub enroll_throttle: Arc<crate::web::throttle::FailureCounter<std::net::IpAddr>>,
 }

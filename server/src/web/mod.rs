@@ -13,6 +13,7 @@ pub mod assets;
 pub mod audit;
 pub mod auth_pages;
 pub mod export;
+pub mod fleet_counts;
 pub mod pages;
 pub mod rollouts;
 pub mod session;

@@ -29,9 +29,11 @@ pub(crate) fn uuid_of(p: Result<Path<String>, PathRejection>) -> WebResult<Uuid>
 pub async fn overview(State(state): State<AppState>, session: Session) -> WebResult<Response> {
     let s = &state.store;
     let open = s.largest_open_incidents(12).await?;
+    let (counts, counted_at) = state.fleet_counts.get(s).await?;
     let page = OverviewPage {
         nav: Nav::of(&session, "overview"),
-        counts: s.health_counts(OFFLINE_AFTER_MS).await?,
+        counts,
+        counted_at: crate::web::view::time_of_day(counted_at),
         incidents: open.iter().map(IncidentView::of).collect(),
         open_incidents: s.open_incident_count().await?,
         bars: bars(&s.check_stats(8).await?),

@@ -54,6 +54,12 @@ pub fn at(ms: i64) -> String {
     format!("{}-{:02}-{:02} {:02}:{:02} UTC", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute())
 }
 
+/// UTC time of day to the second.
+pub fn time_of_day(ms: i64) -> String {
+    let t = crate::store::time_of(ms);
+    format!("{:02}:{:02}:{:02} UTC", t.hour(), t.minute(), t.second())
+}
+
 pub fn cause_title(id: &str) -> String {
     causes::lookup(id).map_or_else(|| id.to_owned(), |c| c.title.to_owned())
 }
@@ -181,6 +187,8 @@ pub fn bars(stats: &[CheckStat]) -> Vec<CheckBar> {
 pub struct OverviewPage {
     pub nav: Nav,
     pub counts: HealthCounts,
+    /// When `counts` were taken (they are recounted every few seconds).
+    pub counted_at: String,
     pub incidents: Vec<IncidentView>,
     pub open_incidents: i64,
     pub bars: Vec<CheckBar>,
