@@ -176,20 +176,20 @@ pub(super) fn plan(results: &[CheckResult], mut current: CurrentResults) -> Repo
             }
         }
     }
-    // A path row is written when it says something new: its `observed_at` is when it last
-    // changed (the result's own row has the latest observation).
+    // One statement cannot upsert a row twice: the last result for a target wins.
     let mut paths: Vec<PathRow> = Vec::new();
     for r in results.iter().filter(|r| r.check == PATH_CHECK) {
         let path = PathRow::of(r);
-        let fingerprint = path_fingerprint(&path);
-        let key = result_key(&r.check, &path.target);
-        let Some(now) = current.get_mut(&key) else { continue };
-        let known = now.path.replace(fingerprint);
         paths.retain(|p| p.target != path.target);
-        if known != Some(fingerprint) {
-            paths.push(path);
-        }
+        paths.push(path);
     }
+    // A path row is written when it says something new against the row last stored (its
+    // `observed_at` is when it last changed; the result's own row has the latest observation).
+    paths.retain(|path| {
+        let Some(now) = current.get_mut(&result_key(PATH_CHECK, &path.target)) else { return true };
+        let fingerprint = path_fingerprint(path);
+        now.path.replace(fingerprint) != Some(fingerprint)
+    });
     let (failing, health) = machine_health(current.values().map(|c| c.status.as_str()));
     ReportPlan { rows, transitions, paths, failing, health, current }
 }
@@ -263,6 +263,9 @@ mod tests {
         assert_eq!((again.paths.len(), again.rows.len()), (0, 1), "unchanged: the result row only");
         let moved = plan(&[path("gw2")], again.current.clone());
         assert_eq!(moved.paths.len(), 1, "a new gateway is written");
+        // The same path twice in one report, not known before: written once.
+        let twice = plan(&[path("gw3"), path("gw3")], moved.current.clone());
+        assert_eq!(twice.paths.len(), 1);
         // Read back from the database (fingerprint unknown): written.
         let mut read = moved.current.clone();
         read.values_mut().for_each(|c| c.path = None);
