@@ -372,8 +372,6 @@ pub async fn long_polls(server: &str, agents: &[Arc<Agent>], wait: Duration, dur
     }
 }
 
-/// `concurrency` senders, each sending reports back to back (for distinct agents) for
-/// `duration`: the server's ingest ceiling. Returns the elapsed time.
 /// Sends reports back to back from `concurrency` senders, agent after agent in order (from
 /// the first, round and round), until `duration` has passed or, with `max_reports`, that many
 /// were sent. Returns the time taken.

@@ -142,7 +142,6 @@ impl Store {
                     let mut q = sqlx::query_scalar::<_, String>(&sql);
                     for &i in &unknown {
                         q = q.bind(&machines[i]);
-                        current.entry(machines[i].clone()).or_default();
                     }
                     let rows = decode_rows::<(String, String, String, String, i64, Option<String>)>(
                         &q.fetch_one(&mut *tx).await?,

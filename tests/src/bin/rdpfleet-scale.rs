@@ -128,8 +128,9 @@ async fn dashboard_probe(
     times
 }
 
-/// Upserts `rows` result rows of `machine_ids` (25 each, in turn) straight into the database, 400 rows per
-/// statement (`BARE_ROWS_PER_STATEMENT`) and 4,000 per transaction, as the server's rows look.
+/// Upserts `rows` result rows of `machine_ids` (25 each, in turn) straight into the database,
+/// 400 rows per statement (`BARE_ROWS_PER_STATEMENT`) and 4,000 per transaction, as the
+/// server's rows look.
 /// Rows per second.
 async fn bare_upsert_rate(db_url: &str, machine_ids: &[String], rows: usize) -> f64 {
     let per_statement: usize =
@@ -350,7 +351,8 @@ async fn run(label: &str, db: &TestDb, a: &Args, work: &Path) {
             pct(times, 0.95)
         );
     }
-    // What the server itself logged as going wrong (the first few of each kind of line).
+    // What the server itself logged as going wrong: a count, and the first lines other than
+    // sqlx's slow-statement notes.
     let log = server.log();
     let problems: Vec<&str> = log.lines().filter(|l| l.contains(" WARN ") || l.contains(" ERROR ")).collect();
     let slow = problems.iter().filter(|l| l.contains("slow statement")).count();
