@@ -45,6 +45,9 @@ pub struct Settings {
     /// Open connections at most; agents long-poll, so allow one per agent (and raise the
     /// process's file limit to match).
     pub max_connections: usize,
+    /// Reverse proxies (addresses or networks) whose `X-Forwarded-For` names the client, for
+    /// sign-in and enrollment throttling. Empty (the default): the TCP peer is the client.
+    pub trusted_proxies: Vec<crate::client_ip::TrustedProxy>,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -73,12 +76,13 @@ impl Default for Settings {
             history_retention_days: 180,
             header_read_timeout_secs: 10,
             max_connections: 100_000,
+            trusted_proxies: vec![],
         }
     }
 }
 
 /// Keys taken from the environment, as `RDPFLEET_<KEY>`; other `RDPFLEET_*` variables are ignored.
-const ENV_KEYS: [&str; 16] = [
+const ENV_KEYS: [&str; 17] = [
     "listen",
     "database_url",
     "signing_key_path",
@@ -95,6 +99,7 @@ const ENV_KEYS: [&str; 16] = [
     "history_retention_days",
     "header_read_timeout_secs",
     "max_connections",
+    "trusted_proxies",
 ];
 
 /// Overrides from command-line flags; `None` leaves the value from the layers below.
@@ -198,6 +203,7 @@ impl std::fmt::Debug for Settings {
             .field("webhook_urls", &self.webhook_urls.len())
             .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "***"))
             .field("history_retention_days", &self.history_retention_days)
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish()
     }
 }
@@ -241,6 +247,22 @@ mod tests {
                 Settings::load(Some(Path::new("absent.toml")), &FlagOverrides::default()),
                 Err(ConfigError::MissingFile(_))
             ));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn trusted_proxies_from_file_and_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("p.toml", "trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.1\"]\n")?;
+            let s = Settings::load(Some(Path::new("p.toml")), &FlagOverrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(s.trusted_proxies.len(), 2);
+            jail.set_env("RDPFLEET_TRUSTED_PROXIES", "[\"172.16.0.0/12\"]");
+            let s = Settings::load(None, &FlagOverrides::default()).map_err(|e| e.to_string())?;
+            assert!(s.trusted_proxies[0].contains("172.20.1.1".parse().map_err(|_| "ip")?));
+            jail.set_env("RDPFLEET_TRUSTED_PROXIES", "[\"nginx\"]");
+            let e = Settings::load(None, &FlagOverrides::default()).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.contains("nginx"), "{e}");
             Ok(())
         });
     }

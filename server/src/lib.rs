@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod bootstrap;
 pub mod cli;
+pub mod client_ip;
 pub mod config;
 pub mod correlate;
 pub mod demo;

@@ -2,7 +2,7 @@
 //! resolves and when a rollout halts or completes. Sent in the background with a timeout and
 //! three attempts; a failure is logged, never blocks the server. With `webhook_secret` set, each
 //! request carries `X-Rdpfleet-Signature: sha256=<HMAC-SHA256 of the body>` so receivers can
-//! check it came from this server.
+//! check it came from this server. Redirects are never followed and URLs never logged.
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +27,13 @@ pub struct Notifier {
 
 impl Notifier {
     pub fn new(urls: Vec<String>, secret: Option<String>) -> Notifier {
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().ok();
+        // Never follow a redirect: a receiver (or whoever controls its DNS) could send the signed
+        // body on to anywhere.
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .ok();
         Notifier { urls: Arc::new(urls), secret: secret.map(Arc::new), client }
     }
 
@@ -47,7 +53,7 @@ impl Notifier {
         let (Some(client), true) = (self.client.clone(), self.is_on()) else { return };
         let Ok(body) = serde_json::to_vec(&event) else { return };
         let signature = self.secret.as_deref().map(|s| Notifier::signature(s, &body));
-        for url in self.urls.iter() {
+        for (index, url) in self.urls.iter().enumerate() {
             let (client, body, signature, url) = (client.clone(), body.clone(), signature.clone(), url.clone());
             tokio::spawn(async move {
                 for attempt in 0..3u32 {
@@ -57,12 +63,89 @@ impl Notifier {
                     }
                     match req.send().await {
                         Ok(r) if r.status().is_success() => return,
-                        Ok(r) => tracing::warn!(status = %r.status(), attempt, "webhook refused"),
-                        Err(e) => tracing::warn!(error = %e, attempt, "webhook failed"),
+                        // Webhook URLs often carry their secret (Slack, Teams): the log names the
+                        // receiver by its position in `webhook_urls`, never by its URL.
+                        Ok(r) => tracing::warn!(status = %r.status(), attempt, receiver = index, "webhook refused"),
+                        Err(e) => {
+                            tracing::warn!(error = %e.without_url(), attempt, receiver = index, "webhook failed")
+                        }
                     }
                     tokio::time::sleep(Duration::from_millis(500 * 2u64.pow(attempt))).await;
                 }
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::Router;
+    use axum::routing::post;
+
+    use super::*;
+
+    /// Collects log output in memory.
+    #[derive(Clone, Default)]
+    struct Logs(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Logs {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn redirects_are_not_followed_and_urls_not_logged() {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+
+        let hits: Arc<Mutex<Vec<&'static str>>> = Arc::default();
+        let (h1, h2) = (hits.clone(), hits.clone());
+        let app = Router::new()
+            .route(
+                "/hook/{secret}",
+                post(move || async move {
+                    h1.lock().unwrap().push("redirector");
+                    (axum::http::StatusCode::TEMPORARY_REDIRECT, [(axum::http::header::LOCATION, "/elsewhere")])
+                }),
+            )
+            .route(
+                "/elsewhere",
+                post(move || async move {
+                    h2.lock().unwrap().push("elsewhere");
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        // A closed port too, for the transport-error path (its URL carries a secret as well).
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let notifier = Notifier::new(
+            vec![format!("http://{addr}/hook/T0PSECRET-A"), format!("http://{closed}/hook/T0PSECRET-B")],
+            None,
+        );
+        notifier.send(Event { event: "rollout.halted", at: 0, subject: serde_json::json!({}) });
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+            let (refused, failed) = (text.matches("webhook refused").count(), text.matches("webhook failed").count());
+            if refused == 3 && failed == 3 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "three attempts each were not logged: {text}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+        assert!(!text.contains("T0PSECRET"), "a webhook URL reached the log: {text}");
+        assert!(text.contains("receiver=0") && text.contains("receiver=1"), "{text}");
+        assert_eq!(*hits.lock().unwrap(), vec!["redirector"; 3], "the redirect was followed");
     }
 }

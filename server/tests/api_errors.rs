@@ -173,6 +173,9 @@ async fn the_suite(db: TestDb) {
             "invalid_body",
         ),
         (json!({"seq": 1, "results": [ok_result, ok_result]}), "validation_failed"),
+        // A first report numbered near 2^63 would freeze the machine's reports forever.
+        (json!({"seq": i64::MAX, "results": [ok_result]}), "validation_failed"),
+        (json!({"seq": 1_000_001, "results": [ok_result]}), "validation_failed"),
         // A valid result after an invalid one: the whole report is refused, nothing stored.
         (
             json!({"seq": 1, "results": [ok_result, {"check": "net.dns", "status": "pass", "summary": "x".repeat(5000), "observed_at": "2026-11-23T10:00:00Z", "duration_ms": 1}]}),
@@ -195,6 +198,9 @@ async fn the_suite(db: TestDb) {
     assert_eq!(app.store.latest_results(machine_id.parse().unwrap()).await.unwrap().len(), 0);
     let (s, v) = app.json("POST", &reports, Some(&agent_token), &good).await;
     assert_eq!((s, v["duplicate"].as_bool()), (StatusCode::OK, Some(false)), "sequence 1 is still free: {v}");
+    let jump = json!({"seq": 1_000_001, "results": [ok_result]}).to_string();
+    let (s, v) = app.json("POST", &reports, Some(&agent_token), &jump).await;
+    assert_eq!((s, v["duplicate"].as_bool()), (StatusCode::OK, Some(false)), "a jump of 1,000,000 is allowed: {v}");
 
     // Jobs endpoints, user API and routing.
     let (s, v) = app

@@ -94,6 +94,24 @@ impl Backend {
     }
 }
 
+/// Creates a new SQLite database file readable by its owner only: it holds session and token
+/// hashes and the audit log. SQLite gives the `-wal` and `-shm` files the mode of the database
+/// file, so they are private too. An existing file is left as it is.
+fn create_private(path: &std::path::Path) -> StoreResult<()> {
+    if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
+        return Ok(());
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    match opts.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Sqlx(sqlx::Error::Io(e))),
+    }
+}
+
 impl Store {
     /// Connects, creating the SQLite file if needed, and applies pending migrations.
     pub async fn connect(url: &str) -> StoreResult<Store> {
@@ -112,6 +130,7 @@ impl Store {
                     // connection unmapped and remapped it — measured at 100k agents.)
                     .pragma("cache_size", "-16384")
                     .pragma("temp_store", "memory");
+                create_private(opts.get_filename())?;
                 let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?;
                 sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
                 Pool::Sqlite(pool)
@@ -308,5 +327,23 @@ mod placeholder_tests {
         );
         assert_eq!(typed_values(Backend::Sqlite, 9, 1, &["text", "bigint"]), "(?,?)");
         assert_eq!(placeholders(Backend::Postgres, 2, 3), "$2,$3,$4");
+    }
+}
+
+#[cfg(all(test, unix))]
+mod file_mode_tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    #[tokio::test]
+    async fn a_new_sqlite_database_and_its_wal_files_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("fleet.db");
+        let store = super::Store::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+        store.count_users().await.unwrap();
+        for name in ["fleet.db", "fleet.db-wal", "fleet.db-shm"] {
+            let mode = std::fs::metadata(dir.path().join(name)).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{name}");
+        }
+        store.close().await;
     }
 }

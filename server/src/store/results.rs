@@ -42,7 +42,15 @@ pub struct ReportOutcome {
     pub duplicate: bool,
     pub stored: u64,
     pub transitions: u64,
+    /// Set when the report was refused because its sequence jumped more than
+    /// [`MAX_SEQ_JUMP`] past the machine's high-water mark (which it holds).
+    pub refused_jump_from: Option<i64>,
 }
+
+/// How far one report's sequence may run ahead of its machine's last stored one. Agents number
+/// reports consecutively and queue at most 100,000; a larger jump would move the high-water
+/// mark so far that every later genuine report looked like a duplicate (with `2^63-1`, forever).
+pub const MAX_SEQ_JUMP: i64 = 1_000_000;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct LatestResultRow {
@@ -101,7 +109,8 @@ impl Store {
         let machines: Vec<String> = batch.iter().map(|r| r.machine_id.to_string()).collect();
         let ms: &[String] = &machines;
         let backend = self.backend();
-        let mut outcomes = vec![ReportOutcome { duplicate: true, stored: 0, transitions: 0 }; batch.len()];
+        let mut outcomes =
+            vec![ReportOutcome { duplicate: true, stored: 0, transitions: 0, refused_jump_from: None }; batch.len()];
         // What the batch leaves as each stored machine's current results, for the cache once
         // the transaction has committed.
         let mut written: Vec<(uuid::Uuid, i64, CurrentResults)> = Vec::new();
@@ -118,10 +127,21 @@ impl Store {
                 let marks: HashMap<String, i64> = decode_rows::<(String, i64)>(&q.fetch_one(&mut *tx).await?)?
                     .into_iter()
                     .collect();
-                let stored: Vec<usize> = round
-                    .into_iter()
-                    .filter(|&i| marks.get(&machines[i]).is_some_and(|&mark| mark < seqs[i]))
-                    .collect();
+                let mut stored: Vec<usize> = Vec::with_capacity(round.len());
+                for i in round {
+                    match marks.get(&machines[i]) {
+                        Some(&mark) if seqs[i] - mark > MAX_SEQ_JUMP => {
+                            outcomes[i] = ReportOutcome {
+                                duplicate: false,
+                                stored: 0,
+                                transitions: 0,
+                                refused_jump_from: Some(mark),
+                            };
+                        }
+                        Some(&mark) if mark < seqs[i] => stored.push(i),
+                        _ => {}
+                    }
+                }
                 if stored.is_empty() {
                     continue;
                 }
@@ -265,6 +285,7 @@ impl Store {
                         duplicate: false,
                         stored: batch[i].results.len() as u64,
                         transitions: p.transitions.len() as u64,
+                        refused_jump_from: None,
                     };
                     written.push((batch[i].machine_id, seqs[i], p.current));
                 }

@@ -6,17 +6,23 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::session::{PeerIp, Session, random_secret, set_cookie};
+use super::session::{Session, random_secret, set_cookie};
 use super::view::{LoginPage, SetupPage};
 use super::{WebError, WebResult, render};
+use crate::client_ip::PeerIp;
 use crate::secrets::{hash_password, token_hash, verify_password};
 use crate::state::AppState;
 use crate::store::audit::{ActorKind, NewAuditEntry};
 use crate::store::users::User;
 
-/// Where to go after signing in: a path on this site only (no `//host`, no scheme).
+/// Where to go after signing in: a path on this site only. Browsers drop tabs and newlines from
+/// URLs and read `\\` as `/`, so `/\t/evil.example` would become `//evil.example`, another
+/// site: any whitespace, control character or backslash is refused, as is `//` (a host).
 fn safe_next(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') { next } else { "/" }
+    let path_only = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.chars().any(|c| c == '\\' || c.is_whitespace() || c.is_control());
+    if path_only { next } else { "/" }
 }
 
 #[derive(Deserialize)]
@@ -57,7 +63,9 @@ pub async fn login(
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> WebResult<Response> {
     let Form(f) = form.map_err(|e| WebError::BadRequest(e.body_text()))?;
-    if !state.throttle.allowed(&f.username, ip) {
+    // The attempt is counted before the password is checked (parallel guesses cannot all slip
+    // through) and given back when it succeeds.
+    if !state.throttle.begin(&f.username, ip) {
         return Err(WebError::TooManyAttempts);
     }
     let found = state.store.user_by_name(f.username.trim()).await?;
@@ -73,11 +81,10 @@ pub async fn login(
     let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash)).await.unwrap_or(false);
     match user {
         Some(u) if ok => {
-            state.throttle.succeeded(&f.username);
+            state.throttle.succeeded(&f.username, ip);
             start_session(&state, &u, safe_next(&f.next)).await
         }
         _ => {
-            state.throttle.failed(&f.username, ip);
             let name: String = f.username.chars().take(64).collect();
             state.store.append_audit(&NewAuditEntry::new(ActorKind::User, &name, "session.failed", &name)).await?;
             let page =
@@ -132,6 +139,30 @@ pub fn valid_username(u: &str) -> bool {
 }
 
 pub const MIN_PASSWORD: usize = 12;
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_is_a_path_on_this_site_only() {
+        assert_eq!(safe_next("/machines?q=a%20b"), "/machines?q=a%20b");
+        for evil in [
+            "//evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\\evil.example",
+            "/\u{0b}/evil.example",
+            "/ /evil.example",
+            "/\u{a0}/evil.example",
+            "https://evil.example",
+            "evil.example",
+            "",
+        ] {
+            assert_eq!(safe_next(evil), "/", "{evil:?}");
+        }
+    }
+}
 
 pub async fn setup(State(state): State<AppState>, form: Result<Form<SetupForm>, FormRejection>) -> WebResult<Response> {
     let Form(f) = form.map_err(|e| WebError::BadRequest(e.body_text()))?;

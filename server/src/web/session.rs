@@ -83,14 +83,3 @@ impl FromRequestParts<AppState> for Session {
         }
     }
 }
-
-/// The client's address, when the server was started with connection info (not in router tests).
-pub struct PeerIp(pub Option<std::net::IpAddr>);
-
-impl<S: Send + Sync> FromRequestParts<S> for PeerIp {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(PeerIp(parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip())))
-    }
-}

@@ -5,12 +5,12 @@ use axum::http::StatusCode;
 use rdpfleet_proto::enroll::{EnrollRequest, EnrollResponse, MAX_HOSTNAME_LEN, MAX_LABEL_LEN, MAX_LABELS};
 
 use crate::api::check_text;
+use crate::client_ip::PeerIp;
 use crate::error::{AppError, AppResult};
 use crate::extract::ApiJson;
 use crate::secrets::{TokenKind, new_token, token_hash};
 use crate::state::AppState;
 use crate::store::enrollment::NewMachine;
-use crate::web::session::PeerIp;
 
 #[utoipa::path(post, path = "/api/agent/v1/enroll", tag = "agent", request_body = EnrollRequest, responses(
     (status = 201, body = EnrollResponse, description = "enrolled; the agent token is shown once"),
@@ -23,15 +23,16 @@ pub async fn enroll(
     ApiJson(req): ApiJson<EnrollRequest>,
 ) -> AppResult<(StatusCode, Json<EnrollResponse>)> {
     let ip: Vec<std::net::IpAddr> = peer.into_iter().collect();
-    if !state.enroll_throttle.allowed(&ip) {
+    // Counted before the token is checked, given back unless the token was wrong.
+    if !state.enroll_throttle.try_begin(&ip) {
         return Err(AppError::TooManyAttempts);
     }
     let result = enroll_machine(&state, req).await;
-    if matches!(
+    if !matches!(
         result,
         Err(AppError::EnrollmentTokenInvalid | AppError::EnrollmentTokenExpired | AppError::EnrollmentTokenUsedUp)
     ) {
-        state.enroll_throttle.failed(&ip);
+        state.enroll_throttle.refund(&ip);
     }
     result
 }

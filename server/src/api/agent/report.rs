@@ -13,6 +13,7 @@ use crate::auth::agent::AgentAuth;
 use crate::error::{AppError, AppResult};
 use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
+use crate::store::results::MAX_SEQ_JUMP;
 
 /// Largest serialised evidence of one result.
 const MAX_EVIDENCE_BYTES: usize = 64 * 1024;
@@ -35,6 +36,13 @@ pub async fn report(
     validate(&req)?;
     let seq = req.seq;
     let outcome = state.reports.store(machine_id, seq, req.agent_version, req.dropped_reports, req.results).await?;
+    if let Some(mark) = outcome.refused_jump_from {
+        return Err(AppError::Validation(format!(
+            "seq {seq} is more than {MAX_SEQ_JUMP} past this machine's last stored report ({mark}); agents number \
+             their reports one after another, so this report is refused (nothing was stored). An agent whose \
+             state was lost should enroll again"
+        )));
+    }
     tracing::debug!(%machine_id, seq, duplicate = outcome.duplicate, stored = outcome.stored, "report");
     Ok(Json(ReportResponse {
         seq,
