@@ -140,30 +140,6 @@ pub fn valid_username(u: &str) -> bool {
 
 pub const MIN_PASSWORD: usize = 12;
 
-#[cfg(test)]
-mod tests {
-    use super::safe_next;
-
-    #[test]
-    fn next_is_a_path_on_this_site_only() {
-        assert_eq!(safe_next("/machines?q=a%20b"), "/machines?q=a%20b");
-        for evil in [
-            "//evil.example",
-            "/\t/evil.example",
-            "/\n/evil.example",
-            "/\\evil.example",
-            "/\u{0b}/evil.example",
-            "/ /evil.example",
-            "/\u{a0}/evil.example",
-            "https://evil.example",
-            "evil.example",
-            "",
-        ] {
-            assert_eq!(safe_next(evil), "/", "{evil:?}");
-        }
-    }
-}
-
 pub async fn setup(State(state): State<AppState>, form: Result<Form<SetupForm>, FormRejection>) -> WebResult<Response> {
     let Form(f) = form.map_err(|e| WebError::BadRequest(e.body_text()))?;
     if state.store.count_users().await? > 0 {
@@ -190,5 +166,29 @@ pub async fn setup(State(state): State<AppState>, form: Result<Form<SetupForm>, 
     match state.store.create_first_user(name, &hash, audit).await? {
         Some(user) => start_session(&state, &user, "/").await,
         None => Err(WebError::NotFound),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_is_a_path_on_this_site_only() {
+        assert_eq!(safe_next("/machines?q=a%20b"), "/machines?q=a%20b");
+        for evil in [
+            "//evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\\evil.example",
+            "/\u{0b}/evil.example",
+            "/ /evil.example",
+            "/\u{a0}/evil.example",
+            "https://evil.example",
+            "evil.example",
+            "",
+        ] {
+            assert_eq!(safe_next(evil), "/", "{evil:?}");
+        }
     }
 }
