@@ -1,5 +1,5 @@
-//! The fix catalogue as both sides know it: what a fix is called, whether a rollout of it needs a
-//! second person's approval or cannot be undone, which platform runs it, and what parameters it
+//! The fix catalogue as both sides know it: what a fix is called, its risk class (whether a
+//! rollout of it needs a second person's approval, whether it can be undone), which platform runs it, and what parameters it
 //! takes. The agent implements the fixes (and a test keeps its metadata equal to this table); the
 //! server validates rollouts against it.
 use serde::Serialize;
@@ -12,51 +12,79 @@ pub enum FixPlatform {
     Xrdp,
 }
 
+/// How much harm a fix can do if it is wrong, which decides who must agree to a rollout of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Risk {
+    /// Tightens or repairs a setting and is undone from its backup.
+    Routine,
+    /// Makes machines reachable by more people or with weaker protection (enabling RDP, opening
+    /// firewall rules, lowering the security layer, changing the network category): a second
+    /// person approves.
+    WidensExposure,
+    /// Cannot be undone (what it removes cannot be read back): a second person approves.
+    Irreversible,
+}
+
+impl Risk {
+    pub fn needs_approval(self) -> bool {
+        self != Risk::Routine
+    }
+
+    /// Why a rollout of `fix` needs approval, in words for the person proposing it.
+    pub fn reason(self, fix: &str) -> Option<String> {
+        match self {
+            Risk::Routine => None,
+            Risk::WidensExposure => {
+                Some(format!("{fix} widens exposure (it can make machines reachable by more people or less protected)"))
+            }
+            Risk::Irreversible => Some(format!("{fix} cannot be undone")),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct FixInfo {
     pub id: &'static str,
     pub title: &'static str,
     pub platform: FixPlatform,
-    pub needs_approval: bool,
-    pub irreversible: bool,
+    pub risk: Risk,
 }
 
-const fn fix(
-    id: &'static str,
-    platform: FixPlatform,
-    needs_approval: bool,
-    irreversible: bool,
-    title: &'static str,
-) -> FixInfo {
-    FixInfo { id, title, platform, needs_approval, irreversible }
+impl FixInfo {
+    pub fn needs_approval(&self) -> bool {
+        self.risk.needs_approval()
+    }
+    pub fn irreversible(&self) -> bool {
+        self.risk == Risk::Irreversible
+    }
+}
+
+const fn fix(id: &'static str, platform: FixPlatform, risk: Risk, title: &'static str) -> FixInfo {
+    FixInfo { id, title, platform, risk }
 }
 
 use FixPlatform::{Windows, Xrdp};
+use Risk::{Irreversible, Routine, WidensExposure};
 
 pub static FIXES: &[FixInfo] = &[
-    fix("host.rdp.enable", Windows, false, false, "Allow Remote Desktop connections"),
-    fix("host.nla.enable", Windows, false, false, "Require Network Level Authentication"),
-    fix("host.security_layer.set", Windows, false, false, "Set the RDP security layer to TLS or negotiate"),
-    fix("host.tls12.enable", Windows, false, false, "Enable TLS 1.2 in Schannel (server and client)"),
-    fix(
-        "host.cert.regenerate",
-        Windows,
-        false,
-        false,
-        "Regenerate the self-signed RDP certificate (restarts TermService)",
-    ),
+    fix("host.rdp.enable", Windows, WidensExposure, "Allow Remote Desktop connections"),
+    fix("host.nla.enable", Windows, Routine, "Require Network Level Authentication"),
+    // It can set "negotiate", which lets clients fall back to the weaker RDP security layer.
+    fix("host.security_layer.set", Windows, WidensExposure, "Set the RDP security layer to TLS or negotiate"),
+    fix("host.tls12.enable", Windows, Routine, "Enable TLS 1.2 in Schannel (server and client)"),
+    fix("host.cert.regenerate", Windows, Routine, "Regenerate the self-signed RDP certificate (restarts TermService)"),
     fix(
         "host.firewall.enable",
         Windows,
-        false,
-        false,
+        WidensExposure,
         "Enable the \"Remote Desktop\" firewall rules on the active profile",
     ),
-    fix("host.network.set_private", Windows, true, false, "Make the connected Public networks Private"),
-    fix("client.mslicensing.clear", Windows, false, false, "Clear the MSLicensing cache"),
-    fix("client.credentials.delete", Windows, true, true, "Delete the saved RDP credentials for a host"),
-    fix("xrdp.cert.renew", Xrdp, false, false, "Renew xrdp's certificate (self-signed, for the host's names)"),
-    fix("xrdp.security_layer.set", Xrdp, false, false, "Set xrdp's security layer to TLS or negotiate"),
+    fix("host.network.set_private", Windows, WidensExposure, "Make the connected Public networks Private"),
+    fix("client.mslicensing.clear", Windows, Routine, "Clear the MSLicensing cache"),
+    fix("client.credentials.delete", Windows, Irreversible, "Delete the saved RDP credentials for a host"),
+    fix("xrdp.cert.renew", Xrdp, Routine, "Renew xrdp's certificate (self-signed, for the host's names)"),
+    fix("xrdp.security_layer.set", Xrdp, WidensExposure, "Set xrdp's security layer to TLS or negotiate"),
 ];
 
 pub fn lookup(id: &str) -> Option<&'static FixInfo> {

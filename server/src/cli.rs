@@ -8,12 +8,14 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use uuid::Uuid;
 
+use crate::accounts::{Actor, Delivery};
 use crate::config::{FlagOverrides, LogFormat, Settings, redact_url};
 use crate::secrets::{TokenKind, hash_password, new_password, new_token, token_hash};
 use crate::store::audit::{ActorKind, NewAuditEntry};
 use crate::store::enrollment::NewEnrollmentToken;
-use crate::store::users::Role;
+use crate::store::users::{AccountChange, ChangeOutcome, NewApiToken, Role, TokenScope};
 use crate::store::{Store, now_ms, time_of};
+use crate::webhook::Notifier;
 
 #[derive(Debug, Parser)]
 #[command(name = "rdpfleet-server", version, about = "rdpfleet server: agent API, storage, dashboard")]
@@ -85,7 +87,64 @@ pub enum UserCmd {
         username: String,
         #[arg(long, default_value = "cli")]
         label: String,
+        /// `read` tokens only read, whatever the user's role; `operate` tokens act with it.
+        #[arg(long, value_enum, default_value_t = ScopeArg::Operate)]
+        scope: ScopeArg,
+        /// Days until the token expires (default: it does not).
+        #[arg(long, value_parser = clap::value_parser!(i64).range(1..=crate::accounts::MAX_TOKEN_DAYS))]
+        expires_in_days: Option<i64>,
     },
+    /// List users.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable a user: their sessions end and their API tokens are revoked at once.
+    Disable {
+        #[arg(long)]
+        username: String,
+    },
+    /// Enable a disabled user (their old sessions and tokens stay ended).
+    Enable {
+        #[arg(long)]
+        username: String,
+    },
+    /// Change a user's role; their sessions end and their API tokens are revoked.
+    SetRole {
+        #[arg(long)]
+        username: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+    },
+    /// Delete a user: sessions and tokens end; the name stays taken so the audit log stays clear.
+    Delete {
+        #[arg(long)]
+        username: String,
+    },
+    /// List a user's API tokens (never their secrets).
+    Tokens {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an API token by id.
+    RevokeToken { id: Uuid },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ScopeArg {
+    Read,
+    Operate,
+}
+
+impl From<ScopeArg> for TokenScope {
+    fn from(s: ScopeArg) -> TokenScope {
+        match s {
+            ScopeArg::Read => TokenScope::Read,
+            ScopeArg::Operate => TokenScope::Operate,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -201,6 +260,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     let actor = std::env::var("USER").unwrap_or_else(|_| "cli".to_owned());
     let audit =
         |action: &'static str, subject: String| NewAuditEntry::new(ActorKind::Cli, actor.clone(), action, subject);
+    let notifier = Notifier::new(settings.webhook_urls.clone(), settings.webhook_secret.clone());
     match command {
         Command::Serve { .. } => serve(settings, store).await,
         Command::SigningKey => Ok(()),
@@ -247,30 +307,120 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             } else {
                 new_password()
             };
-            let user = store
-                .create_user(
-                    &username,
-                    &hash_password(&password)?,
-                    role.into(),
-                    audit("user.created", username.clone()),
-                )
-                .await
-                .map_err(|e| match e {
-                    crate::store::StoreError::Conflict => anyhow::anyhow!("user {username:?} already exists"),
-                    e => e.into(),
-                })?;
+            let user = crate::accounts::create(
+                &store,
+                &notifier,
+                Delivery::Wait,
+                &Actor::cli(actor.clone()),
+                &username,
+                &hash_password(&password)?,
+                role.into(),
+            )
+            .await
+            .map_err(|e| match e {
+                crate::store::StoreError::Conflict => anyhow::anyhow!("user {username:?} already exists"),
+                e => e.into(),
+            })?;
             eprintln!("created user {} with role {}", user.username, user.role.as_str());
             if !password_stdin {
                 println!("{password}");
             }
             Ok(())
         }
-        Command::User(UserCmd::Token { username, label }) => {
+        Command::User(UserCmd::Token { username, label, scope, expires_in_days }) => {
+            crate::api::check_text("label", &label, 128).map_err(|e| anyhow::anyhow!("{e}"))?;
             let (user, _) =
                 store.user_by_name(&username).await?.with_context(|| format!("no active user {username:?}"))?;
             let token = new_token(TokenKind::UserApi);
-            store.create_api_token(&user, &label, &token_hash(&token), audit("api_token.created", username)).await?;
+            let scope: TokenScope = scope.into();
+            let expires_at = expires_in_days.map(|d| now_ms() + d * 86_400_000);
+            let details = serde_json::json!({"label": label, "scope": scope.as_str(), "expires_at": expires_at});
+            let id = store
+                .create_scoped_api_token(
+                    &user,
+                    NewApiToken { label: &label, token_hash: &token_hash(&token), scope, expires_at },
+                    audit("api_token.created", username.clone()).details(details),
+                )
+                .await?;
+            eprintln!(
+                "API token {id} for {username} ({}, {})",
+                scope.as_str(),
+                match expires_at {
+                    Some(e) => format!("expires {}", format_ms(e)),
+                    None => "does not expire".to_owned(),
+                }
+            );
             println!("{token}");
+            Ok(())
+        }
+        Command::User(UserCmd::List { json }) => {
+            let accounts = store.accounts().await?;
+            if json {
+                let rows: Vec<_> = accounts.into_iter().map(crate::api::user::users::AccountView::from).collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!("{:<36}  {:<8}  {:<8}  {:<20}  USERNAME", "ID", "ROLE", "STATE", "CREATED (UTC)");
+                for a in accounts {
+                    println!(
+                        "{:<36}  {:<8}  {:<8}  {:<20}  {}",
+                        a.id,
+                        a.role.as_str(),
+                        a.state(),
+                        format_ms(a.created_at),
+                        a.username
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::User(UserCmd::Disable { username }) => {
+            change_user(&store, &notifier, &actor, &username, AccountChange::Disable).await
+        }
+        Command::User(UserCmd::Enable { username }) => {
+            change_user(&store, &notifier, &actor, &username, AccountChange::Enable).await
+        }
+        Command::User(UserCmd::SetRole { username, role }) => {
+            change_user(&store, &notifier, &actor, &username, AccountChange::SetRole(role.into())).await
+        }
+        Command::User(UserCmd::Delete { username }) => {
+            change_user(&store, &notifier, &actor, &username, AccountChange::Delete).await
+        }
+        Command::User(UserCmd::Tokens { username, json }) => {
+            let account = store.account_by_name(&username).await?.with_context(|| format!("no user {username:?}"))?;
+            let tokens = store.api_tokens(Some(account.id)).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&tokens)?);
+            } else {
+                let now = now_ms();
+                println!(
+                    "{:<36}  {:<7}  {:<8}  {:<20}  {:<20}  LABEL",
+                    "ID", "SCOPE", "STATE", "EXPIRES (UTC)", "LAST USED (UTC)"
+                );
+                for t in tokens {
+                    let state = match (t.revoked_at, t.expires_at) {
+                        (Some(_), _) => "revoked",
+                        (None, Some(e)) if e <= now => "expired",
+                        _ => "active",
+                    };
+                    println!(
+                        "{:<36}  {:<7}  {:<8}  {:<20}  {:<20}  {}",
+                        t.id,
+                        t.scope.as_str(),
+                        state,
+                        t.expires_at.map_or_else(|| "never".to_owned(), format_ms),
+                        t.last_used_at.map_or_else(|| "never".to_owned(), format_ms),
+                        t.label
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::User(UserCmd::RevokeToken { id }) => {
+            anyhow::ensure!(
+                store.revoke_api_token(id, None, audit("api_token.revoked", id.to_string())).await?,
+                "no active API token {id}"
+            );
+            eprintln!("revoked API token {id}");
             Ok(())
         }
         Command::EnrollToken(EnrollTokenCmd::Create { label, expires_in_hours, max_uses }) => {
@@ -346,6 +496,27 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             eprintln!("revoked {n} credential(s) of machine {machine_id}");
             Ok(())
         }
+    }
+}
+
+async fn change_user(
+    store: &Store,
+    notifier: &Notifier,
+    actor: &str,
+    username: &str,
+    change: AccountChange,
+) -> anyhow::Result<()> {
+    let account = store.account_by_name(username).await?.with_context(|| format!("no user {username:?}"))?;
+    let outcome =
+        crate::accounts::change(store, notifier, Delivery::Wait, &Actor::cli(actor), account.id, change).await?;
+    match outcome {
+        ChangeOutcome::Done => {
+            eprintln!("{username}: done; their sessions and API tokens are ended");
+            Ok(())
+        }
+        ChangeOutcome::NotFound => anyhow::bail!("no user {username:?}"),
+        ChangeOutcome::Unchanged => anyhow::bail!("{username}: nothing to change (already so, or deleted)"),
+        ChangeOutcome::LastAdmin => anyhow::bail!("{username}: this would leave no active administrator"),
     }
 }
 

@@ -48,6 +48,10 @@ pub struct Settings {
     /// Reverse proxies (addresses or networks) whose `X-Forwarded-For` names the client, for
     /// sign-in and enrollment throttling. Empty (the default): the TCP peer is the client.
     pub trusted_proxies: Vec<crate::client_ip::TrustedProxy>,
+    /// Rollouts over more machines than this need a second person's approval, whatever the fix.
+    pub approval_above_machines: usize,
+    /// A rollout's first wave holds at most this percentage of its machines (at least one).
+    pub max_canary_pct: u32,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -77,12 +81,14 @@ impl Default for Settings {
             header_read_timeout_secs: 10,
             max_connections: 100_000,
             trusted_proxies: vec![],
+            approval_above_machines: 25,
+            max_canary_pct: 5,
         }
     }
 }
 
 /// Keys taken from the environment, as `RDPFLEET_<KEY>`; other `RDPFLEET_*` variables are ignored.
-const ENV_KEYS: [&str; 17] = [
+const ENV_KEYS: [&str; 19] = [
     "listen",
     "database_url",
     "signing_key_path",
@@ -100,6 +106,8 @@ const ENV_KEYS: [&str; 17] = [
     "header_read_timeout_secs",
     "max_connections",
     "trusted_proxies",
+    "approval_above_machines",
+    "max_canary_pct",
 ];
 
 /// Overrides from command-line flags; `None` leaves the value from the layers below.
@@ -122,6 +130,13 @@ pub enum ConfigError {
 }
 
 impl Settings {
+    pub fn approval_policy(&self) -> crate::rollout::policy::ApprovalPolicy {
+        crate::rollout::policy::ApprovalPolicy {
+            above_machines: self.approval_above_machines,
+            max_canary_pct: self.max_canary_pct,
+        }
+    }
+
     pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Settings, ConfigError> {
         let mut fig = Figment::from(Serialized::defaults(Settings::default()));
         if let Some(file) = file {
@@ -159,6 +174,9 @@ impl Settings {
         }
         if self.max_connections == 0 || self.max_connections > 1_000_000 {
             return Err(ConfigError::Value("max_connections must be within 1..=1000000".into()));
+        }
+        if !(1..=100).contains(&self.max_canary_pct) {
+            return Err(ConfigError::Value("max_canary_pct must be within 1..=100".into()));
         }
         if self.job_lease_secs < 10 {
             return Err(ConfigError::Value("job_lease_secs must be at least 10".into()));
@@ -204,6 +222,8 @@ impl std::fmt::Debug for Settings {
             .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "***"))
             .field("history_retention_days", &self.history_retention_days)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("approval_above_machines", &self.approval_above_machines)
+            .field("max_canary_pct", &self.max_canary_pct)
             .finish()
     }
 }

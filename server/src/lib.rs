@@ -2,6 +2,7 @@
 //! and rollouts. `launch` runs it; `cli` is the command line of the `rdpfleet-server` binary.
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod api;
 pub mod auth;
 pub mod bootstrap;
@@ -38,7 +39,6 @@ use crate::store::Store;
 pub fn app_state(settings: Settings, store: Store, signing_key: ed25519_dalek::SigningKey) -> AppState {
     AppState {
         store: store.clone(),
-        settings: Arc::new(settings),
         job_signing_public_key: signing::public_key_base64(&signing_key).into(),
         signing_key: Arc::new(signing_key),
         wakeups: job_wakeup::JobWakeups::default(),
@@ -48,6 +48,8 @@ pub fn app_state(settings: Settings, store: Store, signing_key: ed25519_dalek::S
         throttle: Arc::default(),
         fleet_counts: Arc::default(),
         enroll_throttle: Arc::new(web::throttle::enroll_throttle()),
+        notifier: webhook::Notifier::new(settings.webhook_urls.clone(), settings.webhook_secret.clone()),
+        settings: Arc::new(settings),
     }
 }
 
@@ -66,7 +68,7 @@ pub async fn launch(
     let counts =
         state.fleet_counts.clone().spawn_refresher(store.clone(), std::time::Duration::from_secs(5), cancel.clone());
     let seen = state.seen.spawn_flusher(store.clone(), std::time::Duration::from_secs(5), cancel.clone());
-    let notifier = webhook::Notifier::new(state.settings.webhook_urls.clone(), state.settings.webhook_secret.clone());
+    let notifier = state.notifier.clone();
     let rollouts = rollout::spawn(
         store.clone(),
         (*state.signing_key).clone(),

@@ -27,4 +27,6 @@ pub struct AppState {
     pub fleet_counts: Arc<crate::web::fleet_counts::FleetCounts>,
     /// Failed enrollments per address.
     pub enroll_throttle: Arc<crate::web::throttle::FailureCounter<std::net::IpAddr>>,
+    /// Outbound webhooks.
+    pub notifier: crate::webhook::Notifier,
 }

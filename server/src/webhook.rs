@@ -11,7 +11,9 @@ use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Event {
-    /// `incident.opened`, `incident.resolved`, `rollout.halted`, `rollout.completed`.
+    /// `incident.opened`, `incident.resolved`, `rollout.halted`, `rollout.completed`,
+    /// `user.admin_created`, `user.admin_changed` (an administrator promoted, demoted, disabled,
+    /// deleted), `audit.checkpoint`, `signing_key.rotated`.
     pub event: &'static str,
     /// Unix milliseconds.
     pub at: i64,
@@ -49,13 +51,30 @@ impl Notifier {
         format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
     }
 
+    /// Sends in the background (the server's events).
     pub fn send(&self, event: Event) {
-        let (Some(client), true) = (self.client.clone(), self.is_on()) else { return };
-        let Ok(body) = serde_json::to_vec(&event) else { return };
+        for delivery in self.deliveries(&event) {
+            tokio::spawn(delivery);
+        }
+    }
+
+    /// Sends and waits until every receiver has answered or all attempts failed (the command
+    /// line, which would otherwise exit before its events left).
+    pub async fn deliver(&self, event: Event) {
+        let handles: Vec<_> = self.deliveries(&event).into_iter().map(tokio::spawn).collect();
+        for h in handles {
+            let _ = h.await;
+        }
+    }
+
+    fn deliveries(&self, event: &Event) -> Vec<impl std::future::Future<Output = ()> + Send + 'static> {
+        let (Some(client), true) = (self.client.clone(), self.is_on()) else { return vec![] };
+        let Ok(body) = serde_json::to_vec(event) else { return vec![] };
         let signature = self.secret.as_deref().map(|s| Notifier::signature(s, &body));
+        let mut out = Vec::new();
         for (index, url) in self.urls.iter().enumerate() {
             let (client, body, signature, url) = (client.clone(), body.clone(), signature.clone(), url.clone());
-            tokio::spawn(async move {
+            out.push(async move {
                 for attempt in 0..3u32 {
                     let mut req = client.post(&url).header("content-type", "application/json").body(body.clone());
                     if let Some(s) = &signature {
@@ -70,10 +89,13 @@ impl Notifier {
                             tracing::warn!(error = %e.without_url(), attempt, receiver = index, "webhook failed")
                         }
                     }
-                    tokio::time::sleep(Duration::from_millis(500 * 2u64.pow(attempt))).await;
+                    if attempt < 2 {
+                        tokio::time::sleep(Duration::from_millis(500 * 2u64.pow(attempt))).await;
+                    }
                 }
             });
         }
+        out
     }
 }
 

@@ -231,6 +231,14 @@ async fn the_matrix(db: TestDb) {
         ("POST", format!("/api/v1/rollouts/{ro}/rollback"), Some("{}".into()), [401, 401, 401, 403, 200, 200]),
         ("POST", format!("/api/v1/rollouts/{nobody}/start"), None, [401, 401, 401, 403, 404, 404]),
         ("POST", format!("/api/v1/rollouts/{nobody}/abort"), None, [401, 401, 401, 403, 404, 404]),
+        // People: administrators only (a user may see and revoke their own tokens).
+        ("GET", "/api/v1/users".into(), None, [401, 401, 401, 403, 403, 200]),
+        ("POST", format!("/api/v1/users/{nobody}/disable"), None, [401, 401, 401, 403, 403, 404]),
+        ("POST", format!("/api/v1/users/{nobody}/enable"), None, [401, 401, 401, 403, 403, 404]),
+        ("POST", format!("/api/v1/users/{nobody}/delete"), None, [401, 401, 401, 403, 403, 404]),
+        ("POST", format!("/api/v1/users/{nobody}/role"), Some(json!({"role": "viewer"}).to_string()), [401, 401, 401, 403, 403, 404]),
+        ("GET", format!("/api/v1/users/{nobody}/tokens"), None, [401, 401, 401, 403, 403, 200]),
+        ("POST", format!("/api/v1/tokens/{nobody}/revoke"), None, [401, 401, 401, 404, 404, 404]),
     ];
     let mut wrong = check_rows(&f, api, false).await;
 
@@ -265,6 +273,9 @@ async fn the_matrix(db: TestDb) {
         ("POST", "/admin/users".into(), Some(format!("{csrf}&username=new1&role=viewer&password=a+long+enough+one")), [303, 303, 303, 403, 403, 303]),
         ("POST", "/admin/tokens".into(), Some(format!("{csrf}&label=x&max_uses=1&hours=1")), [303, 303, 303, 403, 403, 200]),
         ("POST", format!("/admin/tokens/{nobody}/revoke"), Some(csrf.into()), [303, 303, 303, 403, 403, 404]),
+        ("POST", format!("/admin/users/{nobody}/disable"), Some(csrf.into()), [303, 303, 303, 403, 403, 404]),
+        ("POST", format!("/admin/users/{nobody}/role"), Some(format!("{csrf}&role=viewer")), [303, 303, 303, 403, 403, 404]),
+        ("POST", format!("/admin/api-tokens/{nobody}/revoke"), Some(csrf.into()), [303, 303, 303, 403, 403, 404]),
         ("POST", "/rollouts".into(), Some(format!("{csrf}&fix=host.nla.enable&machine={m}&canary=1")), [303, 303, 303, 403, 303, 303]),
         ("POST", format!("/rollouts/{ro}/pause"), Some(csrf.into()), [303, 303, 303, 403, 409, 409]),
         ("POST", format!("/rollouts/{ro}/approve"), Some(csrf.into()), [303, 303, 303, 403, 403, 409]),
@@ -318,4 +329,87 @@ async fn an_expired_session_opens_nothing() {
     let form = format!("csrf={}&username=late&role=admin&password=a+long+enough+one", f.csrf(Who::Admin));
     assert_eq!(f.call(Who::Admin, "POST", "/admin/users", Some(Body::from(form)), true).await.0, 303);
     assert!(f.store.user_by_name("late").await.unwrap().is_none());
+}
+
+/// Credentials that once worked but are restricted or ended: a read-only token reads and changes
+/// nothing; an expired or revoked token, a disabled or deleted user's token, opens nothing.
+async fn restricted_credentials(db: TestDb) {
+    use rdpfleet_server::store::users::{AccountChange, NewApiToken, TokenScope};
+    let f = fleet(&db).await;
+    let (admin, _) = f.store.user_by_name("admin").await.unwrap().unwrap();
+    let token = |label: &'static str, scope, expires_at| {
+        let store = f.store.clone();
+        let admin = admin.clone();
+        async move {
+            let secret = format!("rfu_{label}");
+            let t = NewApiToken { label, token_hash: &token_hash(&secret), scope, expires_at };
+            store.create_scoped_api_token(&admin, t, audit()).await.unwrap()
+        }
+    };
+    token("read", TokenScope::Read, None).await;
+    token("expired", TokenScope::Operate, Some(now_ms() - 1)).await;
+    let revoked = token("revoked", TokenScope::Operate, Some(now_ms() + 3_600_000)).await;
+    f.store.revoke_api_token(revoked, None, audit()).await.unwrap();
+    let m = &f.machine;
+    let nobody = "00000000-0000-4000-8000-000000000000";
+    let propose = json!({"fix": "host.nla.enable", "machines": [m]}).to_string();
+    let call = |token: &'static str, method: &'static str, uri: String, body: Option<String>| {
+        let router = f.router.clone();
+        async move {
+            let mut req =
+                Request::builder().method(method).uri(&uri).header(header::AUTHORIZATION, format!("Bearer {token}"));
+            if body.is_some() {
+                req = req.header(header::CONTENT_TYPE, "application/json");
+            }
+            let req = req.body(body.map_or(Body::empty(), Body::from)).unwrap();
+            router.oneshot(req).await.unwrap().status().as_u16()
+        }
+    };
+    #[rustfmt::skip]
+    let routes: Vec<(&str, String, Option<String>, u16)> = vec![
+        ("GET", "/api/v1/machines".into(), None, 200),
+        ("GET", "/api/v1/users".into(), None, 200),
+        ("GET", format!("/api/v1/rollouts/{}", f.rollout), None, 200),
+        ("POST", "/api/v1/rollouts".into(), Some(propose), 403),
+        ("POST", format!("/api/v1/rollouts/{}/start", f.rollout), None, 403),
+        ("POST", format!("/api/v1/rollouts/{}/rollback", f.rollout), Some("{}".into()), 403),
+        ("POST", format!("/api/v1/users/{nobody}/disable"), None, 403),
+        ("POST", format!("/api/v1/users/{nobody}/role"), Some(json!({"role": "admin"}).to_string()), 403),
+    ];
+    let mut wrong = vec![];
+    for (method, uri, body, read_only) in &routes {
+        for (token, want) in [("rfu_read", *read_only), ("rfu_expired", 401), ("rfu_revoked", 401)] {
+            let got = call(token, method, uri.clone(), body.clone()).await;
+            if got != want {
+                wrong.push(format!("{method} {uri} with {token}: {got} (expected {want})"));
+            }
+        }
+    }
+    // A disabled user's token, then a deleted user's, opens nothing (the operator's).
+    let (operator, _) = f.store.user_by_name("operator").await.unwrap().unwrap();
+    let (viewer, _) = f.store.user_by_name("viewer").await.unwrap().unwrap();
+    f.store.change_account(operator.id, AccountChange::Disable, None, audit()).await.unwrap();
+    f.store.change_account(viewer.id, AccountChange::Delete, None, audit()).await.unwrap();
+    for (method, uri, body, _) in &routes {
+        for token in ["rfu_operator", "rfu_viewer"] {
+            let got = call(token, method, uri.clone(), body.clone()).await;
+            if got != 401 {
+                wrong.push(format!("{method} {uri} with {token} (disabled/deleted): {got}"));
+            }
+        }
+    }
+    assert!(f.call(Who::Operator, "GET", "/", None, true).await.0 == 303, "the disabled user's session ended");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[tokio::test]
+async fn restricted_credentials_sqlite() {
+    restricted_credentials(TestDb::sqlite()).await;
+}
+
+#[tokio::test]
+async fn restricted_credentials_postgres() {
+    if let Some(db) = TestDb::postgres().await {
+        restricted_credentials(db).await;
+    }
 }

@@ -294,7 +294,7 @@ async fn forms_need_the_role_the_csrf_token_and_the_same_origin() {
     let db = TestDb::sqlite();
     let app = App::new(&db).await;
     seed(&app).await;
-    let users = || async { app.store.list_users().await.unwrap().len() };
+    let users = || async { app.store.accounts().await.unwrap().len() };
     let before = users().await;
 
     // A viewer and an operator cannot change anything, even with their valid token.

@@ -95,7 +95,8 @@ async fn the_story(db: TestDb) {
     let store = Store::connect(db.url()).await.unwrap();
     let key = SigningKey::from_bytes(&[3u8; 32]);
     let state = rdpfleet_server::app_state(
-        Settings { database_url: db.url().into(), ..Settings::default() },
+        // A canary of 2 out of 5 machines (the default cap, 5 %, allows 1).
+        Settings { database_url: db.url().into(), max_canary_pct: 40, ..Settings::default() },
         store.clone(),
         key.clone(),
     );
@@ -138,6 +139,7 @@ async fn the_story(db: TestDb) {
         json!({"fix": "host.security_layer.set", "params": {"level": "rdp"}, "machines": ids}),
         json!({"fix": "host.cert.regenerate", "machines": []}),
         json!({"fix": "host.cert.regenerate", "machines": ids, "canary": 0}),
+        json!({"fix": "host.cert.regenerate", "machines": ids, "canary": 3}),
         json!({"fix": "host.cert.regenerate", "machines": ids, "script": "x"}),
     ] {
         let (s, v) = t.call("POST", "/api/v1/rollouts", "rfu_alice", Some(bad.clone())).await;

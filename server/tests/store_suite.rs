@@ -61,7 +61,7 @@ async fn the_suite(db: TestDb) {
     ));
     assert_eq!(store.user_by_name("alice").await.unwrap().unwrap().0.role, Role::Operator);
     store.create_api_token(&user, "ci", &token_hash("rfu_x"), audit("api_token.created")).await.unwrap();
-    assert_eq!(store.user_by_api_token(&token_hash("rfu_x")).await.unwrap().unwrap().username, "alice");
+    assert_eq!(store.user_by_api_token(&token_hash("rfu_x")).await.unwrap().unwrap().0.username, "alice");
     assert!(store.user_by_api_token(&token_hash("rfu_y")).await.unwrap().is_none());
 
     // Enrollment: limits, expiry, revocation — and a failed enrollment leaves nothing behind.

@@ -25,7 +25,7 @@ impl Fix for EnableRemoteDesktopGroup {
         FixMeta {
             id: "host.firewall.enable",
             title: "Enable the \"Remote Desktop\" firewall rules on the active profile",
-            needs_approval: false,
+            needs_approval: true,
             irreversible: false,
         }
     }

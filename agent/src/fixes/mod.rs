@@ -191,7 +191,12 @@ mod catalogue_tests {
         for f in ours {
             let m = f.meta();
             let shared = rdpfleet_proto::fixes::lookup(m.id).unwrap_or_else(|| panic!("{} missing from proto", m.id));
-            assert_eq!((shared.needs_approval, shared.irreversible), (m.needs_approval, m.irreversible), "{}", m.id);
+            assert_eq!(
+                (shared.needs_approval(), shared.irreversible()),
+                (m.needs_approval, m.irreversible),
+                "{}",
+                m.id
+            );
         }
     }
 }

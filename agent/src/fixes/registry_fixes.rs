@@ -213,14 +213,15 @@ impl Fix for ClearMsLicensing {
 }
 
 pub fn all() -> Vec<Box<dyn Fix>> {
-    let fix = |id, title, settings| -> Box<dyn Fix> {
-        Box::new(RegistryFix { meta: FixMeta { id, title, needs_approval: false, irreversible: false }, settings })
+    // `needs_approval`: the fix can widen exposure (see `rdpfleet_proto::fixes::Risk`).
+    let fix = |id, title, needs_approval, settings| -> Box<dyn Fix> {
+        Box::new(RegistryFix { meta: FixMeta { id, title, needs_approval, irreversible: false }, settings })
     };
     vec![
-        fix("host.rdp.enable", "Allow Remote Desktop connections", rdp_enabled),
-        fix("host.nla.enable", "Require Network Level Authentication", nla_enabled),
-        fix("host.security_layer.set", "Set the RDP security layer to TLS or negotiate", security_layer),
-        fix("host.tls12.enable", "Enable TLS 1.2 in Schannel (server and client)", tls12_enabled),
+        fix("host.rdp.enable", "Allow Remote Desktop connections", true, rdp_enabled),
+        fix("host.nla.enable", "Require Network Level Authentication", false, nla_enabled),
+        fix("host.security_layer.set", "Set the RDP security layer to TLS or negotiate", true, security_layer),
+        fix("host.tls12.enable", "Enable TLS 1.2 in Schannel (server and client)", false, tls12_enabled),
         Box::new(ClearMsLicensing),
     ]
 }

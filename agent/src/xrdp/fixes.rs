@@ -129,7 +129,7 @@ impl Fix for SetSecurityLayer {
         FixMeta {
             id: "xrdp.security_layer.set",
             title: "Set xrdp's security layer to TLS or negotiate",
-            needs_approval: false,
+            needs_approval: true,
             irreversible: false,
         }
     }

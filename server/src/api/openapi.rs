@@ -33,10 +33,18 @@ use utoipa::{Modify, OpenApi};
         super::user::rollouts::resume,
         super::user::rollouts::abort,
         super::user::rollouts::rollback,
+        super::user::users::list,
+        super::user::users::disable,
+        super::user::users::enable,
+        super::user::users::delete,
+        super::user::users::set_role,
+        super::user::users::tokens,
+        super::user::users::revoke_token,
     ),
     modifiers(&BearerSchemes),
     tags((name = "agent", description = "Called by rdpfleet-agent"), (name = "machines", description = "Fleet inventory and results"),
         (name = "rollouts", description = "Fixes rolled out in waves, with approvals and rollback"),
+        (name = "people", description = "Accounts and API tokens: disable, enable, role, delete, revoke"),
         (name = "dashboard", description = "The dashboard's pages as JSON: overview, machines, checks, incidents, connection map"))
 )]
 pub struct ApiDoc;

@@ -3,6 +3,8 @@
 //! machines get signed jobs; a finished wave either halts the rollout (more failures than allowed:
 //! the wave's succeeded machines are rolled back) or opens the next wave; the last wave completes
 //! it. Every step is a conditional update, so a restarted server carries on where it stopped.
+pub mod policy;
+
 use std::time::Duration;
 
 use base64::Engine;

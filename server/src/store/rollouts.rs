@@ -22,6 +22,19 @@ pub struct RolloutRow {
     pub halted_reason: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The proposer's user id (absent on rollouts from before it was kept).
+    #[serde(skip)]
+    pub proposed_by_id: Option<String>,
+    /// JSON array of why it needs approval.
+    #[serde(skip)]
+    pub approval_reasons: String,
+}
+
+impl RolloutRow {
+    /// Why this rollout needs a second person's approval (empty: it does not).
+    pub fn approval_reasons(&self) -> Vec<String> {
+        serde_json::from_str(&self.approval_reasons).unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
@@ -52,8 +65,10 @@ pub struct NewRollout<'a> {
     pub params: &'a serde_json::Value,
     pub dry_run: bool,
     pub source: Option<&'a str>,
-    pub needs_approval: bool,
+    /// Why a second person must approve; empty: ready at once.
+    pub approval_reasons: Vec<String>,
     pub proposed_by: &'a str,
+    pub proposed_by_id: Option<Uuid>,
     pub canary: i64,
     pub growth: i64,
     pub max_failures: i64,
@@ -76,17 +91,18 @@ pub struct TargetJob<'a> {
 }
 
 const ROLLOUT_COLUMNS: &str = "id, fix_id, params, dry_run, source, state, proposed_by, approved_by, canary, growth, \
-     max_failures, current_wave, halted_reason, created_at, updated_at";
+     max_failures, current_wave, halted_reason, created_at, updated_at, proposed_by_id, approval_reasons";
 
 impl Store {
     pub async fn create_rollout(&self, r: NewRollout<'_>, audit: NewAuditEntry) -> StoreResult<Uuid> {
         let id = Uuid::new_v4();
         let now = now_ms();
-        let state = if r.needs_approval { "awaiting_approval" } else { "ready" };
+        let state = if r.approval_reasons.is_empty() { "ready" } else { "awaiting_approval" };
+        let reasons = serde_json::to_string(&r.approval_reasons).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         with_db!(self, p => {
             let mut tx = p.begin_with(self.begin_write()).await?;
             sqlx::query(&format!(
-                "INSERT INTO rollouts ({ROLLOUT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $9, $10, 0, NULL, $11, $11)"
+                "INSERT INTO rollouts ({ROLLOUT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $9, $10, 0, NULL, $11, $11, $12, $13)"
             ))
             .bind(id.to_string())
             .bind(r.fix_id)
@@ -99,6 +115,8 @@ impl Store {
             .bind(r.growth)
             .bind(r.max_failures)
             .bind(now)
+            .bind(r.proposed_by_id.map(|u| u.to_string()))
+            .bind(&reasons)
             .execute(&mut *tx)
             .await?;
             for t in &r.targets {
@@ -116,6 +134,7 @@ impl Store {
             tx.append_audit(&audit.details(serde_json::json!({
                 "rollout": id.to_string(), "fix": r.fix_id, "params": r.params, "dry_run": r.dry_run,
                 "machines": r.targets.len(), "canary": r.canary, "growth": r.growth, "max_failures": r.max_failures,
+                "approval_reasons": r.approval_reasons,
             })))
             .await?;
             tx.commit().await?;

@@ -8,8 +8,9 @@ use serde::Deserialize;
 
 use super::auth_pages::{MIN_PASSWORD, valid_username};
 use super::session::Session;
-use super::view::{Nav, TokenView, TokensPage, UsersPage, at};
+use super::view::{AccountView, ApiTokenView, Nav, TokenView, TokensPage, UsersPage, at};
 use super::{WebError, WebResult, render};
+use crate::accounts::{self, Actor, Delivery};
 use crate::secrets::{TokenKind, hash_password, new_token, token_hash};
 use crate::state::AppState;
 use crate::store::StoreError;
@@ -17,18 +18,47 @@ use crate::store::audit::{ActorKind, NewAuditEntry};
 use crate::store::enrollment::NewEnrollmentToken;
 use crate::store::now_ms;
 use crate::store::users::Role;
+use crate::store::users::{AccountChange, ChangeOutcome};
 
 fn form<T>(f: Result<Form<T>, FormRejection>) -> WebResult<T> {
     f.map(|Form(v)| v).map_err(|e| WebError::BadRequest(e.body_text()))
 }
 
 async fn users_page(state: &AppState, session: &Session, message: Option<String>) -> WebResult<UsersPage> {
-    let users = state
-        .store
-        .list_users()
-        .await?
-        .into_iter()
-        .map(|u| (u.username, u.role, at(u.created_at), u.disabled_at.is_some()))
+    let accounts = state.store.accounts().await?;
+    let tokens = state.store.api_tokens(None).await?;
+    let name_of = |id: Option<uuid::Uuid>| {
+        id.and_then(|id| accounts.iter().find(|a| a.id == id)).map(|a| a.username.clone()).unwrap_or_default()
+    };
+    let now = now_ms();
+    let users = accounts
+        .iter()
+        .map(|a| AccountView {
+            id: a.id.to_string(),
+            username: a.username.clone(),
+            role: a.role.as_str(),
+            created: at(a.created_at),
+            created_by: name_of(a.created_by),
+            state: a.state(),
+            is_self: a.id == session.user.id,
+            tokens: tokens
+                .iter()
+                .filter(|t| t.user_id == a.id)
+                .map(|t| ApiTokenView {
+                    id: t.id.to_string(),
+                    label: t.label.clone(),
+                    scope: t.scope.as_str(),
+                    created: at(t.created_at),
+                    expires: t.expires_at.map(at).unwrap_or_else(|| "never".into()),
+                    last_used: t.last_used_at.map(at).unwrap_or_else(|| "never".into()),
+                    state: match (t.revoked_at, t.expires_at) {
+                        (Some(_), _) => "revoked",
+                        (None, Some(e)) if e <= now => "expired",
+                        _ => "active",
+                    },
+                })
+                .collect(),
+        })
         .collect();
     Ok(UsersPage { nav: Nav::of(session, "users"), users, message })
 }
@@ -77,9 +107,8 @@ pub async fn create_user(
         .await
         .map_err(WebError::internal)?
         .map_err(WebError::internal)?;
-    let audit = NewAuditEntry::new(ActorKind::User, &session.user.username, "user.created", name)
-        .details(serde_json::json!({"role": role.as_str()}));
-    match state.store.create_user(name, &hash, role, audit).await {
+    let actor = Actor::user(&session.user);
+    match accounts::create(&state.store, &state.notifier, Delivery::Background, &actor, name, &hash, role).await {
         Ok(_) => Ok(Redirect::to("/admin/users").into_response()),
         Err(StoreError::Conflict) => {
             let page = users_page(&state, &session, Some(format!("A user named {name} already exists."))).await?;
@@ -87,6 +116,63 @@ pub async fn create_user(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+#[derive(Deserialize)]
+pub struct AccountForm {
+    #[serde(default)]
+    csrf: String,
+    /// For `role`.
+    #[serde(default)]
+    role: String,
+}
+
+/// `POST /admin/users/{user_id}/{disable|enable|delete|role}`.
+pub async fn change_user(
+    State(state): State<AppState>,
+    session: Session,
+    path: Result<Path<(String, String)>, PathRejection>,
+    f: Result<Form<AccountForm>, FormRejection>,
+) -> WebResult<Response> {
+    session.require(Role::Admin)?;
+    let f = form(f)?;
+    session.check_csrf(&f.csrf)?;
+    let Path((id, action)) = path.map_err(|_| WebError::NotFound)?;
+    let id: uuid::Uuid = id.parse().map_err(|_| WebError::NotFound)?;
+    let change = match action.as_str() {
+        "disable" => AccountChange::Disable,
+        "enable" => AccountChange::Enable,
+        "delete" => AccountChange::Delete,
+        "role" => AccountChange::SetRole(Role::parse(&f.role).ok_or(WebError::BadRequest("unknown role".into()))?),
+        _ => return Err(WebError::NotFound),
+    };
+    let actor = Actor::user(&session.user);
+    match accounts::change(&state.store, &state.notifier, Delivery::Background, &actor, id, change).await? {
+        ChangeOutcome::Done => Ok(Redirect::to("/admin/users").into_response()),
+        ChangeOutcome::NotFound => Err(WebError::NotFound),
+        ChangeOutcome::Unchanged => {
+            Err(WebError::Conflict("nothing to change (already so, or the account is deleted)".into()))
+        }
+        ChangeOutcome::LastAdmin => Err(WebError::Conflict("this would leave no active administrator".into())),
+    }
+}
+
+/// `POST /admin/api-tokens/{token_id}/revoke`.
+pub async fn revoke_api_token(
+    State(state): State<AppState>,
+    session: Session,
+    id: Result<Path<String>, PathRejection>,
+    f: Result<Form<CsrfOnly>, FormRejection>,
+) -> WebResult<Response> {
+    session.require(Role::Admin)?;
+    let f = form(f)?;
+    session.check_csrf(&f.csrf)?;
+    let id = super::pages::uuid_of(id)?;
+    let audit = NewAuditEntry::new(ActorKind::User, &session.user.username, "api_token.revoked", id.to_string());
+    if !state.store.revoke_api_token(id, None, audit).await? {
+        return Err(WebError::NotFound);
+    }
+    Ok(Redirect::to("/admin/users").into_response())
 }
 
 async fn tokens_page(state: &AppState, session: &Session, created: Option<String>) -> WebResult<TokensPage> {

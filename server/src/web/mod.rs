@@ -133,6 +133,8 @@ pub fn routes() -> Router<AppState> {
         .route("/audit", get(audit::page))
         .route("/export/audit.csv", get(audit::csv))
         .route("/admin/users", get(admin::users).post(admin::create_user))
+        .route("/admin/users/{user_id}/{action}", post(admin::change_user))
+        .route("/admin/api-tokens/{token_id}/revoke", post(admin::revoke_api_token))
         .route("/admin/tokens", get(admin::tokens).post(admin::create_token))
         .route("/admin/tokens/{token_id}/revoke", post(admin::revoke_token))
         .route("/export/machines.csv", get(export::machines_csv))

@@ -255,6 +255,12 @@ pub async fn incident(
         events: s.incident_events(id).await?.into_iter().map(|e| (at(e.at), e)).collect(),
         failures: evidence["failures"].as_i64().unwrap_or(0),
         chain,
+        approval_note: i
+            .fix_id
+            .as_deref()
+            .and_then(rdpfleet_proto::fixes::lookup)
+            .and_then(|f| f.risk.reason(f.id))
+            .map(|r| format!("A rollout of it needs a second person's approval: {r}.")),
         i: IncidentView::of(&i),
     };
     render(&page)

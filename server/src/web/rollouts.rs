@@ -101,7 +101,7 @@ pub async fn propose(
         growth: f.growth,
         max_failures: f.max_failures,
     };
-    let id = create(&state, &session.user.username, &req).await.map_err(app)?;
+    let id = create(&state, &session.user, &req).await.map_err(app)?;
     Ok(Redirect::to(&format!("/rollouts/{id}")).into_response())
 }
 
@@ -122,7 +122,7 @@ pub async fn act(
     session.check_csrf(&f.csrf)?;
     let Path((id, action)) = p.map_err(|_| WebError::NotFound)?;
     let id = Uuid::parse_str(&id).map_err(|_| WebError::NotFound)?;
-    let user = UserAuth(session.user.clone());
+    let user = UserAuth(session.user.clone(), crate::store::users::TokenScope::Operate);
     if action == "rollback" {
         roll_back(&state, &user, id, &RollbackRequest { machine: None, wave: None }).await.map_err(app)?;
     } else {

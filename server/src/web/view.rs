@@ -400,6 +400,8 @@ pub struct IncidentPage {
     pub events: Vec<(String, IncidentEventRow)>,
     pub chain: Vec<LinkView>,
     pub failures: i64,
+    /// Why a rollout of the incident's fix will need a second person's approval, if it will.
+    pub approval_note: Option<String>,
 }
 
 pub struct MapCellView {
@@ -429,8 +431,31 @@ pub struct MapPage {
 #[template(path = "users.html")]
 pub struct UsersPage {
     pub nav: Nav,
-    pub users: Vec<(String, String, String, bool)>,
+    pub users: Vec<AccountView>,
     pub message: Option<String>,
+}
+
+pub struct AccountView {
+    pub id: String,
+    pub username: String,
+    pub role: &'static str,
+    pub created: String,
+    /// Who created it (empty: the command line or the first start).
+    pub created_by: String,
+    pub state: &'static str,
+    /// The signed-in admin's own account.
+    pub is_self: bool,
+    pub tokens: Vec<ApiTokenView>,
+}
+
+pub struct ApiTokenView {
+    pub id: String,
+    pub label: String,
+    pub scope: &'static str,
+    pub created: String,
+    pub expires: String,
+    pub last_used: String,
+    pub state: &'static str,
 }
 
 pub struct TokenView {
@@ -475,6 +500,8 @@ pub struct RolloutView {
     pub canary: i64,
     pub growth: i64,
     pub max_failures: i64,
+    /// Why it needs a second person's approval.
+    pub approval_reasons: Vec<String>,
 }
 
 impl RolloutView {
@@ -507,6 +534,7 @@ impl RolloutView {
             canary: r.canary,
             growth: r.growth,
             max_failures: r.max_failures,
+            approval_reasons: r.approval_reasons(),
         }
     }
 }

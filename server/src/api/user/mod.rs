@@ -1,10 +1,11 @@
-//! JSON API for people and scripts (personal API tokens). Read-only in this version.
+//! JSON API for people and scripts (personal API tokens).
 pub mod fleet;
 pub mod machine_diagnoses;
 pub mod machine_history;
 pub mod machine_results;
 pub mod machines;
 pub mod rollouts;
+pub mod users;
 
 use serde::Serialize;
 

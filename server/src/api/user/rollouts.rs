@@ -11,10 +11,11 @@ use uuid::Uuid;
 use crate::auth::user::UserAuth;
 use crate::error::{AppError, AppResult};
 use crate::extract::{ApiJson, ApiPath};
+use crate::rollout::policy;
 use crate::state::AppState;
 use crate::store::audit::{ActorKind, NewAuditEntry};
 use crate::store::rollouts::{NewRollout, NewTarget, RolloutRow, TargetRow};
-use crate::store::users::Role;
+use crate::store::users::{Role, User};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -43,12 +44,18 @@ pub struct ProposeRollout {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RolloutDetail {
     pub rollout: RolloutRow,
+    /// Why a second person must approve it (empty: no approval needed).
+    pub approval_reasons: Vec<String>,
     pub targets: Vec<TargetRow>,
 }
 
 pub async fn detail(state: &AppState, id: Uuid) -> AppResult<RolloutDetail> {
     let rollout = state.store.rollout(id).await?.ok_or(AppError::NotFound("rollout"))?;
-    Ok(RolloutDetail { rollout, targets: state.store.rollout_targets(id).await? })
+    Ok(RolloutDetail {
+        approval_reasons: rollout.approval_reasons(),
+        rollout,
+        targets: state.store.rollout_targets(id).await?,
+    })
 }
 
 fn audit(user: &UserAuth, action: &'static str, id: Uuid) -> NewAuditEntry {
@@ -63,12 +70,12 @@ pub async fn propose(
     ApiJson(req): ApiJson<ProposeRollout>,
 ) -> AppResult<(StatusCode, Json<RolloutDetail>)> {
     user.require(Role::Operator)?;
-    let id = create(&state, &user.0.username, &req).await?;
+    let id = create(&state, &user.0, &req).await?;
     Ok((StatusCode::CREATED, Json(detail(&state, id).await?)))
 }
 
 /// Validates a proposal and creates the rollout (the JSON API and the dashboard's forms).
-pub async fn create(state: &AppState, proposer: &str, req: &ProposeRollout) -> AppResult<Uuid> {
+pub async fn create(state: &AppState, proposer: &User, req: &ProposeRollout) -> AppResult<Uuid> {
     let info = fixes::lookup(&req.fix).ok_or_else(|| AppError::Validation(format!("unknown fix {:?}", req.fix)))?;
     let (canary, growth, max_failures) =
         (req.canary.unwrap_or(1), req.growth.unwrap_or(2), req.max_failures.unwrap_or(0));
@@ -110,6 +117,16 @@ pub async fn create(state: &AppState, proposer: &str, req: &ProposeRollout) -> A
         found.push((m.hostname, *id, fix));
     }
     found.sort();
+    let policy = state.settings.approval_policy();
+    let cap = policy.canary_cap(found.len());
+    if !req.dry_run && canary as usize > cap {
+        return Err(AppError::Validation(format!(
+            "canary {canary} is more than the first wave may hold for {} machine(s): at most {cap} \
+             ({}% of the machines, at least 1; the server's max_canary_pct)",
+            found.len(),
+            policy.max_canary_pct
+        )));
+    }
     let wave_of =
         crate::rollout::waves(found.len(), if req.dry_run { found.len() } else { canary as usize }, growth as usize);
     let targets = found
@@ -117,20 +134,22 @@ pub async fn create(state: &AppState, proposer: &str, req: &ProposeRollout) -> A
         .zip(wave_of)
         .map(|((_, id, fix), wave)| NewTarget { machine_id: *id, fix_id: fix, wave })
         .collect();
-    let approval = found.iter().any(|(_, _, f)| fixes::lookup(f).is_some_and(|i| i.needs_approval || i.irreversible));
+    let mut infos: Vec<&fixes::FixInfo> = vec![info];
+    infos.extend(found.iter().filter_map(|(_, _, f)| fixes::lookup(f)));
     let r = NewRollout {
         fix_id: info.id,
         params: &req.params,
         dry_run: req.dry_run,
         source: source.as_deref(),
-        needs_approval: !req.dry_run && (approval || info.needs_approval || info.irreversible),
-        proposed_by: proposer,
+        approval_reasons: policy.reasons(&infos, found.len(), req.dry_run),
+        proposed_by: &proposer.username,
+        proposed_by_id: Some(proposer.id),
         canary,
         growth,
         max_failures,
         targets,
     };
-    let audit = NewAuditEntry::new(ActorKind::User, proposer, "rollout.proposed", req.fix.clone());
+    let audit = NewAuditEntry::new(ActorKind::User, &proposer.username, "rollout.proposed", req.fix.clone());
     Ok(state.store.create_rollout(r, audit).await?)
 }
 
@@ -196,8 +215,13 @@ pub async fn act(state: &AppState, user: &UserAuth, id: Uuid, action: Action) ->
     user.require(role)?;
     let r = state.store.rollout(id).await?.ok_or(AppError::NotFound("rollout"))?;
     let approver = (action == Action::Approve).then_some(user.0.username.as_str());
-    if approver.is_some_and(|a| a == r.proposed_by) {
-        return Err(AppError::Forbidden("a rollout is approved by someone other than its proposer"));
+    if action == Action::Approve {
+        let account = state.store.account(user.0.id).await?.ok_or(AppError::Unauthorized)?;
+        let sponsors = state.store.sponsors(user.0.id).await?;
+        let proposer = r.proposed_by_id.as_deref().and_then(|p| p.parse().ok());
+        if let Some(why) = policy::approver_refusal(&account, &sponsors, proposer, &r.proposed_by, r.created_at) {
+            return Err(AppError::Forbidden(why));
+        }
     }
     if !state.store.transition_rollout(id, from, to, None, None, approver, Some(audit(user, audit_action, id))).await? {
         return Err(AppError::Conflict(format!(
