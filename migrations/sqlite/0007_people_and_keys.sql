@@ -30,3 +30,9 @@ CREATE TABLE signing_keys (
     -- The statement, signed by the key it replaces, that introduced this key (NULL for the first).
     rotation      TEXT
 );
+
+-- The audit chain is keyed (HMAC-SHA256 with a secret kept outside the database) from entry
+-- keyed_from on; entries before it were written by an older version with plain SHA-256.
+-- key_id identifies the key (an HMAC of a constant), so a wrong key is refused, not mixed in.
+ALTER TABLE audit_head ADD COLUMN key_id TEXT;
+ALTER TABLE audit_head ADD COLUMN keyed_from INTEGER;

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::accounts::{Actor, Delivery};
 use crate::config::{FlagOverrides, LogFormat, Settings, redact_url};
 use crate::secrets::{TokenKind, hash_password, new_password, new_token, token_hash};
-use crate::store::audit::{ActorKind, NewAuditEntry};
+use crate::store::audit::{ActorKind, AuditKey, NewAuditEntry};
 use crate::store::enrollment::NewEnrollmentToken;
 use crate::store::users::{AccountChange, ChangeOutcome, NewApiToken, Role, TokenScope};
 use crate::store::{Store, now_ms, time_of};
@@ -59,15 +59,25 @@ pub enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCmd),
-    /// Create the job-signing key file if it does not exist (mode 0600) and print its public
-    /// half; for deployments where several replicas share one key.
+    /// Create the job-signing key and audit key files if they do not exist (mode 0600) and print
+    /// the signing key's public half; for deployments where several replicas share the keys.
     SigningKey,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCmd {
-    /// Check the hash chain; exit 0 when intact, 1 naming the first broken entry.
-    Verify,
+    /// Check the keyed hash chain and every signed checkpoint; exit 0 when all agree, 1 naming
+    /// the first entry (or range of entries) that does not.
+    Verify {
+        /// Checkpoint file (default: `audit_checkpoint_path`); give copies kept elsewhere too.
+        #[arg(long)]
+        checkpoints: Vec<PathBuf>,
+    },
+    /// Write a signed checkpoint of the chain now (the server writes one every
+    /// `audit_checkpoint_secs` while the chain moves).
+    Checkpoint,
+    /// Print the public key that checkpoints are signed with (give it to whoever keeps copies).
+    CheckpointKey,
 }
 
 #[derive(Debug, Subcommand)]
@@ -251,12 +261,19 @@ fn init_tracing(format: LogFormat) {
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     if let Command::SigningKey = command {
         let key = crate::signing::load_or_create(&settings.signing_key_path)?;
+        // Replicas share the audit key as they share the signing key: made here too.
+        crate::signing::load_or_create_secret(&settings.audit_key_path)?;
         println!("{}", crate::signing::public_key_base64(&key));
         return Ok(());
     }
     let store = Store::connect(&settings.database_url)
         .await
         .with_context(|| format!("cannot open database {}", redact_url(&settings.database_url)))?;
+    let key = audit_key(&settings, &store, &command).await?;
+    let store = store.with_audit_key(key);
+    if !matches!(command, Command::Audit(AuditCmd::Verify { .. })) {
+        store.check_audit_key().await.context("refusing to write to the audit chain")?;
+    }
     let actor = std::env::var("USER").unwrap_or_else(|_| "cli".to_owned());
     let audit =
         |action: &'static str, subject: String| NewAuditEntry::new(ActorKind::Cli, actor.clone(), action, subject);
@@ -264,15 +281,46 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve { .. } => serve(settings, store).await,
         Command::SigningKey => Ok(()),
-        Command::Audit(AuditCmd::Verify) => match store.verify_audit_chain().await? {
-            crate::store::audit::ChainCheck::Intact { entries } => {
-                println!("audit chain intact: {entries} entries");
-                Ok(())
+        Command::Audit(AuditCmd::Verify { checkpoints }) => {
+            let files = if checkpoints.is_empty() { vec![settings.audit_checkpoint_path.clone()] } else { checkpoints };
+            let mut all = Vec::new();
+            for f in &files {
+                all.extend(crate::audit_checkpoint::read_all(f).map_err(|e| anyhow::anyhow!(e))?);
             }
-            crate::store::audit::ChainCheck::Broken { entry, reason } => {
-                anyhow::bail!("audit chain broken at entry {entry}: {reason}")
+            let v = crate::audit_checkpoint::verify(&store, &all).await?;
+            for p in &v.problems {
+                eprintln!("audit checkpoint problem: {p}");
             }
-        },
+            match v.chain {
+                crate::store::audit::ChainCheck::Intact { entries } if v.problems.is_empty() => {
+                    println!(
+                        "audit chain intact: {entries} entries, key {}, {} checkpoint(s) agree",
+                        store.audit_key().id(),
+                        v.checkpoints
+                    );
+                    Ok(())
+                }
+                crate::store::audit::ChainCheck::Intact { .. } => {
+                    anyhow::bail!("audit chain disagrees with {} checkpoint(s)", v.problems.len())
+                }
+                crate::store::audit::ChainCheck::Broken { entry, reason } => {
+                    anyhow::bail!("audit chain broken at entry {entry}: {reason}")
+                }
+            }
+        }
+        Command::Audit(AuditCmd::Checkpoint) => {
+            let c =
+                crate::audit_checkpoint::write_now(&store, &settings.audit_checkpoint_path, &notifier, None).await?;
+            if let Some(c) = c {
+                println!("checkpoint of {} entries written to {}", c.count, settings.audit_checkpoint_path.display());
+            }
+            Ok(())
+        }
+        Command::Audit(AuditCmd::CheckpointKey) => {
+            let vk = store.audit_key().checkpoint_signing_key().verifying_key();
+            println!("{}", base64::Engine::encode(&base64::engine::general_purpose::STANDARD, vk.to_bytes()));
+            Ok(())
+        }
         Command::Demo { machines, .. } => {
             if store.machines(1, 0).await?.is_empty() {
                 println!(
@@ -518,6 +566,25 @@ async fn change_user(
         ChangeOutcome::Unchanged => anyhow::bail!("{username}: nothing to change (already so, or deleted)"),
         ChangeOutcome::LastAdmin => anyhow::bail!("{username}: this would leave no active administrator"),
     }
+}
+
+/// The audit key: created by `serve` and `demo` (and by any command while the database has no
+/// keyed chain yet); otherwise it must exist, since a new one would not match the chain.
+async fn audit_key(settings: &Settings, store: &Store, command: &Command) -> anyhow::Result<AuditKey> {
+    let path = &settings.audit_key_path;
+    let may_create =
+        matches!(command, Command::Serve { .. } | Command::Demo { .. }) || store.audit_head().await?.key_id.is_none();
+    let secret = if may_create {
+        crate::signing::load_or_create_secret(path)?
+    } else {
+        crate::signing::load_secret(path).with_context(|| {
+            format!(
+                "this database's audit chain is keyed: the audit key file {} is needed (audit_key_path)",
+                path.display()
+            )
+        })?
+    };
+    Ok(AuditKey::from_bytes(secret))
 }
 
 fn format_ms(ms: i64) -> String {

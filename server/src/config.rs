@@ -16,6 +16,13 @@ pub struct Settings {
     pub database_url: String,
     /// Ed25519 key that signs jobs; created with mode 0600 on first start.
     pub signing_key_path: PathBuf,
+    /// Secret that keys the audit chain's hashes; created with mode 0600 on first start. Keep
+    /// it beside the signing key, outside the database and its backups.
+    pub audit_key_path: PathBuf,
+    /// Signed audit checkpoints are appended here (one JSON line each).
+    pub audit_checkpoint_path: PathBuf,
+    /// Seconds between audit checkpoints (one is written only when the chain has moved).
+    pub audit_checkpoint_secs: u64,
     /// The URL agents use to reach this server, shown in enrollment instructions.
     pub public_url: Option<String>,
     /// Largest accepted request body.
@@ -67,6 +74,9 @@ impl Default for Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url: "sqlite://rdpfleet.db".to_owned(),
             signing_key_path: PathBuf::from("rdpfleet-signing.key"),
+            audit_key_path: PathBuf::from("rdpfleet-audit.key"),
+            audit_checkpoint_path: PathBuf::from("rdpfleet-audit-checkpoints.jsonl"),
+            audit_checkpoint_secs: 300,
             public_url: None,
             max_body_bytes: 1024 * 1024,
             long_poll_max_secs: 30,
@@ -88,10 +98,13 @@ impl Default for Settings {
 }
 
 /// Keys taken from the environment, as `RDPFLEET_<KEY>`; other `RDPFLEET_*` variables are ignored.
-const ENV_KEYS: [&str; 19] = [
+const ENV_KEYS: [&str; 22] = [
     "listen",
     "database_url",
     "signing_key_path",
+    "audit_key_path",
+    "audit_checkpoint_path",
+    "audit_checkpoint_secs",
     "public_url",
     "max_body_bytes",
     "long_poll_max_secs",
@@ -175,6 +188,9 @@ impl Settings {
         if self.max_connections == 0 || self.max_connections > 1_000_000 {
             return Err(ConfigError::Value("max_connections must be within 1..=1000000".into()));
         }
+        if !(1..=86_400).contains(&self.audit_checkpoint_secs) {
+            return Err(ConfigError::Value("audit_checkpoint_secs must be within 1..=86400".into()));
+        }
         if !(1..=100).contains(&self.max_canary_pct) {
             return Err(ConfigError::Value("max_canary_pct must be within 1..=100".into()));
         }
@@ -210,6 +226,9 @@ impl std::fmt::Debug for Settings {
             .field("listen", &self.listen)
             .field("database_url", &redact_url(&self.database_url))
             .field("signing_key_path", &self.signing_key_path)
+            .field("audit_key_path", &self.audit_key_path)
+            .field("audit_checkpoint_path", &self.audit_checkpoint_path)
+            .field("audit_checkpoint_secs", &self.audit_checkpoint_secs)
             .field("public_url", &self.public_url)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("long_poll_max_secs", &self.long_poll_max_secs)

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod api;
+pub mod audit_checkpoint;
 pub mod auth;
 pub mod bootstrap;
 pub mod cli;
@@ -68,6 +69,13 @@ pub async fn launch(
     let counts =
         state.fleet_counts.clone().spawn_refresher(store.clone(), std::time::Duration::from_secs(5), cancel.clone());
     let seen = state.seen.spawn_flusher(store.clone(), std::time::Duration::from_secs(5), cancel.clone());
+    let checkpoints = audit_checkpoint::spawn(
+        store.clone(),
+        state.settings.audit_checkpoint_path.clone(),
+        std::time::Duration::from_secs(state.settings.audit_checkpoint_secs),
+        state.notifier.clone(),
+        cancel.clone(),
+    );
     let notifier = state.notifier.clone();
     let rollouts = rollout::spawn(
         store.clone(),
@@ -99,6 +107,7 @@ pub async fn launch(
     // The flusher writes its last marks when it sees the cancellation.
     cancel_after.cancel();
     let _ = seen.await;
+    let _ = checkpoints.await;
     correlation.abort();
     rollouts.abort();
     job_index.abort();

@@ -8,37 +8,51 @@ use rand::rngs::OsRng;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SigningKeyError {
-    #[error("cannot read signing key {path}: {source}")]
+    #[error("cannot read key file {path}: {source}")]
     Read { path: String, source: std::io::Error },
-    #[error("cannot create signing key {path}: {source}")]
+    #[error("cannot create key file {path}: {source}")]
     Create { path: String, source: std::io::Error },
-    #[error("signing key {0} is not a 32-byte hex seed")]
+    #[error("key file {0} is not a 32-byte hex seed")]
     Malformed(String),
 }
 
 /// Loads the key, creating it (mode 0600) on first start.
 pub fn load_or_create(path: &Path) -> Result<SigningKey, SigningKeyError> {
-    let shown = path.display().to_string();
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
-            let bytes = hex::decode(text.trim()).map_err(|_| SigningKeyError::Malformed(shown.clone()))?;
-            let seed: [u8; 32] = bytes.try_into().map_err(|_| SigningKeyError::Malformed(shown))?;
-            Ok(SigningKey::from_bytes(&seed))
+    Ok(SigningKey::from_bytes(&load_or_create_secret(path)?))
+}
+
+/// A 32-byte secret kept as hex in a file (the signing key's seed, the audit key), created
+/// with mode 0600 when absent.
+pub fn load_or_create_secret(path: &Path) -> Result<[u8; 32], SigningKeyError> {
+    match load_secret(path) {
+        Err(SigningKeyError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            let shown = path.display().to_string();
+            let mut seed = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut OsRng, &mut seed);
+            write_secret(path, &seed).map_err(|source| SigningKeyError::Create { path: shown, source })?;
+            Ok(seed)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = SigningKey::generate(&mut OsRng);
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-            let mut f = opts.open(path).map_err(|source| SigningKeyError::Create { path: shown.clone(), source })?;
-            f.write_all(hex::encode(key.to_bytes()).as_bytes())
-                .and_then(|()| f.sync_all())
-                .map_err(|source| SigningKeyError::Create { path: shown, source })?;
-            Ok(key)
-        }
-        Err(source) => Err(SigningKeyError::Read { path: shown, source }),
+        other => other,
     }
+}
+
+/// A 32-byte hex secret from a file that must exist.
+pub fn load_secret(path: &Path) -> Result<[u8; 32], SigningKeyError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| SigningKeyError::Read { path: shown.clone(), source })?;
+    let bytes = hex::decode(text.trim()).map_err(|_| SigningKeyError::Malformed(shown.clone()))?;
+    bytes.try_into().map_err(|_| SigningKeyError::Malformed(shown))
+}
+
+/// Writes a new secret file, readable by its owner only; never overwrites.
+pub fn write_secret(path: &Path, secret: &[u8; 32]) -> std::io::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(path)?;
+    f.write_all(hex::encode(secret).as_bytes())?;
+    f.sync_all()
 }
 
 pub fn public_key_base64(key: &SigningKey) -> String {

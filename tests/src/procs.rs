@@ -32,6 +32,8 @@ pub struct Server {
     pub db_url: String,
     pub dir: PathBuf,
     stderr_log: PathBuf,
+    /// The environment it was started with; admin commands get it too (key paths).
+    env: Vec<(String, String)>,
 }
 
 impl Server {
@@ -69,7 +71,8 @@ impl Server {
         .expect("server did not start within 60 s");
         // Keep draining stdout so the server never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Server { child, url, db_url: db_url.to_owned(), dir: dir.to_owned(), stderr_log }
+        let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Server { child, url, db_url: db_url.to_owned(), dir: dir.to_owned(), stderr_log, env }
     }
 
     pub fn log(&self) -> String {
@@ -78,14 +81,21 @@ impl Server {
 
     /// Runs an admin command against the same database; returns stdout, panics on failure.
     pub async fn admin(&self, args: &[&str]) -> String {
-        admin(&self.db_url, &self.dir, args).await
+        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        admin_with(&self.db_url, &self.dir, &env, args).await
     }
 }
 
 /// `rdpfleet-server --database-url URL ARGS...`, expected to succeed; returns trimmed stdout.
 pub async fn admin(db_url: &str, dir: &Path, args: &[&str]) -> String {
+    admin_with(db_url, dir, &[], args).await
+}
+
+/// [`admin`] with extra environment variables.
+pub async fn admin_with(db_url: &str, dir: &Path, env: &[(&str, &str)], args: &[&str]) -> String {
     let out = Command::new(bin("rdpfleet-server"))
         .current_dir(dir)
+        .envs(env.iter().copied())
         .arg("--database-url")
         .arg(db_url)
         .args(args)

@@ -85,7 +85,7 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(StoreError::from_write)?;
-            tx.append_audit(&audit.details(serde_json::json!({"token_id": id, "label": t.label, "max_uses": t.max_uses, "expires_at": t.expires_at}))).await?;
+            tx.append_audit(&self.audit_key, &audit.details(serde_json::json!({"token_id": id, "label": t.label, "max_uses": t.max_uses, "expires_at": t.expires_at}))).await?;
             tx.commit().await?;
         });
         Ok(id)
@@ -113,7 +113,7 @@ impl Store {
                 .await?
                 .rows_affected();
             if n > 0 {
-                tx.append_audit(&audit).await?;
+                tx.append_audit(&self.audit_key, &audit).await?;
             }
             tx.commit().await?;
             n > 0
@@ -183,7 +183,7 @@ impl Store {
                 .map_err(StoreError::from_write)?;
             let audit = NewAuditEntry::new(super::audit::ActorKind::Agent, m.hostname, "machine.enrolled", machine_id.to_string())
                 .details(serde_json::json!({"enrollment_token_id": token_id, "role": m.role.as_str(), "os": m.os, "site": m.site}));
-            tx.append_audit(&audit).await?;
+            tx.append_audit(&self.audit_key, &audit).await?;
             tx.commit().await?;
         });
         Ok(machine_id)

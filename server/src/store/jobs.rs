@@ -177,7 +177,7 @@ impl Store {
             if n == 1 {
                 let audit = NewAuditEntry::new(ActorKind::Agent, machine_id.to_string(), "job.finished", job_id.to_string())
                     .details(serde_json::json!({"outcome": outcome.as_str(), "message": message, "evidence": evidence}));
-                tx.append_audit(&audit).await?;
+                tx.append_audit(&self.audit_key, &audit).await?;
                 tx.commit().await?;
                 FinishJob::Recorded
             } else {

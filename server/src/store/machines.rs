@@ -103,7 +103,7 @@ impl Store {
                 .await?
                 .rows_affected();
             if n > 0 {
-                tx.append_audit(&audit.details(serde_json::json!({"credentials_revoked": n}))).await?;
+                tx.append_audit(&self.audit_key, &audit.details(serde_json::json!({"credentials_revoked": n}))).await?;
             }
             tx.commit().await?;
             n

@@ -62,6 +62,7 @@ pub struct Store {
     pub(crate) pool: Pool,
     pub(crate) tokens: std::sync::Arc<token_cache::TokenCache>,
     pub(crate) current: std::sync::Arc<current_cache::CurrentCache>,
+    pub(crate) audit_key: std::sync::Arc<audit::AuditKey>,
 }
 
 /// Runs `$body` with `$p` bound to the concrete pool of the active backend.
@@ -146,7 +147,23 @@ impl Store {
                 Pool::Postgres(pool)
             }
         };
-        Ok(Store { pool, tokens: std::sync::Arc::default(), current: std::sync::Arc::default() })
+        Ok(Store {
+            pool,
+            tokens: std::sync::Arc::default(),
+            current: std::sync::Arc::default(),
+            audit_key: std::sync::Arc::new(audit::AuditKey::unconfigured()),
+        })
+    }
+
+    /// This store with the audit chain keyed by `key` (the server and the command line always
+    /// set the configured key; without one, tests get a fixed key).
+    pub fn with_audit_key(mut self, key: audit::AuditKey) -> Store {
+        self.audit_key = std::sync::Arc::new(key);
+        self
+    }
+
+    pub fn audit_key(&self) -> &audit::AuditKey {
+        &self.audit_key
     }
 
     pub fn backend(&self) -> Backend {

@@ -131,7 +131,7 @@ impl Store {
                 .await
                 .map_err(StoreError::from_write)?;
             }
-            tx.append_audit(&audit.details(serde_json::json!({
+            tx.append_audit(&self.audit_key, &audit.details(serde_json::json!({
                 "rollout": id.to_string(), "fix": r.fix_id, "params": r.params, "dry_run": r.dry_run,
                 "machines": r.targets.len(), "canary": r.canary, "growth": r.growth, "max_failures": r.max_failures,
                 "approval_reasons": r.approval_reasons,
@@ -208,7 +208,7 @@ impl Store {
                 .rows_affected();
             if n == 1 {
                 if let Some(a) = &audit {
-                    tx.append_audit(a).await?;
+                    tx.append_audit(&self.audit_key, a).await?;
                 }
                 tx.commit().await?;
             } else {
@@ -254,7 +254,7 @@ impl Store {
                 .bind(rollout.to_string())
                 .execute(&mut *tx)
                 .await?;
-                tx.append_audit(&audit).await?;
+                tx.append_audit(&self.audit_key, &audit).await?;
                 tx.commit().await?;
             } else {
                 tx.rollback().await?;

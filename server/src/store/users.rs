@@ -77,7 +77,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::from_write)?;
-            tx.append_audit(&audit).await?;
+            tx.append_audit(&self.audit_key, &audit).await?;
             tx.commit().await?;
         });
         Ok(User { id, username: username.to_owned(), role })
@@ -112,7 +112,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::from_write)?;
-            tx.append_audit(&audit).await?;
+            tx.append_audit(&self.audit_key, &audit).await?;
             tx.commit().await?;
         });
         Ok(id)
@@ -164,7 +164,7 @@ impl Store {
         let id = Uuid::new_v4();
         let created = with_db!(self, p => {
             let mut tx = p.begin_with(self.begin_write()).await?;
-            tx.append_audit(&audit).await?;
+            tx.append_audit(&self.audit_key, &audit).await?;
             let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&mut *tx).await?;
             if n > 0 {
                 tx.rollback().await?;
@@ -351,7 +351,7 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(StoreError::from_write)?;
-            tx.append_audit(&audit).await?;
+            tx.append_audit(&self.audit_key, &audit).await?;
             tx.commit().await?;
         });
         Ok(User { id, username: username.to_owned(), role })
@@ -375,7 +375,7 @@ impl Store {
             let mut tx = p.begin_with(self.begin_write()).await?;
             // The audit head is locked first: concurrent changes serialise (two admins cannot
             // each disable the other and leave none).
-            tx.append_audit(&audit).await?;
+            tx.append_audit(&self.audit_key, &audit).await?;
             let row: Option<AccountTuple> = sqlx::query_as(&format!("SELECT {ACCOUNT_COLUMNS} FROM users WHERE id = $1"))
                 .bind(&uid)
                 .fetch_optional(&mut *tx)
@@ -491,7 +491,7 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(StoreError::from_write)?;
-            tx.append_audit(&audit).await?;
+            tx.append_audit(&self.audit_key, &audit).await?;
             tx.commit().await?;
         });
         Ok(id)
@@ -540,7 +540,7 @@ impl Store {
             .await?
             .rows_affected();
             if n == 1 {
-                tx.append_audit(&audit).await?;
+                tx.append_audit(&self.audit_key, &audit).await?;
                 tx.commit().await?;
             } else {
                 tx.rollback().await?;
