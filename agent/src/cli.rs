@@ -292,6 +292,7 @@ async fn enroll(
         machine_id: resp.machine_id,
         agent_token: resp.agent_token,
         job_signing_public_key: resp.job_signing_public_key,
+        previous_signing_keys: vec![],
     };
     credential.save(&config.state_dir)?;
     // A new credential starts a new sequence on the server.

@@ -4,7 +4,7 @@ use std::time::Duration;
 use rdpfleet_proto::AGENT_API_V1;
 use rdpfleet_proto::enroll::{EnrollRequest, EnrollResponse};
 use rdpfleet_proto::error::ErrorBody;
-use rdpfleet_proto::job::{Job, JobPollResponse, JobResultRequest};
+use rdpfleet_proto::job::{JobPollResponse, JobResultRequest};
 use rdpfleet_proto::report::{ReportRequest, ReportResponse};
 use reqwest::{StatusCode, Url};
 use serde::de::DeserializeOwned;
@@ -108,14 +108,13 @@ impl Client {
     }
 
     /// Long poll: waits up to `wait` for jobs.
-    pub async fn poll_jobs(&self, machine_id: Uuid, wait: Duration) -> Result<Vec<Job>, ClientError> {
+    pub async fn poll_jobs(&self, machine_id: Uuid, wait: Duration) -> Result<JobPollResponse, ClientError> {
         let rb = self
             .http
             .get(self.url(&format!("/machines/{machine_id}/jobs"))?)
             .query(&[("wait", wait.as_secs())])
             .timeout(wait + Duration::from_secs(30));
-        let resp: JobPollResponse = decode(self.authed(rb).send().await.map_err(ClientError::Transport)?).await?;
-        Ok(resp.jobs)
+        decode(self.authed(rb).send().await.map_err(ClientError::Transport)?).await
     }
 
     pub async fn job_result(&self, machine_id: Uuid, job_id: Uuid, req: &JobResultRequest) -> Result<(), ClientError> {

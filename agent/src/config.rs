@@ -32,6 +32,42 @@ pub struct AgentConfig {
     pub probe: ProbeConfig,
     /// Linux hosts running xrdp.
     pub xrdp: crate::xrdp::XrdpSettings,
+    /// Which fixes the server may have this agent apply: a local policy the server cannot change.
+    pub fixes: FixPolicy,
+}
+
+/// The machine owner's limits on server jobs (Fleet's `scripts_enabled` is the model): jobs are
+/// refused, with the reason, when fixes are off, when the fix is not on a non-empty allow-list,
+/// or when it is on the deny-list. Rollbacks are jobs too.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct FixPolicy {
+    pub enabled: bool,
+    /// Fix ids allowed; empty allows every fix not denied.
+    pub allow: Vec<String>,
+    /// Fix ids never allowed.
+    pub deny: Vec<String>,
+}
+
+impl Default for FixPolicy {
+    fn default() -> Self {
+        FixPolicy { enabled: true, allow: vec![], deny: vec![] }
+    }
+}
+
+impl FixPolicy {
+    /// Why a job of `fix` is not allowed here, if it is not.
+    pub fn refusal(&self, fix: &str) -> Option<String> {
+        if !self.enabled {
+            Some("fixes are turned off in this agent's configuration ([fixes] enabled = false)".into())
+        } else if self.deny.iter().any(|d| d == fix) {
+            Some(format!("{fix} is on this agent's deny-list ([fixes] deny)"))
+        } else if !self.allow.is_empty() && !self.allow.iter().any(|a| a == fix) {
+            Some(format!("{fix} is not on this agent's allow-list ([fixes] allow)"))
+        } else {
+            None
+        }
+    }
 }
 
 /// Settings of the connection-path probe.
@@ -78,6 +114,7 @@ impl Default for AgentConfig {
             targets: vec![],
             probe: ProbeConfig::default(),
             xrdp: crate::xrdp::XrdpSettings::default(),
+            fixes: FixPolicy::default(),
         }
     }
 }
@@ -212,6 +249,11 @@ impl AgentConfig {
         if c.probe.tcp_attempts == 0 || c.probe.tcp_attempts > 50 {
             return Err("probe.tcp_attempts must be within 1..=50".into());
         }
+        for id in c.fixes.allow.iter().chain(&c.fixes.deny) {
+            if rdpfleet_proto::fixes::lookup(id).is_none() {
+                return Err(format!("[fixes] names {id:?}, which is not a fix (see `rdpfleet-agent fix list`)"));
+            }
+        }
         for t in &c.targets {
             t.gateway()?;
             if t.host.trim().is_empty() || t.host.len() > 253 {
@@ -251,6 +293,22 @@ mod tests {
         assert_eq!(AgentConfig::parse("event_window_hours = 72").unwrap().event_window_hours, 72);
         assert!(AgentConfig::parse("[[targets]]\nhost = \"\"").is_err());
         assert!(AgentConfig::parse("[[targets]]\nhost = \"a\"\nport = 0").is_err());
+    }
+
+    #[test]
+    fn the_fix_policy_allows_denies_or_turns_fixes_off() {
+        let c = AgentConfig::parse(
+            "[fixes]\nallow = [\"host.nla.enable\", \"host.rdp.enable\"]\ndeny = [\"host.rdp.enable\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.fixes.refusal("host.nla.enable"), None);
+        assert!(c.fixes.refusal("host.rdp.enable").unwrap().contains("deny-list"));
+        assert!(c.fixes.refusal("host.tls12.enable").unwrap().contains("allow-list"));
+        let off = AgentConfig::parse("[fixes]\nenabled = false\n").unwrap();
+        assert!(off.fixes.refusal("host.nla.enable").unwrap().contains("turned off"));
+        assert_eq!(AgentConfig::default().fixes.refusal("host.rdp.enable"), None);
+        assert!(AgentConfig::parse("[fixes]\ndeny = [\"host.rdp.enabel\"]\n").unwrap_err().contains("not a fix"));
+        assert!(AgentConfig::parse("[fixes]\nenable = false\n").is_err(), "a typo is an error, not fixes left on");
     }
 
     #[test]

@@ -9,8 +9,20 @@ pub struct Credential {
     pub server: String,
     pub machine_id: Uuid,
     pub agent_token: String,
-    /// Pinned at enrollment: jobs must be signed by this key.
+    /// Pinned at enrollment (or taken from a rotation statement this key's predecessor signed):
+    /// jobs must be signed by this key...
     pub job_signing_public_key: String,
+    /// ...or by a key it replaced, until that key's grace period ends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_signing_keys: Vec<PreviousKey>,
+}
+
+/// A job-signing key the server rotated out, accepted until `valid_until`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviousKey {
+    pub key: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub valid_until: time::OffsetDateTime,
 }
 
 impl std::fmt::Debug for Credential {
@@ -72,6 +84,7 @@ mod tests {
             machine_id: Uuid::new_v4(),
             agent_token: "rfa_secret".into(),
             job_signing_public_key: "k".into(),
+            previous_signing_keys: vec![],
         };
         c.save(&state).unwrap();
         assert_eq!(Credential::load(&state).unwrap(), c);

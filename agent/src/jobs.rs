@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use ed25519_dalek::{Signature, Verifier as _, VerifyingKey};
-use rdpfleet_proto::job::{Job, JobAction, JobOutcome, JobResultRequest};
+use rdpfleet_proto::job::{Job, JobAction, JobOutcome, JobResultRequest, KeyRotation};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
@@ -31,7 +31,7 @@ const KEEP_AFTER_EXPIRY_SECS: i64 = 7 * 24 * 3600;
 pub enum Refusal {
     #[error("the job is not signed")]
     Unsigned,
-    #[error("the job's signature does not verify with the server key pinned at enrollment")]
+    #[error("the job's signature does not verify with the server key pinned at enrollment (or a valid rotation of it)")]
     BadSignature,
     #[error("the job expired at {0}")]
     Expired(OffsetDateTime),
@@ -45,34 +45,114 @@ pub enum Refusal {
     NoBackup,
     #[error("the pinned job-signing key is not valid: {0}")]
     BadKey(String),
+    #[error("{0}")]
+    LocalPolicy(String),
 }
 
-/// Checks a job against the pinned key, the machine, the clock and the journal's nonces.
+/// A key jobs may be signed with.
+#[derive(Debug, Clone)]
+struct TrustedKey {
+    base64: String,
+    key: VerifyingKey,
+    /// A rotated-out key is accepted until then; the current key has none.
+    valid_until: Option<OffsetDateTime>,
+}
+
+fn decode_key(public_key: &str) -> Result<VerifyingKey, String> {
+    base64::engine::general_purpose::STANDARD
+        .decode(public_key.trim())
+        .map_err(|e| e.to_string())
+        .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).map_err(|_| "not 32 bytes".to_owned()))
+        .and_then(|b| VerifyingKey::from_bytes(&b).map_err(|e| e.to_string()))
+}
+
+/// Checks a job against the pinned keys, the machine, the clock and the journal's nonces.
 pub struct Verifier {
-    key: Result<VerifyingKey, String>,
+    /// The current key first.
+    keys: Result<Vec<TrustedKey>, String>,
     machine_id: Uuid,
 }
 
 impl Verifier {
     /// `public_key` is the base64 Ed25519 key the server handed out at enrollment.
     pub fn new(public_key: &str, machine_id: Uuid) -> Verifier {
-        let key = base64::engine::general_purpose::STANDARD
-            .decode(public_key.trim())
-            .map_err(|e| e.to_string())
-            .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).map_err(|_| "not 32 bytes".to_owned()))
-            .and_then(|b| VerifyingKey::from_bytes(&b).map_err(|e| e.to_string()));
-        Verifier { key, machine_id }
+        let keys = decode_key(public_key)
+            .map(|key| vec![TrustedKey { base64: public_key.trim().to_owned(), key, valid_until: None }]);
+        Verifier { keys, machine_id }
+    }
+
+    /// The pinned keys of a credential: its current key and those still in their grace period.
+    pub fn of(credential: &crate::credential::Credential) -> Verifier {
+        let mut v = Verifier::new(&credential.job_signing_public_key, credential.machine_id);
+        if let Ok(keys) = &mut v.keys {
+            for p in &credential.previous_signing_keys {
+                if let Ok(key) = decode_key(&p.key) {
+                    keys.push(TrustedKey { base64: p.key.trim().to_owned(), key, valid_until: Some(p.valid_until) });
+                }
+            }
+        }
+        v
+    }
+
+    /// Follows the server's key rotations: a statement counts only when the key it replaces is
+    /// this agent's *current* key and its signature verifies with that key (a rotated-out key,
+    /// even within its grace period, cannot name a successor). Statements are taken in order,
+    /// so an agent that missed several walks the whole chain. Returns whether the keys changed.
+    pub fn follow(&mut self, rotations: &[KeyRotation]) -> bool {
+        let Ok(keys) = &mut self.keys else { return false };
+        let mut changed = false;
+        loop {
+            let current = keys[0].clone();
+            let next = rotations
+                .iter()
+                .find(|r| r.old_key.trim() == current.base64 && !keys.iter().any(|k| k.base64 == r.new_key.trim()));
+            let Some(r) = next else { break };
+            let signed = base64::engine::general_purpose::STANDARD
+                .decode(r.signature.trim())
+                .ok()
+                .and_then(|b| Signature::from_slice(&b).ok())
+                .is_some_and(|sig| current.key.verify(&r.signing_payload(), &sig).is_ok());
+            let Ok(new_key) = decode_key(&r.new_key) else { break };
+            if !signed {
+                tracing::warn!("a job-signing key rotation does not verify with the pinned key; ignored");
+                break;
+            }
+            keys[0].valid_until = Some(r.old_key_valid_until);
+            keys.insert(0, TrustedKey { base64: r.new_key.trim().to_owned(), key: new_key, valid_until: None });
+            tracing::info!(
+                "the server rotated its job-signing key: the new key is pinned, the old one accepted until {}",
+                r.old_key_valid_until
+            );
+            changed = true;
+        }
+        changed
+    }
+
+    /// The pinned keys as the credential keeps them: (current, previous ones still valid).
+    pub fn pinned(&self, now: OffsetDateTime) -> Option<(String, Vec<crate::credential::PreviousKey>)> {
+        let keys = self.keys.as_ref().ok()?;
+        let previous = keys[1..]
+            .iter()
+            .filter_map(|k| k.valid_until.filter(|u| *u > now).map(|u| (k, u)))
+            .map(|(k, u)| crate::credential::PreviousKey { key: k.base64.clone(), valid_until: u })
+            .collect();
+        Some((keys[0].base64.clone(), previous))
     }
 
     pub fn verify(&self, job: &Job, now: OffsetDateTime, journal: &Journal) -> Result<(), Refusal> {
-        let key = self.key.as_ref().map_err(|e| Refusal::BadKey(e.clone()))?;
+        let keys = self.keys.as_ref().map_err(|e| Refusal::BadKey(e.clone()))?;
         let sig = job.signature.as_deref().filter(|s| !s.is_empty()).ok_or(Refusal::Unsigned)?;
         let sig = base64::engine::general_purpose::STANDARD
             .decode(sig)
             .ok()
             .and_then(|b| Signature::from_slice(&b).ok())
             .ok_or(Refusal::BadSignature)?;
-        key.verify(&job.signing_payload(), &sig).map_err(|_| Refusal::BadSignature)?;
+        let payload = job.signing_payload();
+        let signed =
+            keys.iter().filter(|k| k.valid_until.is_none_or(|u| u > now)).any(|k| k.key.verify(&payload, &sig).is_ok());
+        if !signed {
+            return Err(Refusal::BadSignature);
+        }
         if job.machine_id != self.machine_id {
             return Err(Refusal::WrongMachine(job.machine_id));
         }
@@ -158,6 +238,10 @@ pub struct JobHandler {
     pub journal: Journal,
     pub platform: Platform,
     pub xrdp: XrdpSettings,
+    /// The machine owner's local limits (`[fixes]` in the configuration).
+    pub policy: crate::config::FixPolicy,
+    /// Where key rotations are recorded (the credential in the state directory); none in tests.
+    pub credential: Option<(PathBuf, crate::credential::Credential)>,
 }
 
 fn refused(job: &Job, r: &Refusal) -> JobResultRequest {
@@ -178,6 +262,9 @@ impl JobHandler {
         if let Err(r) = self.verifier.verify(job, OffsetDateTime::now_utc(), &self.journal) {
             // Not journalled: a forged copy must not block the genuine job with the same id.
             return Ok(refused(job, &r));
+        }
+        if let Some(why) = self.policy.refusal(&job.fix) {
+            return Ok(refused(job, &Refusal::LocalPolicy(why)));
         }
         let Some(fix) = fixes::catalogue(&self.xrdp).into_iter().find(|f| f.meta().id == job.fix) else {
             return Ok(refused(job, &Refusal::UnknownFix(job.fix.clone())));
@@ -245,6 +332,21 @@ impl JobHandler {
         Ok(answer)
     }
 
+    /// Takes the server's key rotations into account (before any job of the same poll), and
+    /// records newly pinned keys in the credential so they survive a restart.
+    pub fn follow_rotations(&mut self, rotations: &[KeyRotation]) -> anyhow::Result<()> {
+        if rotations.is_empty() || !self.verifier.follow(rotations) {
+            return Ok(());
+        }
+        let Some((current, previous)) = self.verifier.pinned(OffsetDateTime::now_utc()) else { return Ok(()) };
+        if let Some((state_dir, credential)) = &mut self.credential {
+            credential.job_signing_public_key = current;
+            credential.previous_signing_keys = previous;
+            credential.save(state_dir)?;
+        }
+        Ok(())
+    }
+
     pub async fn handle(&mut self, client: &Client, machine_id: Uuid, job: &Job) -> Result<(), ClientError> {
         let answer = match self.decide(job).await {
             Ok(a) => a,
@@ -298,6 +400,8 @@ mod tests {
     fn handler(m: &MemoryPlatform, journal: Journal) -> JobHandler {
         let public = base64::engine::general_purpose::STANDARD.encode(key().verifying_key().to_bytes());
         JobHandler {
+            policy: Default::default(),
+            credential: None,
             verifier: Verifier::new(&public, MACHINE),
             journal,
             platform: m.platform(),
@@ -366,6 +470,72 @@ mod tests {
         let a = h.decide(&replay).await.unwrap();
         assert_eq!(a.outcome, JobOutcome::Refused);
         assert!(a.message.contains("replay"), "{}", a.message);
+    }
+
+    fn b64(k: &SigningKey) -> String {
+        base64::engine::general_purpose::STANDARD.encode(k.verifying_key().to_bytes())
+    }
+
+    fn rotation(old: &SigningKey, new: &SigningKey, grace: time::Duration) -> KeyRotation {
+        let issued_at = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+        let mut r = KeyRotation {
+            old_key: b64(old),
+            new_key: b64(new),
+            issued_at,
+            old_key_valid_until: issued_at + grace,
+            signature: String::new(),
+        };
+        r.signature = base64::engine::general_purpose::STANDARD.encode(old.sign(&r.signing_payload()).to_bytes());
+        r
+    }
+
+    #[tokio::test]
+    async fn rotations_are_followed_from_the_pinned_key_only() {
+        let m = host();
+        let mut h = handler(&m, Journal::in_memory());
+        let (k2, k3, evil) =
+            (SigningKey::from_bytes(&[2; 32]), SigningKey::from_bytes(&[3; 32]), SigningKey::from_bytes(&[66; 32]));
+        let signed_by = |k: &SigningKey| {
+            let mut j = job("host.nla.enable", JobAction::DryRun, json!({}));
+            sign(&mut j, k);
+            j
+        };
+        // A statement signed by another key, or naming another old key, changes nothing.
+        let mut forged = rotation(&key(), &evil, time::Duration::days(1));
+        forged.signature = rotation(&evil, &evil, time::Duration::days(1)).signature;
+        assert!(!h.verifier.follow(&[forged, rotation(&evil, &k2, time::Duration::days(1))]));
+        assert_eq!(h.decide(&signed_by(&evil)).await.unwrap().outcome, JobOutcome::Refused);
+        // A chain the agent missed two steps of (given out of order): walked to the end.
+        let chain = [rotation(&k2, &k3, time::Duration::days(1)), rotation(&key(), &k2, time::Duration::days(1))];
+        assert!(h.verifier.follow(&chain));
+        assert!(!h.verifier.follow(&chain), "nothing new the second time");
+        for k in [&key(), &k2, &k3] {
+            assert_eq!(h.decide(&signed_by(k)).await.unwrap().outcome, JobOutcome::Succeeded, "in the grace period");
+        }
+        // A rotated-out key, still valid for jobs, cannot name a successor.
+        assert!(!h.verifier.follow(&[rotation(&key(), &evil, time::Duration::days(1))]));
+        assert_eq!(h.decide(&signed_by(&evil)).await.unwrap().outcome, JobOutcome::Refused);
+        let (current, previous) = h.verifier.pinned(OffsetDateTime::now_utc()).unwrap();
+        assert_eq!((current, previous.len()), (b64(&k3), 2));
+        // After the grace period the old keys open nothing.
+        let mut h = handler(&m, Journal::in_memory());
+        assert!(h.verifier.follow(&[rotation(&key(), &k2, time::Duration::seconds(-1))]));
+        let a = h.decide(&signed_by(&key())).await.unwrap();
+        assert!(a.outcome == JobOutcome::Refused && a.message.contains("signature"), "{a:?}");
+        assert_eq!(h.decide(&signed_by(&k2)).await.unwrap().outcome, JobOutcome::Succeeded);
+    }
+
+    #[tokio::test]
+    async fn the_local_fix_policy_refuses_jobs_the_server_signed() {
+        let m = host();
+        let mut h = handler(&m, Journal::in_memory());
+        h.policy = crate::config::FixPolicy { enabled: true, allow: vec![], deny: vec!["host.nla.enable".into()] };
+        let a = h.decide(&job("host.nla.enable", JobAction::Apply, json!({}))).await.unwrap();
+        assert!(a.outcome == JobOutcome::Refused && a.message.contains("deny-list"), "{a:?}");
+        assert_eq!(nla(&m), Some(RegValue::Dword(0)), "nothing changed");
+        h.policy.enabled = false;
+        let a = h.decide(&job("host.tls12.enable", JobAction::Apply, json!({}))).await.unwrap();
+        assert!(a.outcome == JobOutcome::Refused && a.message.contains("turned off"), "{a:?}");
     }
 
     #[tokio::test]

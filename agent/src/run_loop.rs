@@ -29,7 +29,9 @@ pub async fn run(config: AgentConfig, credential: Credential, shutdown: Cancella
     }
     tracing::info!(machine_id = %credential.machine_id, server = %credential.server, targets = config.targets.len(), "agent running");
     let handler = JobHandler {
-        verifier: Verifier::new(&credential.job_signing_public_key, credential.machine_id),
+        verifier: Verifier::of(&credential),
+        policy: config.fixes.clone(),
+        credential: Some((config.state_dir.clone(), credential.clone())),
         journal: Journal::open(&config.state_dir)?,
         platform: crate::platform::Platform::native(),
         xrdp: config.xrdp.clone(),
@@ -112,9 +114,12 @@ async fn job_loop(client: Client, machine_id: uuid::Uuid, mut handler: JobHandle
             r = client.poll_jobs(machine_id, POLL_WAIT) => r,
         };
         let failure = match polled {
-            Ok(jobs) => {
+            Ok(resp) => {
+                if let Err(e) = handler.follow_rotations(&resp.key_rotations) {
+                    tracing::error!(error = %e, "could not record the server's new job-signing key");
+                }
                 let mut failure = None;
-                for job in &jobs {
+                for job in &resp.jobs {
                     if let Err(e) = handler.handle(&client, machine_id, job).await {
                         failure = Some(e);
                         break;

@@ -52,6 +52,43 @@ impl JobAction {
 pub struct JobPollResponse {
     /// Jobs leased to this agent; empty when the long poll timed out.
     pub jobs: Vec<Job>,
+    /// Every rotation of the server's job-signing key, oldest first: an agent follows them from
+    /// the key it pinned, each checked with the key it replaces, before it looks at the jobs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_rotations: Vec<KeyRotation>,
+}
+
+/// A statement, signed by the job-signing key being replaced, that jobs are signed by `new_key`
+/// from now on and that `old_key` stays valid for jobs until `old_key_valid_until`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct KeyRotation {
+    /// Base64 Ed25519 public keys.
+    pub old_key: String,
+    pub new_key: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub issued_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub old_key_valid_until: OffsetDateTime,
+    /// Base64 Ed25519 signature by `old_key` over [`KeyRotation::signing_payload`].
+    pub signature: String,
+}
+
+impl KeyRotation {
+    /// The bytes the old key signs: every other field, in a fixed text form (whole seconds).
+    pub fn signing_payload(&self) -> Vec<u8> {
+        format!(
+            "rdpfleet-key-rotation-v1\n{}\n{}\n{}\n{}\n",
+            self.old_key.trim(),
+            self.new_key.trim(),
+            self.issued_at.unix_timestamp(),
+            self.old_key_valid_until.unix_timestamp()
+        )
+        .into_bytes()
+    }
 }
 
 /// How a job ended on the agent.

@@ -13,6 +13,7 @@ use crate::config::{FlagOverrides, LogFormat, Settings, redact_url};
 use crate::secrets::{TokenKind, hash_password, new_password, new_token, token_hash};
 use crate::store::audit::{ActorKind, AuditKey, NewAuditEntry};
 use crate::store::enrollment::NewEnrollmentToken;
+use crate::store::signing_keys::KeyCheck;
 use crate::store::users::{AccountChange, ChangeOutcome, NewApiToken, Role, TokenScope};
 use crate::store::{Store, now_ms, time_of};
 use crate::webhook::Notifier;
@@ -61,7 +62,23 @@ pub enum Command {
     Audit(AuditCmd),
     /// Create the job-signing key and audit key files if they do not exist (mode 0600) and print
     /// the signing key's public half; for deployments where several replicas share the keys.
-    SigningKey,
+    /// `signing-key rotate` replaces the signing key.
+    SigningKey {
+        #[command(subcommand)]
+        action: Option<SigningKeyCmd>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SigningKeyCmd {
+    /// Make a new job-signing key and a rotation statement signed by the current one. Agents
+    /// check the statement with the key they pinned, pin the new key and accept the old one for
+    /// the grace period. Restart every replica (sharing the new key file) within it.
+    Rotate {
+        /// Days agents keep accepting jobs signed by the old key.
+        #[arg(long, default_value_t = 14, value_parser = clap::value_parser!(i64).range(1..=365))]
+        grace_days: i64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -259,7 +276,7 @@ fn init_tracing(format: LogFormat) {
 }
 
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
-    if let Command::SigningKey = command {
+    if let Command::SigningKey { action: None } = command {
         let key = crate::signing::load_or_create(&settings.signing_key_path)?;
         // Replicas share the audit key as they share the signing key: made here too.
         crate::signing::load_or_create_secret(&settings.audit_key_path)?;
@@ -280,7 +297,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     let notifier = Notifier::new(settings.webhook_urls.clone(), settings.webhook_secret.clone());
     match command {
         Command::Serve { .. } => serve(settings, store).await,
-        Command::SigningKey => Ok(()),
+        Command::SigningKey { action: None } => Ok(()),
+        Command::SigningKey { action: Some(SigningKeyCmd::Rotate { grace_days }) } => {
+            rotate_signing_key(&settings, &store, &notifier, &actor, grace_days).await
+        }
         Command::Audit(AuditCmd::Verify { checkpoints }) => {
             let files = if checkpoints.is_empty() { vec![settings.audit_checkpoint_path.clone()] } else { checkpoints };
             let mut all = Vec::new();
@@ -568,6 +588,59 @@ async fn change_user(
     }
 }
 
+/// `signing-key rotate`: the new key is written beside the old one, the database switched (with
+/// the statement), then the files swapped; the old file is kept as `<path>.retired-<fingerprint>`.
+async fn rotate_signing_key(
+    settings: &Settings,
+    store: &Store,
+    notifier: &Notifier,
+    actor: &str,
+    grace_days: i64,
+) -> anyhow::Result<()> {
+    let path = &settings.signing_key_path;
+    let old = ed25519_dalek::SigningKey::from_bytes(&crate::signing::load_secret(path)?);
+    let old_fp = crate::signing::fingerprint(&old.verifying_key());
+    let new = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    let new_fp = crate::signing::fingerprint(&new.verifying_key());
+    let pending = path.with_extension("key.new");
+    crate::signing::write_secret(&pending, &new.to_bytes()).with_context(|| {
+        format!("cannot write {} (an interrupted rotation may have left it: check and remove it)", pending.display())
+    })?;
+    let statement = crate::signing::rotation_statement(&old, &new, time::Duration::days(grace_days));
+    let audit =
+        NewAuditEntry::new(ActorKind::Cli, actor, "signing_key.rotated", &new_fp[..16]).details(serde_json::json!({
+            "old": old_fp, "new": new_fp, "old_key_valid_until": statement.old_key_valid_until.unix_timestamp(),
+        }));
+    let rotated = store
+        .rotate_signing_key(&old_fp, &new_fp, &statement.new_key, &serde_json::to_string(&statement)?, audit)
+        .await?;
+    if !rotated {
+        let _ = std::fs::remove_file(&pending);
+        anyhow::bail!("the key in {} is not this database's current signing key: nothing rotated", path.display());
+    }
+    let retired = path.with_extension(format!("key.retired-{}", &old_fp[..16]));
+    std::fs::rename(path, &retired).with_context(|| format!("cannot move the old key to {}", retired.display()))?;
+    std::fs::rename(&pending, path).with_context(|| format!("cannot install the new key at {}", path.display()))?;
+    notifier
+        .deliver(crate::webhook::Event {
+            event: "signing_key.rotated",
+            at: now_ms(),
+            subject: serde_json::json!({"old": old_fp, "new": new_fp, "old_key_valid_until": statement.old_key_valid_until.unix_timestamp()}),
+        })
+        .await;
+    eprintln!(
+        "rotated the job-signing key: {} -> {}; agents accept the old key until {}. Restart every replica \
+         with the new key file ({}) before then; the old one is kept as {}",
+        &old_fp[..16],
+        &new_fp[..16],
+        statement.old_key_valid_until,
+        path.display(),
+        retired.display()
+    );
+    println!("{}", statement.new_key);
+    Ok(())
+}
+
 /// The audit key: created by `serve` and `demo` (and by any command while the database has no
 /// keyed chain yet); otherwise it must exist, since a new one would not match the chain.
 async fn audit_key(settings: &Settings, store: &Store, command: &Command) -> anyhow::Result<AuditKey> {
@@ -602,6 +675,32 @@ fn format_ms(ms: i64) -> String {
 
 async fn serve(settings: Settings, store: Store) -> anyhow::Result<()> {
     let key = crate::signing::load_or_create(&settings.signing_key_path)?;
+    let fingerprint = crate::signing::fingerprint(&key.verifying_key());
+    let shown = settings.signing_key_path.display();
+    match store.check_signing_key(&fingerprint, &crate::signing::public_key_base64(&key)).await? {
+        KeyCheck::Registered | KeyCheck::Current => {}
+        KeyCheck::Retired { retired_at, current } => anyhow::bail!(
+            "the job-signing key {shown} (fingerprint {}) was rotated out on {}; the current key is {}. \
+             Install the current key file on this server (every replica shares it)",
+            &fingerprint[..16],
+            format_ms(retired_at),
+            &current[..16.min(current.len())]
+        ),
+        KeyCheck::Mismatch { current } => anyhow::bail!(
+            "the job-signing key {shown} (fingerprint {}) is not this database's key ({}): agents pinned that key \
+             at enrollment and would refuse every job signed with this one. Restore the original key file \
+             (a lost key means enrolling the fleet again); to change keys, use `rdpfleet-server signing-key rotate`",
+            &fingerprint[..16],
+            &current[..16.min(current.len())]
+        ),
+    }
+    let rotations = store
+        .key_rotations()
+        .await?
+        .iter()
+        .map(|r| serde_json::from_str::<rdpfleet_proto::job::KeyRotation>(r))
+        .collect::<Result<Vec<_>, _>>()
+        .context("a stored key rotation is damaged")?;
     if let Some(b) = crate::bootstrap::first_start(&store).await? {
         let path = PathBuf::from("initial-credentials.txt");
         crate::bootstrap::write_credentials(&path, &b, &settings.agent_url())
@@ -626,7 +725,8 @@ async fn serve(settings: Settings, store: Store) -> anyhow::Result<()> {
     if std::io::stdout().is_terminal() {
         println!("OpenAPI document: http://{addr}/api/openapi.json");
     }
-    let state = crate::app_state(settings, store, key);
+    let mut state = crate::app_state(settings, store, key);
+    state.key_rotations = std::sync::Arc::new(rotations);
     crate::launch(state, listener, shutdown_signal()).await?;
     Ok(())
 }

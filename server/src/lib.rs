@@ -51,6 +51,7 @@ pub fn app_state(settings: Settings, store: Store, signing_key: ed25519_dalek::S
         enroll_throttle: Arc::new(web::throttle::enroll_throttle()),
         notifier: webhook::Notifier::new(settings.webhook_urls.clone(), settings.webhook_secret.clone()),
         settings: Arc::new(settings),
+        key_rotations: Arc::default(),
     }
 }
 

@@ -55,6 +55,33 @@ pub fn write_secret(path: &Path, secret: &[u8; 32]) -> std::io::Result<()> {
     f.sync_all()
 }
 
+/// The key's fingerprint: SHA-256 of its public half, hex (what the database remembers).
+pub fn fingerprint(key: &ed25519_dalek::VerifyingKey) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(key.to_bytes()))
+}
+
+/// Signs a statement that `new` replaces `old`, which stays valid for jobs for `grace`.
+pub fn rotation_statement(
+    old: &SigningKey,
+    new: &SigningKey,
+    grace: time::Duration,
+) -> rdpfleet_proto::job::KeyRotation {
+    use ed25519_dalek::Signer;
+    let now = time::OffsetDateTime::now_utc();
+    // Whole seconds: the signed payload carries Unix seconds, the JSON RFC 3339.
+    let issued_at = now.replace_nanosecond(0).unwrap_or(now);
+    let mut r = rdpfleet_proto::job::KeyRotation {
+        old_key: public_key_base64(old),
+        new_key: public_key_base64(new),
+        issued_at,
+        old_key_valid_until: issued_at + grace,
+        signature: String::new(),
+    };
+    r.signature = base64::engine::general_purpose::STANDARD.encode(old.sign(&r.signing_payload()).to_bytes());
+    r
+}
+
 pub fn public_key_base64(key: &SigningKey) -> String {
     base64::engine::general_purpose::STANDARD.encode(key.verifying_key().to_bytes())
 }

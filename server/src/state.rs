@@ -29,4 +29,6 @@ pub struct AppState {
     pub enroll_throttle: Arc<crate::web::throttle::FailureCounter<std::net::IpAddr>>,
     /// Outbound webhooks.
     pub notifier: crate::webhook::Notifier,
+    /// Rotations of the job-signing key, handed to agents with every job poll.
+    pub key_rotations: Arc<Vec<rdpfleet_proto::job::KeyRotation>>,
 }

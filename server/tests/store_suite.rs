@@ -7,7 +7,7 @@ use rdpfleet_proto::enroll::MachineRole;
 use rdpfleet_proto::job::{JobAction, JobOutcome};
 use rdpfleet_server::secrets::token_hash;
 use rdpfleet_server::store::Store;
-use rdpfleet_server::store::audit::{ActorKind, NewAuditEntry, entry_hash};
+use rdpfleet_server::store::audit::{ActorKind, NewAuditEntry, entry_hash, keyed_entry_hash};
 use rdpfleet_server::store::enrollment::{EnrollError, NewEnrollmentToken, NewMachine};
 use rdpfleet_server::store::jobs::{FinishJob, NewJob};
 use rdpfleet_server::store::results::ReportIn;
@@ -243,7 +243,13 @@ async fn the_suite(db: TestDb) {
     for (i, e) in entries.iter().enumerate() {
         assert_eq!(e.id, i as i64 + 1, "ids are gapless");
         assert_eq!(e.prev_hash, prev);
-        assert_eq!(e.hash, entry_hash(&prev, e.id, e.at, [&e.actor_kind, &e.actor, &e.action, &e.subject, &e.details]));
+        let fields = [e.actor_kind.as_str(), &e.actor, &e.action, &e.subject, &e.details];
+        assert_eq!(
+            e.hash,
+            keyed_entry_hash(store.audit_key(), &prev, e.id, e.at, fields),
+            "keyed with the store's key"
+        );
+        assert_ne!(e.hash, entry_hash(&prev, e.id, e.at, fields), "not a plain SHA-256 anyone can recompute");
         prev = e.hash.clone();
     }
     store.close().await;

@@ -22,6 +22,7 @@ pub mod results;
 pub mod rollouts;
 pub mod seed;
 pub mod sessions;
+pub mod signing_keys;
 mod token_cache;
 pub mod users;
 
