@@ -151,3 +151,44 @@ fn hex_seed(text: &str) -> [u8; 32] {
     }
     out
 }
+
+/// The machine owner's `[fixes]` policy holds against jobs the server signed properly.
+#[tokio::test]
+async fn the_agents_local_policy_overrides_the_server() {
+    let db = TestDb::sqlite();
+    let work = tempfile::tempdir().unwrap();
+    let server = Server::start(db.url(), work.path()).await;
+    let key =
+        SigningKey::from_bytes(&hex_seed(&std::fs::read_to_string(work.path().join("rdpfleet-signing.key")).unwrap()));
+    let ini = work.path().join("xrdp.ini");
+    std::fs::write(&ini, INI).unwrap();
+    let agent = AgentDir::new(&format!(
+        "role = \"host\"\ninterval_secs = 3600\n[xrdp]\nini = \"{}\"\nservice = \"rdpfleet-test-no-such-unit\"\n\
+         [fixes]\ndeny = [\"xrdp.security_layer.set\"]\n",
+        ini.display()
+    ));
+    let token = server.admin(&["enroll-token", "create", "--label", "policy"]).await;
+    let out = agent.command().args(["enroll", "--server", &server.url, "--token", &token]).output().await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let machine: Uuid = agent.credential()["machine_id"].as_str().unwrap().parse().unwrap();
+    let mut run = agent.command().arg("run").stderr(std::process::Stdio::null()).spawn().unwrap();
+    let pool = sqlx::SqlitePool::connect(db.url()).await.unwrap();
+    let tls = serde_json::json!({"level": "tls"});
+    let mut job = Job {
+        id: Uuid::new_v4(),
+        machine_id: machine,
+        fix: "xrdp.security_layer.set".into(),
+        action: JobAction::Apply,
+        params: tls.clone(),
+        nonce: Uuid::new_v4().to_string(),
+        expires_at: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+        signature: None,
+    };
+    signed(&key, &mut job);
+    insert(&pool, &job, &tls).await;
+    let (state, message) = finished(&pool, job.id).await;
+    assert_eq!(state, "refused", "{message}");
+    assert!(message.contains("deny-list"), "{message}");
+    assert_eq!(std::fs::read_to_string(&ini).unwrap(), INI, "nothing was changed");
+    run.kill().await.unwrap();
+}
