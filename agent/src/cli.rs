@@ -241,7 +241,9 @@ fn service(cmd: &ServiceCmd, cli: &Cli, config: AgentConfig) -> anyhow::Result<(
             say!("removed service {name}");
         }
         ServiceCmd::Run { name } => {
-            std::fs::create_dir_all(&config.state_dir)?;
+            // Created protected here, so the log below lands in it; judged when the loop starts.
+            let platform = crate::platform::Platform::native();
+            crate::platform::state_dir::create_protected(platform.state_dir.as_ref(), &config.state_dir)?;
             let log = std::fs::OpenOptions::new().create(true).append(true).open(svc::log_path(&config))?;
             init_tracing(Some(log));
             svc::run(name, config)?;
@@ -269,6 +271,8 @@ async fn enroll(
     let token = token
         .or_else(|| std::env::var("RDPFLEET_ENROLL_TOKEN").ok())
         .context("no enrollment token: pass --token or set RDPFLEET_ENROLL_TOKEN")?;
+    let platform = crate::platform::Platform::native();
+    crate::platform::state_dir::secure(platform.state_dir.as_ref(), &config.state_dir)?;
     if !force && crate::credential::path_in(&config.state_dir).exists() {
         anyhow::bail!(
             "already enrolled ({} exists); pass --force to enroll again",

@@ -19,6 +19,8 @@ use crate::sequence::Sequence;
 const POLL_WAIT: Duration = Duration::from_secs(30);
 
 pub async fn run(config: AgentConfig, credential: Credential, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let platform = crate::platform::Platform::native();
+    crate::platform::state_dir::secure(platform.state_dir.as_ref(), &config.state_dir)?;
     let base = crate::client::parse_server_url(&credential.server, config.allow_insecure_http)?;
     let client = Client::new(base, Some(credential.agent_token.clone()))?;
     let sequence = Sequence::open(&config.state_dir)?;
@@ -33,7 +35,7 @@ pub async fn run(config: AgentConfig, credential: Credential, shutdown: Cancella
         policy: config.fixes.clone(),
         credential: Some((config.state_dir.clone(), credential.clone())),
         journal: Journal::open(&config.state_dir)?,
-        platform: crate::platform::Platform::native(),
+        platform,
         xrdp: config.xrdp.clone(),
     };
     let checks = tokio::spawn(check_loop(config, credential.server.clone(), reporter, shutdown.clone()));

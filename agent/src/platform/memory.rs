@@ -411,6 +411,26 @@ pub struct MemoryPlatform {
     pub firewall: Arc<MemoryFirewall>,
     pub events: Arc<MemoryEventLog>,
     pub credentials: Arc<MemoryCredentials>,
+    pub state_dir: Arc<MemoryStateDir>,
+}
+
+/// Directory ACLs as a map from directory to the accounts other than SYSTEM and Administrators
+/// that may write to it; `protect` empties the entry.
+#[derive(Default)]
+pub struct MemoryStateDir {
+    pub writers: Mutex<std::collections::HashMap<std::path::PathBuf, Vec<String>>>,
+    pub protected: Mutex<Vec<std::path::PathBuf>>,
+}
+
+impl super::StateDirAccess for MemoryStateDir {
+    fn protect(&self, dir: &std::path::Path) -> PlatformResult<()> {
+        self.writers.lock().unwrap_or_else(|p| p.into_inner()).remove(dir);
+        self.protected.lock().unwrap_or_else(|p| p.into_inner()).push(dir.to_owned());
+        Ok(())
+    }
+    fn other_writers(&self, dir: &std::path::Path) -> PlatformResult<Vec<String>> {
+        Ok(self.writers.lock().unwrap_or_else(|p| p.into_inner()).get(dir).cloned().unwrap_or_default())
+    }
 }
 
 impl MemoryPlatform {
@@ -428,6 +448,7 @@ impl MemoryPlatform {
             networks: self.firewall.clone(),
             events: self.events.clone(),
             credentials: self.credentials.clone(),
+            state_dir: self.state_dir.clone(),
         }
     }
 }

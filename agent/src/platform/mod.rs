@@ -11,6 +11,7 @@ pub mod firewall;
 pub mod memory;
 pub mod registry;
 pub mod services;
+pub mod state_dir;
 // Win32 FFI: the one place in the workspace that may use `unsafe`.
 #[cfg(windows)]
 #[allow(unsafe_code)]
@@ -23,6 +24,7 @@ pub use files::Files;
 pub use firewall::{Firewall, Networks};
 pub use registry::{RegValue, Registry};
 pub use services::{ServiceState, Services};
+pub use state_dir::StateDirAccess;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlatformError {
@@ -59,6 +61,7 @@ pub struct Platform {
     pub networks: Arc<dyn Networks>,
     pub events: Arc<dyn EventLog>,
     pub credentials: Arc<dyn Credentials>,
+    pub state_dir: Arc<dyn StateDirAccess>,
 }
 
 impl Platform {
@@ -74,6 +77,7 @@ impl Platform {
             networks: Arc::new(windows::firewall::WindowsFirewall),
             events: Arc::new(windows::eventlog::WindowsEventLog),
             credentials: Arc::new(windows::credentials::WindowsCredentials),
+            state_dir: Arc::new(windows::state_dir::WindowsStateDir),
         }
     }
 
@@ -89,6 +93,7 @@ impl Platform {
             networks: Arc::new(firewall::NoFirewall),
             events: Arc::new(eventlog::NoEventLog),
             credentials: Arc::new(credentials::NoCredentials),
+            state_dir: Arc::new(state_dir::UnixStateDir),
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod firewall;
 mod native_tests;
 pub mod registry;
 pub mod services;
+pub mod state_dir;
 
 use super::PlatformError;
 

@@ -146,3 +146,26 @@ fn native_service_queries() {
     // Wine runs its own RPC service, as Windows does.
     assert_eq!(s.state("RpcSs").unwrap(), ServiceState::Running);
 }
+
+/// The state directory's DACL, set and read back through the real security APIs: a directory
+/// the agent creates admits only SYSTEM, Administrators and the agent's own account; one that
+/// lets Everyone write is refused, naming them; Everyone reading is fine. (Wine keeps a DACL as
+/// Unix mode bits, so it can show Everyone and the owner, not other groups such as Users: their
+/// case is tested on the in-memory platform.)
+#[test]
+fn native_state_dir_dacl_is_protected_and_read_back() {
+    use super::state_dir::{WindowsStateDir, set_dacl};
+    use crate::platform::StateDirAccess;
+    use crate::platform::state_dir::secure;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("state");
+    secure(&WindowsStateDir, &dir).unwrap();
+    assert_eq!(WindowsStateDir.other_writers(&dir).unwrap(), Vec::<String>::new());
+    set_dacl(&dir, "D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;FA;;;WD)").unwrap();
+    assert_eq!(WindowsStateDir.other_writers(&dir).unwrap(), vec!["S-1-1-0".to_owned()]);
+    let e = secure(&WindowsStateDir, &dir).unwrap_err().to_string();
+    assert!(e.contains("S-1-1-0") && e.contains("refusing"), "{e}");
+    // Everyone reading (list, read, execute) is no write access.
+    set_dacl(&dir, "D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;0x1200a9;;;WD)").unwrap();
+    secure(&WindowsStateDir, &dir).unwrap();
+}
