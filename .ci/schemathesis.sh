@@ -9,7 +9,7 @@ BIN="$(cd "${1:-target/debug}" && pwd)"
 MAX_EXAMPLES="${MAX_EXAMPLES:-40}"
 command -v schemathesis >/dev/null || python3 -m pip install --quiet schemathesis
 work="$(mktemp -d)"
-trap 'kill "$server_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 db="sqlite://$work/st.db"
 # In its own directory: first start writes the initial credentials and the signing key there.
 (cd "$work" && exec "$BIN/rdpfleet-server" --database-url "$db" serve --listen 127.0.0.1:0 >"$work/out" 2>"$work/err") &
