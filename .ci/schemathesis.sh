@@ -32,8 +32,10 @@ machine_id="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["machin
 # The agent's own machine id in its paths, so generated requests reach the handlers (another
 # machine's id is a 403, which the authorization matrix covers).
 printf '[parameters]\n"path.machine_id" = "%s"\n' "$machine_id" > "$work/agent.toml"
+# One worker: with two, hypothesis's lambda-description cache races between threads and
+# schemathesis reports "AST constructor recursion depth mismatch" as an error of its own.
 common=(--checks not_a_server_error,response_schema_conformance,content_type_conformance
-        --max-examples "$MAX_EXAMPLES" --seed 1 --workers 2 --request-timeout 35
+        --max-examples "$MAX_EXAMPLES" --seed 1 --workers 1 --request-timeout 35
         --suppress-health-check all)
 status=0
 echo "== agent API"
