@@ -465,16 +465,11 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                     "ID", "SCOPE", "STATE", "EXPIRES (UTC)", "LAST USED (UTC)"
                 );
                 for t in tokens {
-                    let state = match (t.revoked_at, t.expires_at) {
-                        (Some(_), _) => "revoked",
-                        (None, Some(e)) if e <= now => "expired",
-                        _ => "active",
-                    };
                     println!(
                         "{:<36}  {:<7}  {:<8}  {:<20}  {:<20}  {}",
                         t.id,
                         t.scope.as_str(),
-                        state,
+                        t.state(now),
                         t.expires_at.map_or_else(|| "never".to_owned(), format_ms),
                         t.last_used_at.map_or_else(|| "never".to_owned(), format_ms),
                         t.label
@@ -583,8 +578,9 @@ async fn change_user(
             Ok(())
         }
         ChangeOutcome::NotFound => anyhow::bail!("no user {username:?}"),
-        ChangeOutcome::Unchanged => anyhow::bail!("{username}: nothing to change (already so, or deleted)"),
-        ChangeOutcome::LastAdmin => anyhow::bail!("{username}: this would leave no active administrator"),
+        refused @ (ChangeOutcome::Unchanged | ChangeOutcome::LastAdmin) => {
+            anyhow::bail!("{username}: {}", refused.conflict().unwrap_or_default())
+        }
     }
 }
 

@@ -65,18 +65,33 @@ impl Store {
         role: Role,
         audit: NewAuditEntry,
     ) -> StoreResult<User> {
+        self.insert_user(username, password_hash, role, None, audit).await
+    }
+
+    /// Inserts a user and its audit entry in one transaction; `Conflict` when the name is taken.
+    async fn insert_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+        role: Role,
+        creator: Option<Uuid>,
+        audit: NewAuditEntry,
+    ) -> StoreResult<User> {
         let id = Uuid::new_v4();
         with_db!(self, p => {
             let mut tx = p.begin_with(self.begin_write()).await?;
-            sqlx::query("INSERT INTO users (id, username, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5)")
-                .bind(id.to_string())
-                .bind(username)
-                .bind(password_hash)
-                .bind(role.as_str())
-                .bind(now_ms())
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::from_write)?;
+            sqlx::query(
+                "INSERT INTO users (id, username, password_hash, role, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(id.to_string())
+            .bind(username)
+            .bind(password_hash)
+            .bind(role.as_str())
+            .bind(now_ms())
+            .bind(creator.map(|c| c.to_string()))
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from_write)?;
             tx.append_audit(&self.audit_key, &audit).await?;
             tx.commit().await?;
         });
@@ -93,6 +108,7 @@ impl Store {
         row.map(|(id, username, role, hash)| Ok((User::try_from(UserRow { id, username, role })?, hash))).transpose()
     }
 
+    /// An `operate` token without expiry.
     pub async fn create_api_token(
         &self,
         user: &User,
@@ -100,22 +116,8 @@ impl Store {
         token_hash: &str,
         audit: NewAuditEntry,
     ) -> StoreResult<Uuid> {
-        let id = Uuid::new_v4();
-        with_db!(self, p => {
-            let mut tx = p.begin_with(self.begin_write()).await?;
-            sqlx::query("INSERT INTO api_tokens (id, user_id, label, token_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
-                .bind(id.to_string())
-                .bind(user.id.to_string())
-                .bind(label)
-                .bind(token_hash)
-                .bind(now_ms())
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::from_write)?;
-            tx.append_audit(&self.audit_key, &audit).await?;
-            tx.commit().await?;
-        });
-        Ok(id)
+        let t = NewApiToken { label, token_hash, scope: TokenScope::Operate, expires_at: None };
+        self.create_scoped_api_token(user, t, audit).await
     }
 
     /// The active user owning an unrevoked, unexpired API token with this hash, and the token's
@@ -275,6 +277,17 @@ pub enum ChangeOutcome {
     LastAdmin,
 }
 
+impl ChangeOutcome {
+    /// Why nothing was changed, for the 409 of every front end (`None` for done or not found).
+    pub fn conflict(self) -> Option<&'static str> {
+        match self {
+            ChangeOutcome::Unchanged => Some("nothing to change (already so, or the account is deleted)"),
+            ChangeOutcome::LastAdmin => Some("this would leave no active administrator"),
+            ChangeOutcome::Done | ChangeOutcome::NotFound => None,
+        }
+    }
+}
+
 /// A personal API token as listed (never its secret).
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ApiTokenInfo {
@@ -287,6 +300,17 @@ pub struct ApiTokenInfo {
     pub expires_at: Option<i64>,
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
+}
+
+impl ApiTokenInfo {
+    /// `revoked`, `expired` or `active` at `now`.
+    pub fn state(&self, now: i64) -> &'static str {
+        match (self.revoked_at, self.expires_at) {
+            (Some(_), _) => "revoked",
+            (None, Some(e)) if e <= now => "expired",
+            _ => "active",
+        }
+    }
 }
 
 pub struct NewApiToken<'a> {
@@ -307,19 +331,18 @@ impl Store {
     }
 
     pub async fn account(&self, id: Uuid) -> StoreResult<Option<Account>> {
-        let row: Option<AccountTuple> = with_db!(self, p => {
-            sqlx::query_as(&format!("SELECT {ACCOUNT_COLUMNS} FROM users WHERE id = $1"))
-                .bind(id.to_string())
-                .fetch_optional(p)
-                .await?
-        });
-        row.map(account).transpose()
+        self.account_where("id", &id.to_string()).await
     }
 
     pub async fn account_by_name(&self, username: &str) -> StoreResult<Option<Account>> {
+        self.account_where("username", username).await
+    }
+
+    /// The account whose `column` (a constant of this module, never input) equals `value`.
+    async fn account_where(&self, column: &'static str, value: &str) -> StoreResult<Option<Account>> {
         let row: Option<AccountTuple> = with_db!(self, p => {
-            sqlx::query_as(&format!("SELECT {ACCOUNT_COLUMNS} FROM users WHERE username = $1"))
-                .bind(username)
+            sqlx::query_as(&format!("SELECT {ACCOUNT_COLUMNS} FROM users WHERE {column} = $1"))
+                .bind(value)
                 .fetch_optional(p)
                 .await?
         });
@@ -336,25 +359,7 @@ impl Store {
         creator: Uuid,
         audit: NewAuditEntry,
     ) -> StoreResult<User> {
-        let id = Uuid::new_v4();
-        with_db!(self, p => {
-            let mut tx = p.begin_with(self.begin_write()).await?;
-            sqlx::query(
-                "INSERT INTO users (id, username, password_hash, role, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(id.to_string())
-            .bind(username)
-            .bind(password_hash)
-            .bind(role.as_str())
-            .bind(now_ms())
-            .bind(creator.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from_write)?;
-            tx.append_audit(&self.audit_key, &audit).await?;
-            tx.commit().await?;
-        });
-        Ok(User { id, username: username.to_owned(), role })
+        self.insert_user(username, password_hash, role, Some(creator), audit).await
     }
 
     /// Disables, enables, deletes an account or changes its role, audited; every change but

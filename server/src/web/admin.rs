@@ -51,11 +51,7 @@ async fn users_page(state: &AppState, session: &Session, message: Option<String>
                     created: at(t.created_at),
                     expires: t.expires_at.map(at).unwrap_or_else(|| "never".into()),
                     last_used: t.last_used_at.map(at).unwrap_or_else(|| "never".into()),
-                    state: match (t.revoked_at, t.expires_at) {
-                        (Some(_), _) => "revoked",
-                        (None, Some(e)) if e <= now => "expired",
-                        _ => "active",
-                    },
+                    state: t.state(now),
                 })
                 .collect(),
         })
@@ -150,10 +146,9 @@ pub async fn change_user(
     match accounts::change(&state.store, &state.notifier, Delivery::Background, &actor, id, change).await? {
         ChangeOutcome::Done => Ok(Redirect::to("/admin/users").into_response()),
         ChangeOutcome::NotFound => Err(WebError::NotFound),
-        ChangeOutcome::Unchanged => {
-            Err(WebError::Conflict("nothing to change (already so, or the account is deleted)".into()))
+        refused @ (ChangeOutcome::Unchanged | ChangeOutcome::LastAdmin) => {
+            Err(WebError::Conflict(refused.conflict().unwrap_or_default().into()))
         }
-        ChangeOutcome::LastAdmin => Err(WebError::Conflict("this would leave no active administrator".into())),
     }
 }
 

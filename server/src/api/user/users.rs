@@ -58,10 +58,9 @@ async fn apply(state: &AppState, user: &UserAuth, id: Uuid, change: AccountChang
     match accounts::change(&state.store, &state.notifier, Delivery::Background, &actor, id, change).await? {
         ChangeOutcome::Done => {}
         ChangeOutcome::NotFound => return Err(AppError::NotFound("user")),
-        ChangeOutcome::Unchanged => {
-            return Err(AppError::Conflict("nothing to change (already so, or the account is deleted)".into()));
+        refused @ (ChangeOutcome::Unchanged | ChangeOutcome::LastAdmin) => {
+            return Err(AppError::Conflict(refused.conflict().unwrap_or_default().into()));
         }
-        ChangeOutcome::LastAdmin => return Err(AppError::Conflict("this would leave no active administrator".into())),
     }
     let account = state.store.account(id).await?.ok_or(AppError::NotFound("user"))?;
     Ok(Json(account.into()))
