@@ -66,6 +66,12 @@ fn decode_key(public_key: &str) -> Result<VerifyingKey, String> {
         .and_then(|b| VerifyingKey::from_bytes(&b).map_err(|e| e.to_string()))
 }
 
+/// A base64 Ed25519 signature, if it is one.
+fn decode_signature(text: &str) -> Option<Signature> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(text.trim()).ok()?;
+    Signature::from_slice(&bytes).ok()
+}
+
 /// Checks a job against the pinned keys, the machine, the clock and the journal's nonces.
 pub struct Verifier {
     /// The current key first.
@@ -107,10 +113,7 @@ impl Verifier {
                 .iter()
                 .find(|r| r.old_key.trim() == current.base64 && !keys.iter().any(|k| k.base64 == r.new_key.trim()));
             let Some(r) = next else { break };
-            let signed = base64::engine::general_purpose::STANDARD
-                .decode(r.signature.trim())
-                .ok()
-                .and_then(|b| Signature::from_slice(&b).ok())
+            let signed = decode_signature(&r.signature)
                 .is_some_and(|sig| current.key.verify(&r.signing_payload(), &sig).is_ok());
             let Ok(new_key) = decode_key(&r.new_key) else { break };
             if !signed {
@@ -142,11 +145,7 @@ impl Verifier {
     pub fn verify(&self, job: &Job, now: OffsetDateTime, journal: &Journal) -> Result<(), Refusal> {
         let keys = self.keys.as_ref().map_err(|e| Refusal::BadKey(e.clone()))?;
         let sig = job.signature.as_deref().filter(|s| !s.is_empty()).ok_or(Refusal::Unsigned)?;
-        let sig = base64::engine::general_purpose::STANDARD
-            .decode(sig)
-            .ok()
-            .and_then(|b| Signature::from_slice(&b).ok())
-            .ok_or(Refusal::BadSignature)?;
+        let sig = decode_signature(sig).ok_or(Refusal::BadSignature)?;
         let payload = job.signing_payload();
         let signed =
             keys.iter().filter(|k| k.valid_until.is_none_or(|u| u > now)).any(|k| k.key.verify(&payload, &sig).is_ok());

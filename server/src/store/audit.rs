@@ -34,9 +34,13 @@ impl AuditKey {
         AuditKey([0; 32])
     }
 
-    fn mac(&self, label: &[u8]) -> [u8; 32] {
+    fn hmac(&self) -> Hmac<Sha256> {
         #[allow(clippy::expect_used)] // HMAC takes keys of any length: this cannot fail.
-        let mut m = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC accepts any key length");
+        Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC accepts any key length")
+    }
+
+    fn mac(&self, label: &[u8]) -> [u8; 32] {
+        let mut m = self.hmac();
         m.update(label);
         m.finalize().into_bytes().into()
     }
@@ -117,28 +121,28 @@ pub struct AuditRow {
     pub hash: String,
 }
 
-/// The hash of an entry written before the chain was keyed: SHA-256 over the previous hash
-/// and the entry's fields, each length-prefixed so that no two different entries serialise to
-/// the same bytes. `fields` are actor kind, actor, action, subject and details, in that order.
-pub fn entry_hash(prev_hash: &str, id: i64, at: i64, fields: [&str; 5]) -> String {
-    let mut h = Sha256::new();
+/// Feeds the previous hash and an entry's fields to a hash, each length-prefixed so that no two
+/// different entries serialise to the same bytes. `fields` are actor kind, actor, action,
+/// subject and details, in that order.
+fn feed_entry(mut update: impl FnMut(&[u8]), prev_hash: &str, id: i64, at: i64, fields: [&str; 5]) {
     let (id, at) = (id.to_string(), at.to_string());
     for field in [prev_hash, &id, &at].into_iter().chain(fields) {
-        h.update((field.len() as u64).to_le_bytes());
-        h.update(field.as_bytes());
+        update(&(field.len() as u64).to_le_bytes());
+        update(field.as_bytes());
     }
+}
+
+/// The hash of an entry written before the chain was keyed: SHA-256 over [`feed_entry`].
+pub fn entry_hash(prev_hash: &str, id: i64, at: i64, fields: [&str; 5]) -> String {
+    let mut h = Sha256::new();
+    feed_entry(|b| h.update(b), prev_hash, id, at, fields);
     hex::encode(h.finalize())
 }
 
-/// The hash of an entry: HMAC-SHA256 under the audit key over the same length-prefixed fields.
+/// The hash of an entry: HMAC-SHA256 under the audit key over [`feed_entry`].
 pub fn keyed_entry_hash(key: &AuditKey, prev_hash: &str, id: i64, at: i64, fields: [&str; 5]) -> String {
-    #[allow(clippy::expect_used)] // HMAC takes keys of any length: this cannot fail.
-    let mut h = Hmac::<Sha256>::new_from_slice(&key.0).expect("HMAC accepts any key length");
-    let (id, at) = (id.to_string(), at.to_string());
-    for field in [prev_hash, &id, &at].into_iter().chain(fields) {
-        h.update(&(field.len() as u64).to_le_bytes());
-        h.update(field.as_bytes());
-    }
+    let mut h = key.hmac();
+    feed_entry(|b| h.update(b), prev_hash, id, at, fields);
     hex::encode(h.finalize().into_bytes())
 }
 

@@ -60,22 +60,27 @@ pub async fn poll(
             let rows = state.store.lease_jobs(machine_id, lease_ms, MAX_JOBS_PER_POLL).await?;
             if !rows.is_empty() {
                 let jobs = rows.iter().map(to_wire).collect::<Result<Vec<_>, _>>()?;
-                return Ok(Json(JobPollResponse { jobs, key_rotations: state.key_rotations.to_vec() }));
+                return Ok(answer(&state, jobs));
             }
             state.wakeups.settle(machine_id, hint);
         }
         let now = Instant::now();
         if now >= deadline {
-            return Ok(Json(JobPollResponse { jobs: vec![], key_rotations: state.key_rotations.to_vec() }));
+            return Ok(answer(&state, vec![]));
         }
         tokio::select! {
             () = &mut woken => {}
             () = tokio::time::sleep(if state.wakeups.loaded() { deadline - now } else { (deadline - now).min(RECHECK) }) => {}
             () = state.shutdown.cancelled() => {
-                return Ok(Json(JobPollResponse { jobs: vec![], key_rotations: state.key_rotations.to_vec() }));
+                return Ok(answer(&state, vec![]));
             }
         }
     }
+}
+
+/// The poll's answer: its jobs and every rotation of the signing key (agents follow those first).
+fn answer(state: &AppState, jobs: Vec<Job>) -> Json<JobPollResponse> {
+    Json(JobPollResponse { jobs, key_rotations: state.key_rotations.to_vec() })
 }
 
 fn to_wire(row: &JobRow) -> Result<Job, AppError> {
