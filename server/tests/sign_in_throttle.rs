@@ -43,30 +43,26 @@ async fn make_app(db: &TestDb, trusted: &[&str]) -> (Router, Store) {
     (rdpfleet_server::router::router(state), store)
 }
 
-/// A sign-in from `peer`, with `X-Forwarded-For: xff` when given; the status.
-async fn sign_in(app: &Router, peer: &str, xff: Option<&str>, user: &str, password: &str) -> u16 {
-    let form = format!("username={}&password={}", user.replace(' ', "+"), password.replace(' ', "+"));
-    let mut req = Request::post("/login")
-        .header(header::HOST, "rdpfleet.test")
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+/// A POST from `peer`, with `X-Forwarded-For: xff` when given; the status.
+async fn post(app: &Router, uri: &str, peer: &str, xff: Option<&str>, content_type: &str, body: String) -> u16 {
+    let mut req = Request::post(uri).header(header::HOST, "rdpfleet.test").header(header::CONTENT_TYPE, content_type);
     if let Some(x) = xff {
         req = req.header("x-forwarded-for", x);
     }
-    let mut req = req.body(Body::from(form)).unwrap();
+    let mut req = req.body(Body::from(body)).unwrap();
     req.extensions_mut().insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
     app.clone().oneshot(req).await.unwrap().status().as_u16()
+}
+
+async fn sign_in(app: &Router, peer: &str, xff: Option<&str>, user: &str, password: &str) -> u16 {
+    let form = format!("username={}&password={}", user.replace(' ', "+"), password.replace(' ', "+"));
+    post(app, "/login", peer, xff, "application/x-www-form-urlencoded", form).await
 }
 
 async fn enroll(app: &Router, peer: &str, xff: Option<&str>, token: &str) -> u16 {
     let body =
         serde_json::json!({"token": token, "hostname": "pc1", "role": "client", "os": "windows", "agent_version": "1"});
-    let mut req = Request::post("/api/agent/v1/enroll").header(header::CONTENT_TYPE, "application/json");
-    if let Some(x) = xff {
-        req = req.header("x-forwarded-for", x);
-    }
-    let mut req = req.body(Body::from(body.to_string())).unwrap();
-    req.extensions_mut().insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
-    app.clone().oneshot(req).await.unwrap().status().as_u16()
+    post(app, "/api/agent/v1/enroll", peer, xff, "application/json", body.to_string()).await
 }
 
 #[tokio::test]
@@ -80,49 +76,35 @@ async fn a_padded_name_is_the_same_name() {
     assert_eq!(sign_in(&app, "198.51.100.99:1", None, "alice", PASSWORD).await, 429, "the name is locked");
 }
 
-#[tokio::test]
-async fn parallel_guesses_are_counted_before_they_are_checked() {
+/// 20 wrong passwords for one name at once, from 20 addresses: 5 are checked, 15 refused.
+async fn parallel_guesses() {
     let db = TestDb::sqlite();
     let (app, _) = make_app(&db, &[]).await;
-    let guesses =
-        (0..20).map(|i| {
+    let handles: Vec<_> = (0..20)
+        .map(|i| {
             let app = app.clone();
-            async move {
+            tokio::spawn(async move {
                 sign_in(&app, &format!("198.51.100.{}:1", i + 1), None, "alice", &format!("guess number {i}")).await
-            }
-        });
-    let statuses = futures_join_all(guesses).await;
+            })
+        })
+        .collect();
+    let mut statuses = vec![];
+    for h in handles {
+        statuses.push(h.await.unwrap());
+    }
     let checked = statuses.iter().filter(|s| **s == 401).count();
     let refused = statuses.iter().filter(|s| **s == 429).count();
     assert_eq!((checked, refused), (5, 15), "{statuses:?}");
 }
 
-/// `futures::future::join_all` without the dependency: spawn and await each.
-async fn futures_join_all<F>(fs: impl Iterator<Item = F>) -> Vec<u16>
-where
-    F: std::future::Future<Output = u16> + Send + 'static,
-{
-    let handles: Vec<_> = fs.map(tokio::spawn).collect();
-    let mut out = vec![];
-    for h in handles {
-        out.push(h.await.unwrap());
-    }
-    out
+#[tokio::test]
+async fn parallel_guesses_are_counted_before_they_are_checked() {
+    parallel_guesses().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parallel_guesses_on_threads_are_counted_before_they_are_checked() {
-    let db = TestDb::sqlite();
-    let (app, _) = make_app(&db, &[]).await;
-    let guesses =
-        (0..20).map(|i| {
-            let app = app.clone();
-            async move {
-                sign_in(&app, &format!("198.51.100.{}:1", i + 1), None, "alice", &format!("guess number {i}")).await
-            }
-        });
-    let statuses = futures_join_all(guesses).await;
-    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 5, "{statuses:?}");
+    parallel_guesses().await;
 }
 
 #[tokio::test]

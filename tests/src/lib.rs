@@ -5,6 +5,7 @@
 
 pub mod certs;
 pub mod http;
+pub mod jobs;
 pub mod pg;
 pub mod procs;
 pub mod rdp_servers;

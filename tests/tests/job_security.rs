@@ -4,11 +4,10 @@
 //! refuses the others and says why, and never applies a job twice.
 #![allow(clippy::unwrap_used)]
 
-use std::time::Duration;
-
 use base64::Engine;
 use ed25519_dalek::{Signer, SigningKey};
 use rdpfleet_e2e::TestDb;
+use rdpfleet_e2e::jobs::insert;
 use rdpfleet_e2e::procs::{AgentDir, Server};
 use rdpfleet_proto::job::{Job, JobAction};
 use uuid::Uuid;
@@ -19,42 +18,8 @@ fn signed(key: &SigningKey, job: &mut Job) {
     job.signature = Some(base64::engine::general_purpose::STANDARD.encode(key.sign(&job.signing_payload()).to_bytes()));
 }
 
-async fn insert(pool: &sqlx::SqlitePool, job: &Job, stored_params: &serde_json::Value) {
-    let now = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
-    sqlx::query(
-        "INSERT INTO jobs (id, machine_id, fix_id, action, params, nonce, signature, state, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9)",
-    )
-    .bind(job.id.to_string())
-    .bind(job.machine_id.to_string())
-    .bind(&job.fix)
-    .bind(job.action.as_str())
-    .bind(stored_params.to_string())
-    .bind(&job.nonce)
-    .bind(job.signature.as_deref())
-    .bind(now)
-    .bind(job.expires_at.unix_timestamp() * 1000)
-    .execute(pool)
-    .await
-    .unwrap();
-}
-
 async fn finished(pool: &sqlx::SqlitePool, id: Uuid) -> (String, String) {
-    tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            let row: (String, Option<String>) = sqlx::query_as("SELECT state, outcome_message FROM jobs WHERE id = $1")
-                .bind(id.to_string())
-                .fetch_one(pool)
-                .await
-                .unwrap();
-            if !["queued", "leased"].contains(&row.0.as_str()) {
-                return (row.0, row.1.unwrap_or_default());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .expect("the agent answered within 60 s")
+    rdpfleet_e2e::jobs::finished(pool, id, 60).await
 }
 
 #[tokio::test]

@@ -40,38 +40,8 @@ async fn run_job(pool: &sqlx::SqlitePool, machine: Uuid, key: &SigningKey) -> (S
         signature: None,
     };
     job.signature = Some(base64::engine::general_purpose::STANDARD.encode(key.sign(&job.signing_payload()).to_bytes()));
-    let now = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
-    sqlx::query(
-        "INSERT INTO jobs (id, machine_id, fix_id, action, params, nonce, signature, state, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9)",
-    )
-    .bind(job.id.to_string())
-    .bind(machine.to_string())
-    .bind(&job.fix)
-    .bind(job.action.as_str())
-    .bind(params.to_string())
-    .bind(&job.nonce)
-    .bind(job.signature.as_deref())
-    .bind(now)
-    .bind(job.expires_at.unix_timestamp() * 1000)
-    .execute(pool)
-    .await
-    .unwrap();
-    tokio::time::timeout(Duration::from_secs(90), async {
-        loop {
-            let row: (String, Option<String>) = sqlx::query_as("SELECT state, outcome_message FROM jobs WHERE id = $1")
-                .bind(job.id.to_string())
-                .fetch_one(pool)
-                .await
-                .unwrap();
-            if !["queued", "leased"].contains(&row.0.as_str()) {
-                return (row.0, row.1.unwrap_or_default());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .expect("the agent answered within 90 s")
+    rdpfleet_e2e::jobs::insert(pool, &job, &params).await;
+    rdpfleet_e2e::jobs::finished(pool, job.id, 90).await
 }
 
 /// Starts `rdpfleet-server serve` with a key file and returns what it printed when it exited
