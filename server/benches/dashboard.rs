@@ -12,7 +12,7 @@ use rdpfleet_server::config::Settings;
 use rdpfleet_server::secrets::hash_password;
 use rdpfleet_server::store::Store;
 use rdpfleet_server::store::audit::{ActorKind, NewAuditEntry};
-use rdpfleet_server::store::users::Role;
+use rdpfleet_server::domain::users::Role;
 
 const REQUESTS: usize = 200;
 
@@ -32,7 +32,7 @@ async fn run(label: &str, url: &str, machines: usize) {
     drop(fleet);
     let seeded = t.elapsed();
     let t = Instant::now();
-    let stats = rdpfleet_server::correlate::run_once(&store, &Default::default()).await.unwrap();
+    let stats = rdpfleet_server::tasks::correlation::run_once(&store, &Default::default()).await.unwrap();
     let correlated = t.elapsed();
     println!(
         "[{label}] seeded {machines} machines ({rows} rows) in {:.1} s; one correlation run {:.0} ms → {} open incidents",

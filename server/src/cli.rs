@@ -8,13 +8,14 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use uuid::Uuid;
 
-use crate::accounts::{Actor, Delivery};
+use crate::services::accounts::{Actor, Delivery};
 use crate::config::{FlagOverrides, LogFormat, Settings, redact_url};
 use crate::secrets::{TokenKind, hash_password, new_password, new_token, token_hash};
 use crate::store::audit::{ActorKind, AuditKey, NewAuditEntry};
 use crate::store::enrollment::NewEnrollmentToken;
 use crate::store::signing_keys::KeyCheck;
-use crate::store::users::{AccountChange, ChangeOutcome, NewApiToken, Role, TokenScope};
+use crate::store::users::{AccountChange, ChangeOutcome, NewApiToken};
+use crate::domain::users::{Role, TokenScope};
 use crate::store::{Store, now_ms, time_of};
 use crate::webhook::Notifier;
 
@@ -118,7 +119,7 @@ pub enum UserCmd {
         #[arg(long, value_enum, default_value_t = ScopeArg::Operate)]
         scope: ScopeArg,
         /// Days until the token expires (default: it does not).
-        #[arg(long, value_parser = clap::value_parser!(i64).range(1..=crate::accounts::MAX_TOKEN_DAYS))]
+        #[arg(long, value_parser = clap::value_parser!(i64).range(1..=crate::services::accounts::MAX_TOKEN_DAYS))]
         expires_in_days: Option<i64>,
     },
     /// List users.
@@ -305,9 +306,9 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let files = if checkpoints.is_empty() { vec![settings.audit_checkpoint_path.clone()] } else { checkpoints };
             let mut all = Vec::new();
             for f in &files {
-                all.extend(crate::audit_checkpoint::read_all(f).map_err(|e| anyhow::anyhow!(e))?);
+                all.extend(crate::tasks::audit_checkpoint::read_all(f).map_err(|e| anyhow::anyhow!(e))?);
             }
-            let v = crate::audit_checkpoint::verify(&store, &all).await?;
+            let v = crate::tasks::audit_checkpoint::verify(&store, &all).await?;
             for p in &v.problems {
                 eprintln!("audit checkpoint problem: {p}");
             }
@@ -330,7 +331,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
         Command::Audit(AuditCmd::Checkpoint) => {
             let c =
-                crate::audit_checkpoint::write_now(&store, &settings.audit_checkpoint_path, &notifier, None).await?;
+                crate::tasks::audit_checkpoint::write_now(&store, &settings.audit_checkpoint_path, &notifier, None).await?;
             if let Some(c) = c {
                 println!("checkpoint of {} entries written to {}", c.count, settings.audit_checkpoint_path.display());
             }
@@ -375,7 +376,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             } else {
                 new_password()
             };
-            let user = crate::accounts::create(
+            let user = crate::services::accounts::create(
                 &store,
                 &notifier,
                 Delivery::Wait,
@@ -571,7 +572,7 @@ async fn change_user(
 ) -> anyhow::Result<()> {
     let account = store.account_by_name(username).await?.with_context(|| format!("no user {username:?}"))?;
     let outcome =
-        crate::accounts::change(store, notifier, Delivery::Wait, &Actor::cli(actor), account.id, change).await?;
+        crate::services::accounts::change(store, notifier, Delivery::Wait, &Actor::cli(actor), account.id, change).await?;
     match outcome {
         ChangeOutcome::Done => {
             eprintln!("{username}: done; their sessions and API tokens are ended");

@@ -6,12 +6,9 @@
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderMap;
-use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
 
-use crate::state::AppState;
 
 /// A proxy address or network, `10.0.0.5` or `10.0.0.0/8`, as written in `trusted_proxies`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,19 +78,6 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[TrustedProxy]) ->
         }
     }
     client
-}
-
-/// The client's address (see [`client_ip`]), when the server was started with connection info
-/// (router tests without it get `None`).
-pub struct PeerIp(pub Option<IpAddr>);
-
-impl FromRequestParts<AppState> for PeerIp {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let peer = parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
-        Ok(PeerIp(peer.map(|p| client_ip(p, &parts.headers, &state.settings.trusted_proxies))))
-    }
 }
 
 #[cfg(test)]

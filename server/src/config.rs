@@ -143,8 +143,8 @@ pub enum ConfigError {
 }
 
 impl Settings {
-    pub fn approval_policy(&self) -> crate::rollout::policy::ApprovalPolicy {
-        crate::rollout::policy::ApprovalPolicy {
+    pub fn approval_policy(&self) -> crate::domain::approval::ApprovalPolicy {
+        crate::domain::approval::ApprovalPolicy {
             above_machines: self.approval_above_machines,
             max_canary_pct: self.max_canary_pct,
         }

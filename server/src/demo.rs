@@ -239,7 +239,7 @@ pub async fn seed(store: &Store, n: usize, seed: u64) -> StoreResult<()> {
         store.seed_machines(batch).await?;
     }
     let now = now_ms();
-    let bucket = crate::correlate::SAMPLE_BUCKET_MS;
+    let bucket = crate::tasks::correlation::SAMPLE_BUCKET_MS;
     let total = n as i64;
     let fail_now = machines.iter().filter(|m| m.results.iter().any(|r| r.status == "fail")).count() as i64;
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
@@ -260,7 +260,7 @@ pub async fn seed(store: &Store, n: usize, seed: u64) -> StoreResult<()> {
             )
             .await?;
     }
-    crate::correlate::run_once(store, &crate::correlate::engine::Rules::default()).await?;
+    crate::tasks::correlation::run_once(store, &crate::domain::correlation::Rules::default()).await?;
     Ok(())
 }
 

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use rdpfleet_proto::error::{ErrorBody, ErrorDetail};
 
+use crate::domain::DomainError;
 use crate::store::StoreError;
 use crate::store::enrollment::EnrollError;
 
@@ -126,6 +127,20 @@ impl From<EnrollError> for AppError {
             EnrollError::Expired => AppError::EnrollmentTokenExpired,
             EnrollError::UsedUp => AppError::EnrollmentTokenUsedUp,
             EnrollError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<DomainError> for AppError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::NotFound(what) => AppError::NotFound(what),
+            DomainError::Invalid(m) => AppError::Validation(m),
+            DomainError::Forbidden(m) => AppError::Forbidden(m),
+            DomainError::Unauthorized => AppError::Unauthorized,
+            DomainError::Conflict(m) => AppError::Conflict(m),
+            DomainError::Unavailable => AppError::Unavailable,
+            DomainError::Internal(e) => AppError::Internal(e),
         }
     }
 }

@@ -60,3 +60,17 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for ApiQuery<T> {
             .map_err(|e: QueryRejection| AppError::BadRequest(format!("invalid query: {}", e.body_text())))
     }
 }
+
+/// The client's address (see [`crate::client_ip::client_ip`]), when the server was started with connection info
+/// (router tests without it get `None`).
+pub struct PeerIp(pub Option<std::net::IpAddr>);
+
+impl FromRequestParts<AppState> for PeerIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+        Ok(PeerIp(peer.map(|p| crate::client_ip::client_ip(p, &parts.headers, &state.settings.trusted_proxies))))
+    }
+}
+

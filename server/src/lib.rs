@@ -1,28 +1,27 @@
-//! rdpfleet server: the agent API, storage and (in later versions) the dashboard, correlation
-//! and rollouts. `launch` runs it; `cli` is the command line of the `rdpfleet-server` binary.
+//! rdpfleet server: the agent API, the dashboard and JSON API, storage, correlation and
+//! rollouts. `launch` runs it; `cli` is the command line of the `rdpfleet-server` binary. The
+//! layers, from the bottom: `domain` (rules, no I/O) ← `store` ← `services` ← `tasks` ←
+//! `state` ← `auth`/`extract` ← `api`/`web` ← `router`; see docs/architecture.md.
 #![forbid(unsafe_code)]
 
-pub mod accounts;
 pub mod api;
-pub mod audit_checkpoint;
 pub mod auth;
 pub mod bootstrap;
 pub mod cli;
-pub mod client_ip;
 pub mod config;
-pub mod correlate;
 pub mod demo;
+pub mod domain;
 pub mod error;
+pub mod client_ip;
 pub mod extract;
-pub mod job_wakeup;
-pub mod report_writer;
-pub mod rollout;
 pub mod router;
 pub mod secrets;
 pub mod serve;
+pub mod services;
 pub mod signing;
 pub mod state;
 pub mod store;
+pub mod tasks;
 pub mod web;
 pub mod webhook;
 
@@ -42,13 +41,13 @@ pub fn app_state(settings: Settings, store: Store, signing_key: ed25519_dalek::S
         store: store.clone(),
         job_signing_public_key: signing::public_key_base64(&signing_key).into(),
         signing_key: Arc::new(signing_key),
-        wakeups: job_wakeup::JobWakeups::default(),
-        reports: report_writer::ReportWriter::spawn(store.clone()),
-        seen: job_wakeup::SeenCache::default(),
+        wakeups: tasks::job_wakeup::JobWakeups::default(),
+        reports: tasks::report_writer::ReportWriter::spawn(store.clone()),
+        seen: tasks::job_wakeup::SeenCache::default(),
         shutdown: CancellationToken::new(),
         throttle: Arc::default(),
         fleet_counts: Arc::default(),
-        enroll_throttle: Arc::new(web::throttle::enroll_throttle()),
+        enroll_throttle: Arc::new(domain::throttle::enroll_throttle()),
         notifier: webhook::Notifier::new(settings.webhook_urls.clone(), settings.webhook_secret.clone()),
         settings: Arc::new(settings),
         key_rotations: Arc::default(),
@@ -64,13 +63,14 @@ pub async fn launch(
 ) -> std::io::Result<()> {
     let cancel = state.shutdown.clone();
     let store = state.store.clone();
-    let job_listener = store.spawn_job_listener(state.wakeups.clone(), cancel.clone());
+    let wakeups = state.wakeups.clone();
+    let job_listener = store.spawn_job_listener(move |m| wakeups.wake(m), cancel.clone());
     let revocations = store.spawn_revocation_watch(std::time::Duration::from_secs(2), cancel.clone());
     let job_index = state.wakeups.spawn_refresher(store.clone(), std::time::Duration::from_secs(5), cancel.clone());
     let counts =
         state.fleet_counts.clone().spawn_refresher(store.clone(), std::time::Duration::from_secs(5), cancel.clone());
     let seen = state.seen.spawn_flusher(store.clone(), std::time::Duration::from_secs(5), cancel.clone());
-    let checkpoints = audit_checkpoint::spawn(
+    let checkpoints = tasks::audit_checkpoint::spawn(
         store.clone(),
         state.settings.audit_checkpoint_path.clone(),
         std::time::Duration::from_secs(state.settings.audit_checkpoint_secs),
@@ -78,7 +78,7 @@ pub async fn launch(
         cancel.clone(),
     );
     let notifier = state.notifier.clone();
-    let rollouts = rollout::spawn(
+    let rollouts = tasks::rollout_engine::spawn(
         store.clone(),
         (*state.signing_key).clone(),
         std::time::Duration::from_secs(2),
@@ -86,7 +86,7 @@ pub async fn launch(
         notifier.clone(),
         state.wakeups.clone(),
     );
-    let correlation = correlate::spawn(
+    let correlation = tasks::correlation::spawn(
         store.clone(),
         std::time::Duration::from_secs(state.settings.correlation_interval_secs),
         cancel.clone(),

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
-use crate::job_wakeup::JobWakeups;
+use crate::tasks::job_wakeup::JobWakeups;
 use crate::store::Store;
 
 #[derive(Clone)]
@@ -17,16 +17,16 @@ pub struct AppState {
     pub signing_key: Arc<ed25519_dalek::SigningKey>,
     pub wakeups: JobWakeups,
     /// Group commit of agent reports.
-    pub reports: crate::report_writer::ReportWriter,
+    pub reports: crate::tasks::report_writer::ReportWriter,
     /// Throttles the `last_seen_at` writes of job polls.
-    pub seen: crate::job_wakeup::SeenCache,
+    pub seen: crate::tasks::job_wakeup::SeenCache,
     /// Cancelled when the server shuts down, so long polls return at once.
     pub shutdown: CancellationToken,
-    pub throttle: Arc<crate::web::throttle::LoginThrottle>,
+    pub throttle: Arc<crate::domain::throttle::LoginThrottle>,
     /// The Overview's fleet counts, recounted in the background.
-    pub fleet_counts: Arc<crate::web::fleet_counts::FleetCounts>,
+    pub fleet_counts: Arc<crate::tasks::fleet_counts::FleetCounts>,
     /// Failed enrollments per address.
-    pub enroll_throttle: Arc<crate::web::throttle::FailureCounter<std::net::IpAddr>>,
+    pub enroll_throttle: Arc<crate::domain::throttle::FailureCounter<std::net::IpAddr>>,
     /// Outbound webhooks.
     pub notifier: crate::webhook::Notifier,
     /// Rotations of the job-signing key, handed to agents with every job poll.

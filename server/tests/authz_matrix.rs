@@ -18,7 +18,7 @@ use rdpfleet_server::store::Store;
 use rdpfleet_server::store::audit::{ActorKind, NewAuditEntry};
 use rdpfleet_server::store::enrollment::{NewEnrollmentToken, NewMachine};
 use rdpfleet_server::store::now_ms;
-use rdpfleet_server::store::users::Role;
+use rdpfleet_server::domain::users::Role;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -129,7 +129,7 @@ async fn fleet(db: &TestDb) -> Fleet {
         duration_ms: 1,
     };
     store.store_report(mine, 1, None, &[r]).await.unwrap();
-    rdpfleet_server::correlate::run_once(&store, &Default::default()).await.unwrap();
+    rdpfleet_server::tasks::correlation::run_once(&store, &Default::default()).await.unwrap();
     let incident = store.incidents(Some("open"), 10, 0).await.unwrap()[0].id.clone();
     let mut f = Fleet { router, store, machine: mine.to_string(), incident, rollout: String::new(), sessions: vec![] };
     for who in [Who::Viewer, Who::Operator, Who::Admin] {
@@ -334,7 +334,8 @@ async fn an_expired_session_opens_nothing() {
 /// Credentials that once worked but are restricted or ended: a read-only token reads and changes
 /// nothing; an expired or revoked token, a disabled or deleted user's token, opens nothing.
 async fn restricted_credentials(db: TestDb) {
-    use rdpfleet_server::store::users::{AccountChange, NewApiToken, TokenScope};
+    use rdpfleet_server::store::users::{AccountChange, NewApiToken};
+use rdpfleet_server::domain::users::TokenScope;
     let f = fleet(&db).await;
     let (admin, _) = f.store.user_by_name("admin").await.unwrap().unwrap();
     let token = |label: &'static str, scope, expires_at| {

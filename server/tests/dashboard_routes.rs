@@ -15,7 +15,7 @@ use rdpfleet_server::store::Store;
 use rdpfleet_server::store::audit::{ActorKind, NewAuditEntry};
 use rdpfleet_server::store::enrollment::{NewEnrollmentToken, NewMachine};
 use rdpfleet_server::store::now_ms;
-use rdpfleet_server::store::users::Role;
+use rdpfleet_server::domain::users::Role;
 use serde_json::json;
 use tower::ServiceExt;
 
@@ -166,7 +166,7 @@ async fn seed(app: &App) -> (String, String) {
         duration_ms: 1,
     };
     s.store_report(id, 1, None, &[r]).await.unwrap();
-    rdpfleet_server::correlate::run_once(s, &Default::default()).await.unwrap();
+    rdpfleet_server::tasks::correlation::run_once(s, &Default::default()).await.unwrap();
     let incident = s.incidents(Some("open"), 10, 0).await.unwrap()[0].id.clone();
     (id.to_string(), incident)
 }

@@ -13,7 +13,7 @@ use rdpfleet_server::store::Store;
 use rdpfleet_server::store::audit::{ActorKind, NewAuditEntry};
 use rdpfleet_server::store::enrollment::{NewEnrollmentToken, NewMachine};
 use rdpfleet_server::store::now_ms;
-use rdpfleet_server::web::fleet_counts::FleetCounts;
+use rdpfleet_server::tasks::fleet_counts::FleetCounts;
 use tokio_util::sync::CancellationToken;
 
 fn report(status: CheckStatus) -> Vec<CheckResult> {

@@ -6,7 +6,7 @@
 use rdpfleet_e2e::TestDb;
 use rdpfleet_proto::check::{CheckResult, CheckStatus};
 use rdpfleet_proto::enroll::MachineRole;
-use rdpfleet_server::report_writer::ReportWriter;
+use rdpfleet_server::tasks::report_writer::ReportWriter;
 use rdpfleet_server::secrets::token_hash;
 use rdpfleet_server::store::Store;
 use rdpfleet_server::store::audit::{ActorKind, NewAuditEntry};

@@ -18,7 +18,7 @@ use rdpfleet_server::store::Store;
 use rdpfleet_server::store::audit::{ActorKind, ChainCheck, NewAuditEntry};
 use rdpfleet_server::store::enrollment::{NewEnrollmentToken, NewMachine};
 use rdpfleet_server::store::now_ms;
-use rdpfleet_server::store::users::Role;
+use rdpfleet_server::domain::users::Role;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use uuid::Uuid;
@@ -48,7 +48,7 @@ impl T {
     }
 
     async fn tick(&self) {
-        rdpfleet_server::rollout::tick(&self.store, &self.key).await.unwrap();
+        rdpfleet_server::services::rollouts::advance(&self.store, &self.key).await.unwrap();
     }
 
     /// Answers every job the machines have, as their agents would; checks each signature.
@@ -172,6 +172,13 @@ async fn the_story(db: TestDb) {
     let (_, v) = t.call("GET", &format!("/api/v1/rollouts/{id}"), "rfu_vic", None).await;
     assert_eq!(v["rollout"]["state"], "completed", "{v}");
     assert_eq!(delivered, 5, "one job per machine");
+    // Typed fields: a boolean and the parameters as an object, not 0 and escaped JSON text.
+    let (_, list) = t.call("GET", "/api/v1/rollouts", "rfu_vic", None).await;
+    let listed = list.as_array().unwrap().iter().find(|r| r["id"] == id.as_str()).unwrap();
+    assert_eq!(listed["dry_run"], json!(false), "{listed}");
+    assert!(!listed["params"].is_string(), "{listed}");
+    assert_eq!(listed["params"], v["rollout"]["params"]);
+    assert!(v["targets"].as_array().unwrap().iter().all(|t| t["evidence"].is_object()), "{v}");
     // Rolling back one machine of a finished rollout, by hand.
     let (s, v) =
         t.call("POST", &format!("/api/v1/rollouts/{id}/rollback"), "rfu_vic", Some(json!({"machine": linux[2]}))).await;

@@ -17,7 +17,7 @@ use rdpfleet_server::store::Store;
 use rdpfleet_server::store::audit::{ActorKind, NewAuditEntry};
 use rdpfleet_server::store::enrollment::NewEnrollmentToken;
 use rdpfleet_server::store::now_ms;
-use rdpfleet_server::store::users::Role;
+use rdpfleet_server::domain::users::Role;
 use tower::ServiceExt;
 
 const PASSWORD: &str = "correct horse battery";

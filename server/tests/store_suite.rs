@@ -11,7 +11,7 @@ use rdpfleet_server::store::audit::{ActorKind, NewAuditEntry, entry_hash, keyed_
 use rdpfleet_server::store::enrollment::{EnrollError, NewEnrollmentToken, NewMachine};
 use rdpfleet_server::store::jobs::{FinishJob, NewJob};
 use rdpfleet_server::store::results::ReportIn;
-use rdpfleet_server::store::users::Role;
+use rdpfleet_server::domain::users::Role;
 use rdpfleet_server::store::{StoreError, now_ms};
 use serde_json::json;
 

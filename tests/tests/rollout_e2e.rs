@@ -147,8 +147,10 @@ async fn expired_host_certificates_are_renewed_by_a_staged_rollout() {
         (v["rollout"]["state"] == "completed").then_some(v)
     })
     .await;
+    assert_eq!(done["rollout"]["dry_run"], json!(true), "{done}");
     for t in done["targets"].as_array().unwrap() {
-        let evidence: Value = serde_json::from_str(t["evidence"].as_str().unwrap()).unwrap();
+        // The agent's report is a JSON object in the API (it was escaped text before 0.9).
+        let evidence = &t["evidence"];
         assert_eq!(evidence["report"]["outcome"], "would_change", "{evidence}");
         assert_eq!(evidence["report"]["backup"]["saved"].as_array().unwrap().len(), 2, "certificate and key");
     }

@@ -6,7 +6,7 @@ use axum::http::request::Parts;
 use crate::error::AppError;
 use crate::secrets::{TokenKind, token_hash};
 use crate::state::AppState;
-use crate::store::users::{Role, TokenScope, User};
+use crate::domain::users::{Role, TokenScope, User};
 
 #[derive(Debug, Clone)]
 pub struct UserAuth(pub User, pub TokenScope);

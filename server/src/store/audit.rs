@@ -4,7 +4,7 @@
 //! deletion anywhere breaks the chain from that point on. The hash is an HMAC-SHA256 keyed with
 //! a secret kept outside the database (`audit_key_path`): someone who can write the database
 //! but not read that file cannot rewrite an entry and recompute the hashes after it. Someone
-//! with the key can; signed checkpoints (`crate::audit_checkpoint`), kept outside the database
+//! with the key can; signed checkpoints (`crate::tasks::audit_checkpoint`), kept outside the database
 //! and sent to the webhooks, catch that. Appenders first update the single
 //! `audit_head` row, which takes a row lock (PostgreSQL) or the write lock (SQLite): the chain is
 //! extended by one writer at a time even across server replicas.

@@ -44,22 +44,7 @@ pub struct MachineListRow {
     pub last_seen_at: i64,
 }
 
-/// Filters of the Machines page; every field optional.
-#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
-#[serde(default, deny_unknown_fields)]
-pub struct MachineFilter {
-    /// Host name prefix (case-insensitive).
-    pub q: Option<String>,
-    pub role: Option<String>,
-    pub site: Option<String>,
-    /// Health: pass, warn, fail, error, unknown.
-    pub status: Option<String>,
-    /// Only machines where this check fails or warns.
-    pub check: Option<String>,
-    /// hostname (default), last_seen, failing, site.
-    pub sort: Option<String>,
-    pub page: Option<u32>,
-}
+pub use crate::domain::machines::MachineFilter;
 
 pub const PAGE_SIZE: i64 = 50;
 

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
 use super::{Store, StoreResult, now_ms, with_db};
-use crate::correlate::engine::{Draft, LocalFailure, PathFailure};
+use crate::domain::correlation::{Draft, LocalFailure, PathFailure};
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct IncidentRow {

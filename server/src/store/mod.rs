@@ -52,6 +52,17 @@ impl StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+impl From<StoreError> for crate::domain::DomainError {
+    fn from(e: StoreError) -> Self {
+        use crate::domain::DomainError;
+        match e {
+            StoreError::Conflict => DomainError::Conflict("already exists".into()),
+            StoreError::Sqlx(sqlx::Error::PoolTimedOut) => DomainError::Unavailable,
+            other => DomainError::Internal(other.into()),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub enum Pool {
     Sqlite(SqlitePool),
@@ -201,10 +212,11 @@ impl Store {
         Ok(())
     }
 
-    /// On PostgreSQL, wakes local pollers when any replica queues a job; returns at shutdown.
+    /// On PostgreSQL, calls `on_job` with the machine whenever any replica queues a job for it
+    /// (`notify_job`), until `shutdown`; `None` on SQLite, where no other process writes jobs.
     pub fn spawn_job_listener(
         &self,
-        wakeups: crate::job_wakeup::JobWakeups,
+        on_job: impl Fn(uuid::Uuid) + Send + 'static,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> Option<tokio::task::JoinHandle<()>> {
         let Pool::Postgres(pool) = &self.pool else { return None };
@@ -231,7 +243,7 @@ impl Store {
                         n = listener.recv() => match n {
                             Ok(n) => {
                                 if let Ok(id) = n.payload().parse() {
-                                    wakeups.wake(id);
+                                    on_job(id);
                                 }
                             }
                             Err(e) => {

@@ -7,7 +7,8 @@ use std::hash::{Hash, Hasher};
 use rdpfleet_proto::check::{CheckResult, CheckStatus};
 
 use super::ms_of;
-use super::results::{PATH_CHECK, host_of, machine_health};
+use super::results::{PATH_CHECK, host_of};
+use crate::domain::health::Health;
 
 /// A machine's current result for one (check, target): its status, since when, and a
 /// fingerprint of its cause. Small on purpose: [`super::current_cache`] holds one per result
@@ -114,7 +115,7 @@ pub(super) struct ReportPlan {
     pub transitions: Vec<NewTransition>,
     pub paths: Vec<PathRow>,
     pub failing: i64,
-    pub health: &'static str,
+    pub health: Health,
     /// The machine's current results once this report is stored.
     pub current: CurrentResults,
 }
@@ -190,7 +191,7 @@ pub(super) fn plan(results: &[CheckResult], mut current: CurrentResults) -> Repo
         let fingerprint = path_fingerprint(path);
         now.path.replace(fingerprint) != Some(fingerprint)
     });
-    let (failing, health) = machine_health(current.values().map(|c| c.status.as_str()));
+    let (failing, health) = Health::of_results(current.values().map(|c| c.status.as_str()));
     ReportPlan { rows, transitions, paths, failing, health, current }
 }
 
@@ -221,7 +222,7 @@ mod tests {
         now.insert(result_key("a", ""), current(CheckStatus::Pass, 5, None));
         let p = plan(&[result("a", None, CheckStatus::Pass, None)], now);
         assert_eq!((p.rows.len(), p.transitions.len(), p.rows[0].since), (1, 0, 5));
-        assert_eq!((p.failing, p.health), (0, "pass"));
+        assert_eq!((p.failing, p.health), (0, Health::Pass));
     }
 
     #[test]
@@ -235,7 +236,7 @@ mod tests {
         assert_eq!(p.rows[0].since, 5);
         assert_eq!((p.paths.len(), p.paths[0].host.as_str()), (1, "h"));
         // Health counts the machine's results not in this report too.
-        assert_eq!((p.failing, p.health), (1, "fail"));
+        assert_eq!((p.failing, p.health), (1, Health::Fail));
     }
 
     #[test]
@@ -247,7 +248,7 @@ mod tests {
         assert_eq!(p.rows.len(), 1);
         assert_eq!(p.rows[0].status, "pass");
         assert_eq!(p.transitions.len(), 2);
-        assert_eq!((p.failing, p.health), (0, "pass"));
+        assert_eq!((p.failing, p.health), (0, Health::Pass));
     }
 
     #[test]

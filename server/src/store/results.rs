@@ -277,7 +277,7 @@ impl Store {
                         .bind(batch[*i].agent_version)
                         .bind(i64::try_from(batch[*i].dropped_reports).unwrap_or(i64::MAX))
                         .bind(p.failing)
-                        .bind(p.health);
+                        .bind(p.health.as_str());
                 }
                 q.execute(&mut *tx).await?;
                 for (i, p) in plans {
@@ -403,46 +403,5 @@ impl Store {
             a + b
         });
         Ok(n)
-    }
-}
-
-/// A machine's failing-result count and worst status: fail, then error, warn, pass; `unknown`
-/// when it has no result of those.
-pub(super) fn machine_health<'a>(statuses: impl Iterator<Item = &'a str>) -> (i64, &'static str) {
-    let (mut failing, mut worst) = (0i64, 0u8);
-    for s in statuses {
-        let rank = match s {
-            "fail" => {
-                failing += 1;
-                4
-            }
-            "error" => 3,
-            "warn" => 2,
-            "pass" => 1,
-            _ => 0,
-        };
-        worst = worst.max(rank);
-    }
-    let health = match worst {
-        4 => "fail",
-        3 => "error",
-        2 => "warn",
-        1 => "pass",
-        _ => "unknown",
-    };
-    (failing, health)
-}
-
-#[cfg(test)]
-mod health_tests {
-    use super::machine_health;
-
-    #[test]
-    fn worst_status_wins_and_fails_are_counted() {
-        assert_eq!(machine_health(["pass", "warn", "fail", "fail"].into_iter()), (2, "fail"));
-        assert_eq!(machine_health(["pass", "error", "warn"].into_iter()), (0, "error"));
-        assert_eq!(machine_health(["pass", "skipped"].into_iter()), (0, "pass"));
-        assert_eq!(machine_health(["skipped"].into_iter()), (0, "unknown"));
-        assert_eq!(machine_health([].into_iter()), (0, "unknown"));
     }
 }

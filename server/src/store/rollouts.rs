@@ -1,60 +1,120 @@
 //! Rollouts: a fix for a set of machines, in waves, with approvals; every change is audited. The
-//! engine (`crate::rollout`) advances them; all state lives here, so a restarted server continues.
+//! engine (`services::rollouts::advance`) moves them on; all state lives here, so a restarted
+//! server continues. Rows are converted into `domain::rollout` types at this boundary, and every
+//! state change is checked against the domain's transition table.
 use uuid::Uuid;
 
 use super::audit::{AuditAppend, NewAuditEntry};
 use super::{Store, StoreError, StoreResult, now_ms, with_db};
+use crate::domain::ids::{JobId, MachineId, RolloutId, UserId};
+use crate::domain::rollout::{Rollout, RolloutState, Target, TargetState};
 
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
-pub struct RolloutRow {
-    pub id: String,
-    pub fix_id: String,
-    pub params: String,
-    pub dry_run: i64,
-    pub source: Option<String>,
-    pub state: String,
-    pub proposed_by: String,
-    pub approved_by: Option<String>,
-    pub canary: i64,
-    pub growth: i64,
-    pub max_failures: i64,
-    pub current_wave: i64,
-    pub halted_reason: Option<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
-    /// The proposer's user id (absent on rollouts from before it was kept).
-    #[serde(skip)]
-    pub proposed_by_id: Option<String>,
+#[derive(sqlx::FromRow)]
+struct RolloutRow {
+    id: String,
+    fix_id: String,
+    params: String,
+    dry_run: i64,
+    source: Option<String>,
+    state: String,
+    proposed_by: String,
+    approved_by: Option<String>,
+    canary: i64,
+    growth: i64,
+    max_failures: i64,
+    current_wave: i64,
+    halted_reason: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+    proposed_by_id: Option<String>,
     /// JSON array of why it needs approval.
-    #[serde(skip)]
-    pub approval_reasons: String,
+    approval_reasons: String,
 }
 
-impl RolloutRow {
-    /// Why this rollout needs a second person's approval (empty: it does not).
-    pub fn approval_reasons(&self) -> Vec<String> {
-        serde_json::from_str(&self.approval_reasons).unwrap_or_default()
+fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Corrupt(format!("{what} {value:?}"))
+}
+
+fn id_of<T: std::str::FromStr>(what: &str, s: &str) -> StoreResult<T> {
+    s.parse().map_err(|_| corrupt(what, s))
+}
+
+impl TryFrom<RolloutRow> for Rollout {
+    type Error = StoreError;
+    fn try_from(r: RolloutRow) -> StoreResult<Rollout> {
+        Ok(Rollout {
+            id: id_of("rollout id", &r.id)?,
+            state: RolloutState::parse(&r.state).ok_or_else(|| corrupt("rollout state", &r.state))?,
+            params: serde_json::from_str(&r.params).map_err(|_| corrupt("rollout params", &r.params))?,
+            approval_reasons: serde_json::from_str(&r.approval_reasons)
+                .map_err(|_| corrupt("approval reasons", &r.approval_reasons))?,
+            proposed_by_id: r.proposed_by_id.as_deref().map(|p| id_of::<UserId>("user id", p)).transpose()?,
+            fix_id: r.fix_id,
+            dry_run: r.dry_run != 0,
+            source: r.source,
+            proposed_by: r.proposed_by,
+            approved_by: r.approved_by,
+            canary: r.canary,
+            growth: r.growth,
+            max_failures: r.max_failures,
+            current_wave: r.current_wave,
+            halted_reason: r.halted_reason,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
     }
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
-pub struct TargetRow {
-    pub machine_id: String,
-    pub hostname: String,
-    pub fix_id: String,
-    pub wave: i64,
-    pub state: String,
-    pub job_id: Option<String>,
-    pub rollback_job_id: Option<String>,
-    pub message: Option<String>,
-    /// The agent's report of the (apply or dry-run) job: what was, or would be, changed.
-    pub evidence: Option<String>,
+#[derive(sqlx::FromRow)]
+struct TargetRow {
+    machine_id: String,
+    hostname: String,
+    fix_id: String,
+    wave: i64,
+    state: String,
+    job_id: Option<String>,
+    rollback_job_id: Option<String>,
+    message: Option<String>,
+    evidence: Option<String>,
+}
+
+impl TryFrom<TargetRow> for Target {
+    type Error = StoreError;
+    fn try_from(t: TargetRow) -> StoreResult<Target> {
+        let job = |j: Option<String>| j.as_deref().map(|j| id_of::<JobId>("job id", j)).transpose();
+        Ok(Target {
+            machine_id: id_of("machine id", &t.machine_id)?,
+            state: TargetState::parse(&t.state).ok_or_else(|| corrupt("target state", &t.state))?,
+            job_id: job(t.job_id)?,
+            rollback_job_id: job(t.rollback_job_id)?,
+            // Evidence is the agent's report: kept even when it is not JSON, as text.
+            evidence: t.evidence.map(|e| serde_json::from_str(&e).unwrap_or(serde_json::Value::String(e))),
+            hostname: t.hostname,
+            fix_id: t.fix_id,
+            wave: t.wave,
+            message: t.message,
+        })
+    }
+}
+
+fn convert<R, T: TryFrom<R, Error = StoreError>>(rows: Vec<R>) -> StoreResult<Vec<T>> {
+    rows.into_iter().map(T::try_from).collect()
+}
+
+/// A move of a rollout's state, with the wave, halt reason and approver it sets (when given).
+#[derive(Debug, Clone, Copy)]
+pub struct Transition<'a> {
+    pub from: &'a [RolloutState],
+    pub to: RolloutState,
+    pub wave: Option<i64>,
+    pub reason: Option<&'a str>,
+    pub approved_by: Option<&'a str>,
 }
 
 /// A target's fix for its platform, and its wave.
 #[derive(Debug, Clone)]
 pub struct NewTarget {
-    pub machine_id: Uuid,
+    pub machine_id: MachineId,
     pub fix_id: &'static str,
     pub wave: i64,
 }
@@ -78,26 +138,29 @@ pub struct NewRollout<'a> {
 /// A signed job to create for a target, with the target's new state.
 #[derive(Debug, Clone)]
 pub struct TargetJob<'a> {
-    pub job_id: Uuid,
-    pub machine_id: Uuid,
+    pub job_id: JobId,
+    pub machine_id: MachineId,
     pub fix_id: &'a str,
     pub action: &'static str,
     pub params: &'a serde_json::Value,
     pub nonce: &'a str,
     pub signature: &'a str,
     pub expires_at: i64,
-    /// `running` for an apply or dry run, `rolling_back` for a rollback.
-    pub target_state: &'static str,
+    /// The target's move: pending → running for an apply or dry run, succeeded → rolling_back
+    /// for a rollback.
+    pub from: TargetState,
+    pub to: TargetState,
 }
 
 const ROLLOUT_COLUMNS: &str = "id, fix_id, params, dry_run, source, state, proposed_by, approved_by, canary, growth, \
      max_failures, current_wave, halted_reason, created_at, updated_at, proposed_by_id, approval_reasons";
 
 impl Store {
-    pub async fn create_rollout(&self, r: NewRollout<'_>, audit: NewAuditEntry) -> StoreResult<Uuid> {
-        let id = Uuid::new_v4();
+    pub async fn create_rollout(&self, r: NewRollout<'_>, audit: NewAuditEntry) -> StoreResult<RolloutId> {
+        let id = RolloutId::new();
         let now = now_ms();
-        let state = if r.approval_reasons.is_empty() { "ready" } else { "awaiting_approval" };
+        let state =
+            if r.approval_reasons.is_empty() { RolloutState::Ready } else { RolloutState::AwaitingApproval }.as_str();
         let reasons = serde_json::to_string(&r.approval_reasons).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         with_db!(self, p => {
             let mut tx = p.begin_with(self.begin_write()).await?;
@@ -142,27 +205,27 @@ impl Store {
         Ok(id)
     }
 
-    pub async fn rollout(&self, id: Uuid) -> StoreResult<Option<RolloutRow>> {
+    pub async fn rollout(&self, id: RolloutId) -> StoreResult<Option<Rollout>> {
         let row = with_db!(self, p => {
             sqlx::query_as::<_, RolloutRow>(&format!("SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE id = $1"))
                 .bind(id.to_string())
                 .fetch_optional(p)
                 .await?
         });
-        Ok(row)
+        row.map(Rollout::try_from).transpose()
     }
 
-    pub async fn rollouts(&self, limit: i64) -> StoreResult<Vec<RolloutRow>> {
+    pub async fn rollouts(&self, limit: i64) -> StoreResult<Vec<Rollout>> {
         let rows = with_db!(self, p => {
             sqlx::query_as::<_, RolloutRow>(&format!("SELECT {ROLLOUT_COLUMNS} FROM rollouts ORDER BY created_at DESC LIMIT $1"))
                 .bind(limit)
                 .fetch_all(p)
                 .await?
         });
-        Ok(rows)
+        convert(rows)
     }
 
-    pub async fn rollout_targets(&self, id: Uuid) -> StoreResult<Vec<TargetRow>> {
+    pub async fn rollout_targets(&self, id: RolloutId) -> StoreResult<Vec<Target>> {
         let rows = with_db!(self, p => {
             sqlx::query_as::<_, TargetRow>(
                 "SELECT t.machine_id, m.hostname, t.fix_id, t.wave, t.state, t.job_id, t.rollback_job_id, t.message, j.evidence \
@@ -173,23 +236,23 @@ impl Store {
             .fetch_all(p)
             .await?
         });
-        Ok(rows)
+        convert(rows)
     }
 
-    /// Moves a rollout from one of `from` to `to` (and the wave, reason, approver when given),
-    /// with its audit entry; false when it was not in one of `from` (someone else acted first).
-    #[allow(clippy::too_many_arguments)]
+    /// Moves a rollout from one of `t.from` to `t.to`, with its audit entry; false when it was
+    /// not in one of `t.from` (someone else acted first). A move outside the domain's
+    /// transition table is refused before the database is asked.
     pub async fn transition_rollout(
         &self,
-        id: Uuid,
-        from: &[&str],
-        to: &str,
-        wave: Option<i64>,
-        reason: Option<&str>,
-        approved_by: Option<&str>,
+        id: RolloutId,
+        t: Transition<'_>,
         audit: Option<NewAuditEntry>,
     ) -> StoreResult<bool> {
-        let allowed = from.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ");
+        if t.from.is_empty() || t.from.iter().any(|f| !f.can_move_to(t.to)) {
+            return Err(StoreError::Corrupt(format!("no rollout transition {:?} -> {}", t.from, t.to)));
+        }
+        let (to, wave, reason, approved_by) = (t.to.as_str(), t.wave, t.reason, t.approved_by);
+        let allowed = t.from.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(", ");
         let sql = format!(
             "UPDATE rollouts SET state = $1, current_wave = COALESCE($2, current_wave), halted_reason = COALESCE($3, halted_reason), \
              approved_by = COALESCE($4, approved_by), updated_at = $5 WHERE id = $6 AND state IN ({allowed})"
@@ -221,16 +284,24 @@ impl Store {
 
     /// Creates a signed job for a target and moves the target, in one transaction: a crash in
     /// between leaves neither, so no target gets two jobs and none is forgotten.
-    pub async fn start_target_job(&self, rollout: Uuid, j: TargetJob<'_>, audit: NewAuditEntry) -> StoreResult<bool> {
+    pub async fn start_target_job(
+        &self,
+        rollout: RolloutId,
+        j: TargetJob<'_>,
+        audit: NewAuditEntry,
+    ) -> StoreResult<bool> {
+        if !j.from.can_move_to(j.to) || !j.to.is_in_flight() {
+            return Err(StoreError::Corrupt(format!("no target transition {} -> {}", j.from, j.to)));
+        }
         let now = now_ms();
-        let (column, from) =
-            if j.target_state == "rolling_back" { ("rollback_job_id", "succeeded") } else { ("job_id", "pending") };
+        let column = if j.to == TargetState::RollingBack { "rollback_job_id" } else { "job_id" };
+        let from = j.from.as_str();
         let done = with_db!(self, p => {
             let mut tx = p.begin_with(self.begin_write()).await?;
             let n = sqlx::query(&format!(
                 "UPDATE rollout_targets SET state = $1, {column} = $2 WHERE rollout_id = $3 AND machine_id = $4 AND state = '{from}'"
             ))
-            .bind(j.target_state)
+            .bind(j.to.as_str())
             .bind(j.job_id.to_string())
             .bind(rollout.to_string())
             .bind(j.machine_id.to_string())
@@ -262,13 +333,13 @@ impl Store {
             n == 1
         });
         if done {
-            self.notify_job(j.machine_id).await?;
+            self.notify_job(j.machine_id.0).await?;
         }
         Ok(done)
     }
 
     /// Brings targets in line with their jobs' answers; returns how many changed.
-    pub async fn sync_rollout_targets(&self, rollout: Uuid) -> StoreResult<u64> {
+    pub async fn sync_rollout_targets(&self, rollout: RolloutId) -> StoreResult<u64> {
         let id = rollout.to_string();
         // (target state waiting for the job, the job's column, the state when it succeeded)
         let steps = [("running", "job_id", "succeeded"), ("rolling_back", "rollback_job_id", "rolled_back")];
@@ -297,7 +368,7 @@ impl Store {
     }
 
     /// Cancels the rollout's queued (not yet delivered) jobs and pending targets (abort).
-    pub async fn cancel_rollout_work(&self, rollout: Uuid) -> StoreResult<u64> {
+    pub async fn cancel_rollout_work(&self, rollout: RolloutId) -> StoreResult<u64> {
         let id = rollout.to_string();
         let n = with_db!(self, p => {
             let mut tx = p.begin_with(self.begin_write()).await?;
@@ -318,7 +389,7 @@ impl Store {
     }
 
     /// Rollouts the engine advances (running, and halted ones still rolling back).
-    pub async fn active_rollouts(&self) -> StoreResult<Vec<RolloutRow>> {
+    pub async fn active_rollouts(&self) -> StoreResult<Vec<Rollout>> {
         let rows = with_db!(self, p => {
             sqlx::query_as::<_, RolloutRow>(&format!(
                 "SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE state = 'running' OR (state IN ('halted', 'aborted', 'completed') AND EXISTS \
@@ -327,6 +398,6 @@ impl Store {
             .fetch_all(p)
             .await?
         });
-        Ok(rows)
+        convert(rows)
     }
 }

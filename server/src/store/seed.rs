@@ -55,8 +55,8 @@ pub struct SeedMachine {
 impl SeedMachine {
     /// The same worst status and failing count the report transaction keeps.
     fn health(&self) -> (&'static str, i64) {
-        let (failing, health) = super::results::machine_health(self.results.iter().map(|r| r.status));
-        (health, failing)
+        let (failing, health) = crate::domain::health::Health::of_results(self.results.iter().map(|r| r.status));
+        (health.as_str(), failing)
     }
 }
 

@@ -2,7 +2,7 @@
 //! session's CSRF token and its expiry (idle timeout, renewed on use).
 use uuid::Uuid;
 
-use super::users::User;
+use crate::domain::users::User;
 use super::{Store, StoreResult, now_ms, with_db};
 
 #[derive(Debug, Clone)]

@@ -3,33 +3,9 @@ use uuid::Uuid;
 
 use super::audit::{AuditAppend, NewAuditEntry};
 use super::{Store, StoreError, StoreResult, now_ms, parse_uuid, with_db};
+use crate::domain::users::{Account, Role, TokenScope, User};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Role {
-    Viewer,
-    Operator,
-    Admin,
-}
 
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Operator => "operator",
-            Role::Admin => "admin",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Role> {
-        [Role::Viewer, Role::Operator, Role::Admin].into_iter().find(|r| r.as_str() == s)
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct User {
-    pub id: Uuid,
-    pub username: String,
-    pub role: Role,
-}
 
 #[derive(sqlx::FromRow)]
 struct UserRow {
@@ -188,54 +164,7 @@ impl Store {
     }
 }
 
-/// What a personal API token may do: `Read` tokens only read, whatever their user's role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum TokenScope {
-    Read,
-    Operate,
-}
 
-impl TokenScope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenScope::Read => "read",
-            TokenScope::Operate => "operate",
-        }
-    }
-    pub fn parse(s: &str) -> Option<TokenScope> {
-        [TokenScope::Read, TokenScope::Operate].into_iter().find(|t| t.as_str() == s)
-    }
-}
-
-/// An account as administrators see it.
-#[derive(Debug, Clone)]
-pub struct Account {
-    pub id: Uuid,
-    pub username: String,
-    pub role: Role,
-    pub created_at: i64,
-    /// The user who created it (none: the command line or the first start).
-    pub created_by: Option<Uuid>,
-    /// The user who last raised its role.
-    pub promoted_by: Option<Uuid>,
-    pub role_changed_at: Option<i64>,
-    pub disabled_at: Option<i64>,
-    pub deleted_at: Option<i64>,
-}
-
-impl Account {
-    pub fn is_active(&self) -> bool {
-        self.disabled_at.is_none() && self.deleted_at.is_none()
-    }
-    pub fn state(&self) -> &'static str {
-        match (self.deleted_at, self.disabled_at) {
-            (Some(_), _) => "deleted",
-            (None, Some(_)) => "disabled",
-            (None, None) => "active",
-        }
-    }
-}
 
 type AccountTuple =
     (String, String, String, i64, Option<String>, Option<String>, Option<i64>, Option<i64>, Option<i64>);

@@ -5,7 +5,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::pages::{StateQuery, incident_state, validate_filter};
+use super::pages::{StateQuery, incident_state};
 use super::session::Session;
 use super::{WebError, WebResult};
 use crate::state::AppState;
@@ -51,7 +51,7 @@ pub async fn machines_csv(
     f: Result<Query<MachineFilter>, QueryRejection>,
 ) -> WebResult<Response> {
     let f = q(f)?;
-    validate_filter(&f)?;
+    f.validate()?;
     let rows = s.store.machines_matching(&f, EXPORT_LIMIT).await?;
     Ok(csv_response(
         "machines.csv",
@@ -78,7 +78,7 @@ pub async fn machines_json(
     f: Result<Query<MachineFilter>, QueryRejection>,
 ) -> WebResult<Response> {
     let f = q(f)?;
-    validate_filter(&f)?;
+    f.validate()?;
     Ok(json(s.store.machines_matching(&f, EXPORT_LIMIT).await?))
 }
 

@@ -13,11 +13,9 @@ pub mod assets;
 pub mod audit;
 pub mod auth_pages;
 pub mod export;
-pub mod fleet_counts;
 pub mod pages;
 pub mod rollouts;
 pub mod session;
-pub mod throttle;
 pub mod view;
 
 /// What a page handler can fail with; rendered as a page, never as JSON.
@@ -46,6 +44,20 @@ pub enum WebError {
 impl WebError {
     pub fn internal(e: impl Into<anyhow::Error>) -> WebError {
         WebError::Internal(e.into())
+    }
+}
+
+impl From<crate::domain::DomainError> for WebError {
+    fn from(e: crate::domain::DomainError) -> Self {
+        use crate::domain::DomainError as D;
+        match e {
+            D::NotFound(_) => WebError::NotFound,
+            D::Forbidden(_) => WebError::Forbidden,
+            D::Conflict(m) => WebError::Conflict(m),
+            D::Internal(e) => WebError::Internal(e),
+            D::Unavailable => WebError::internal(anyhow::anyhow!("the database is saturated")),
+            other => WebError::BadRequest(other.to_string()),
+        }
     }
 }
 

@@ -42,28 +42,13 @@ pub async fn overview(State(state): State<AppState>, session: Session) -> WebRes
     render(&page)
 }
 
-/// Rejects filter values outside their sets (the page would show nothing and hide the typo).
-pub fn validate_filter(f: &MachineFilter) -> WebResult<()> {
-    let check = |v: &Option<String>, allowed: &[&str], what: &str| match v.as_deref() {
-        Some(x) if !x.is_empty() && !allowed.contains(&x) => Err(WebError::BadRequest(format!("unknown {what} {x:?}"))),
-        _ => Ok(()),
-    };
-    check(&f.role, &["client", "host", "both"], "role")?;
-    check(&f.status, &["pass", "warn", "fail", "error", "unknown"], "status")?;
-    check(&f.sort, &["hostname", "last_seen", "failing", "site"], "sort")?;
-    if f.q.as_deref().is_some_and(|q| q.len() > 253) || f.check.as_deref().is_some_and(|c| c.len() > 64) {
-        return Err(WebError::BadRequest("search text too long".into()));
-    }
-    Ok(())
-}
-
 pub async fn machines(
     State(state): State<AppState>,
     session: Session,
     q: Result<Query<MachineFilter>, QueryRejection>,
 ) -> WebResult<Response> {
     let Query(f) = q.map_err(bad_query)?;
-    validate_filter(&f)?;
+    f.validate()?;
     let (rows, total) = state.store.machine_page(&f).await?;
     let pages = u32::try_from((total + PAGE_SIZE - 1) / PAGE_SIZE).unwrap_or(u32::MAX).max(1);
     let fv = FilterView::of(&f);
@@ -120,7 +105,7 @@ pub async fn machine(
     let full = s.machine(id).await?.ok_or(WebError::NotFound)?;
     let results = s.latest_results(id).await?;
     let page = MachinePage {
-        can_propose: session.user.role >= crate::store::users::Role::Operator,
+        can_propose: session.user.role >= crate::domain::users::Role::Operator,
         nav: Nav::of(&session, "machines"),
         m: MachineView::of(&row),
         labels: full.labels.join(", "),
@@ -249,7 +234,7 @@ pub async fn incident(
         })
         .unwrap_or_default();
     let page = IncidentPage {
-        can_propose: session.user.role >= crate::store::users::Role::Operator,
+        can_propose: session.user.role >= crate::domain::users::Role::Operator,
         nav: Nav::of(&session, "incidents"),
         machines: s.incident_machines(id, 1000).await?,
         events: s.incident_events(id).await?.into_iter().map(|e| (at(e.at), e)).collect(),

@@ -10,27 +10,17 @@ use uuid::Uuid;
 use super::session::Session;
 use super::view::{Nav, RolloutPage, RolloutView, RolloutsPage, TargetView, at};
 use super::{WebError, WebResult, render};
-use crate::api::user::rollouts::{self, Action, ProposeRollout, RollbackRequest, create, detail, roll_back};
-use crate::auth::user::UserAuth;
-use crate::error::AppError;
+use crate::domain::ids::RolloutId;
+use crate::domain::rollout::{Action, RolloutState};
+use crate::domain::users::Role;
+use crate::services::rollouts::{self, Proposal, RollbackScope};
 use crate::state::AppState;
-use crate::store::users::Role;
-
-fn app(e: AppError) -> WebError {
-    match e {
-        AppError::NotFound(_) => WebError::NotFound,
-        AppError::Forbidden(_) => WebError::Forbidden,
-        AppError::Internal(e) => WebError::Internal(e),
-        AppError::Conflict(m) => WebError::Conflict(m),
-        other => WebError::BadRequest(other.to_string()),
-    }
-}
 
 pub async fn list(State(state): State<AppState>, session: Session) -> WebResult<Response> {
     let rows = state.store.rollouts(200).await?;
     let mut views = Vec::with_capacity(rows.len());
     for r in &rows {
-        let targets = state.store.rollout_targets(r.id.parse().map_err(|_| WebError::NotFound)?).await?;
+        let targets = state.store.rollout_targets(r.id).await?;
         views.push(RolloutView::of(r, &targets));
     }
     render(&RolloutsPage { nav: Nav::of(&session, "rollouts"), rows: views })
@@ -42,16 +32,17 @@ pub async fn page(
     id: Result<Path<String>, PathRejection>,
 ) -> WebResult<Response> {
     let id = super::pages::uuid_of(id)?;
-    let d = detail(&state, id).await.map_err(app)?;
+    let d = rollouts::detail(&state.store, RolloutId(id)).await?;
     let role = session.user.role;
     let r = &d.rollout;
     let page = RolloutPage {
-        can_approve: role == Role::Admin && r.proposed_by != session.user.username && r.state == "awaiting_approval",
+        can_approve: role == Role::Admin && r.proposed_by != session.user.username
+            && r.state == RolloutState::AwaitingApproval,
         can_operate: role >= Role::Operator,
         nav: Nav::of(&session, "rollouts"),
         r: RolloutView::of(r, &d.targets),
         targets: d.targets.iter().map(TargetView::of).collect(),
-        params: r.params.clone(),
+        params: r.params.to_string(),
         created: at(r.created_at),
     };
     render(&page)
@@ -91,7 +82,7 @@ pub async fn propose(
     } else {
         serde_json::from_str(&f.params).map_err(|e| WebError::BadRequest(format!("parameters are not JSON: {e}")))?
     };
-    let req = ProposeRollout {
+    let req = Proposal {
         fix: f.fix,
         params,
         machines: f.machine.into_iter().collect(),
@@ -101,7 +92,7 @@ pub async fn propose(
         growth: f.growth,
         max_failures: f.max_failures,
     };
-    let id = create(&state, &session.user, &req).await.map_err(app)?;
+    let id = rollouts::create(&state.store, state.settings.approval_policy(), &session.user, &req).await?;
     Ok(Redirect::to(&format!("/rollouts/{id}")).into_response())
 }
 
@@ -122,12 +113,14 @@ pub async fn act(
     session.check_csrf(&f.csrf)?;
     let Path((id, action)) = p.map_err(|_| WebError::NotFound)?;
     let id = Uuid::parse_str(&id).map_err(|_| WebError::NotFound)?;
-    let user = UserAuth(session.user.clone(), crate::store::users::TokenScope::Operate);
+    let id = RolloutId(id);
     if action == "rollback" {
-        roll_back(&state, &user, id, &RollbackRequest { machine: None, wave: None }).await.map_err(app)?;
+        let queued =
+            rollouts::roll_back(&state.store, &state.signing_key, &session.user, id, RollbackScope::default()).await?;
+        state.wakeups.wake_all(queued.iter().map(|m| m.0));
     } else {
         let action = Action::parse(&action).ok_or(WebError::NotFound)?;
-        rollouts::act(&state, &user, id, action).await.map_err(app)?;
+        rollouts::act(&state.store, &session.user, id, action).await?;
     }
     Ok(Redirect::to(&format!("/rollouts/{id}")).into_response())
 }

@@ -9,7 +9,7 @@ use rand::RngCore;
 use super::WebError;
 use crate::secrets::token_hash;
 use crate::state::AppState;
-use crate::store::users::{Role, User};
+use crate::domain::users::{Role, User};
 
 const SECURE_NAME: &str = "__Host-rdpfleet_session";
 const PLAIN_NAME: &str = "rdpfleet_session";

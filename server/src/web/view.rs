@@ -2,6 +2,7 @@
 use askama::Template;
 use rdpfleet_proto::causes;
 
+use crate::domain::rollout::{Rollout, Target, TargetState};
 use crate::store::dashboard::{CheckMachineRow, CheckStat, HealthCounts, HealthSample, MachineFilter, MachineListRow};
 use crate::store::incidents::{IncidentEventRow, IncidentMachineRow, IncidentRow};
 use crate::store::now_ms;
@@ -22,7 +23,7 @@ impl Nav {
             user: s.user.username.clone(),
             role: s.user.role.as_str().to_owned(),
             csrf: s.csrf.clone(),
-            is_admin: s.user.role == crate::store::users::Role::Admin,
+            is_admin: s.user.role == crate::domain::users::Role::Admin,
             active,
         }
     }
@@ -208,8 +209,6 @@ pub struct MachineView {
     pub offline: bool,
 }
 
-/// A machine not heard from in this long is shown as offline.
-pub const OFFLINE_AFTER_MS: i64 = 30 * 60 * 1000;
 
 impl MachineView {
     pub fn of(m: &MachineListRow) -> MachineView {
@@ -223,7 +222,7 @@ impl MachineView {
             health: m.health.clone(),
             failing: m.failing,
             last_seen: ago(m.last_seen_at),
-            offline: now_ms() - m.last_seen_at > OFFLINE_AFTER_MS,
+            offline: now_ms() - m.last_seen_at > crate::domain::health::OFFLINE_AFTER_MS,
         }
     }
 }
@@ -505,18 +504,18 @@ pub struct RolloutView {
 }
 
 impl RolloutView {
-    pub fn of(r: &crate::store::rollouts::RolloutRow, targets: &[crate::store::rollouts::TargetRow]) -> RolloutView {
-        let count = |s: &str| targets.iter().filter(|t| t.state == s).count();
+    pub fn of(r: &Rollout, targets: &[Target]) -> RolloutView {
+        let count = |s: TargetState| targets.iter().filter(|t| t.state == s).count();
         let total = targets.len();
         let bar = |n: usize| (n * 300).checked_div(total).unwrap_or(0);
         let (succeeded, failed, running) =
-            (count("succeeded"), count("failed"), count("running") + count("rolling_back"));
+            (count(TargetState::Succeeded), count(TargetState::Failed), targets.iter().filter(|t| t.state.is_in_flight()).count());
         RolloutView {
-            id: r.id.clone(),
+            id: r.id.to_string(),
             fix_id: r.fix_id.clone(),
             fix_title: rdpfleet_proto::fixes::lookup(&r.fix_id).map_or_else(String::new, |f| f.title.to_owned()),
-            state: r.state.clone(),
-            dry_run: r.dry_run == 1,
+            state: r.state.to_string(),
+            dry_run: r.dry_run,
             source: r.source.clone().unwrap_or_default(),
             proposed_by: r.proposed_by.clone(),
             approved_by: r.approved_by.clone().unwrap_or_default(),
@@ -526,7 +525,7 @@ impl RolloutView {
             succeeded,
             failed,
             running,
-            rolled_back: count("rolled_back"),
+            rolled_back: count(TargetState::RolledBack),
             halted_reason: r.halted_reason.clone().unwrap_or_default(),
             bar_ok: bar(succeeded),
             bar_fail: bar(failed),
@@ -534,7 +533,7 @@ impl RolloutView {
             canary: r.canary,
             growth: r.growth,
             max_failures: r.max_failures,
-            approval_reasons: r.approval_reasons(),
+            approval_reasons: r.approval_reasons.clone(),
         }
     }
 }
@@ -551,11 +550,10 @@ pub struct TargetView {
 }
 
 impl TargetView {
-    pub fn of(t: &crate::store::rollouts::TargetRow) -> TargetView {
+    pub fn of(t: &Target) -> TargetView {
         let changes = t
             .evidence
-            .as_deref()
-            .and_then(|e| serde_json::from_str::<serde_json::Value>(e).ok())
+            .as_ref()
             .and_then(|v| {
                 let saved = v["report"]["backup"]["saved"].as_array()?.clone();
                 Some(
@@ -577,11 +575,11 @@ impl TargetView {
             })
             .unwrap_or_default();
         TargetView {
-            machine_id: t.machine_id.clone(),
+            machine_id: t.machine_id.to_string(),
             hostname: t.hostname.clone(),
             fix_id: t.fix_id.clone(),
             wave: t.wave,
-            state: t.state.clone(),
+            state: t.state.to_string(),
             message: t.message.clone().unwrap_or_default(),
             changes,
         }

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use rdpfleet_proto::enroll::{EnrollRequest, EnrollResponse, MAX_HOSTNAME_LEN, MAX_LABEL_LEN, MAX_LABELS};
 
 use crate::api::check_text;
-use crate::client_ip::PeerIp;
+use crate::extract::PeerIp;
 use crate::error::{AppError, AppResult};
 use crate::extract::ApiJson;
 use crate::secrets::{TokenKind, new_token, token_hash};

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::auth::agent::AgentAuth;
 use crate::error::{AppError, AppResult};
 use crate::extract::{ApiPath, ApiQuery};
-use crate::job_wakeup::JobHint;
+use crate::tasks::job_wakeup::JobHint;
 use crate::state::AppState;
 use crate::store::jobs::JobRow;
 use crate::store::time_of;

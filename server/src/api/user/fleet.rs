@@ -14,7 +14,7 @@ use crate::store::dashboard::{
 };
 use crate::store::incidents::{IncidentEventRow, IncidentMachineRow, IncidentRow};
 use crate::store::now_ms;
-use crate::web::view::OFFLINE_AFTER_MS;
+use crate::domain::health::OFFLINE_AFTER_MS;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Overview {
@@ -49,7 +49,7 @@ pub struct MachinePage {
 }
 
 fn validate(f: &MachineFilter) -> AppResult<()> {
-    crate::web::pages::validate_filter(f).map_err(|e| AppError::Validation(e.to_string()))
+    Ok(f.validate()?)
 }
 
 #[utoipa::path(get, path = "/api/v1/fleet/machines", tag = "dashboard", params(MachineFilter), security(("user_token" = [])),

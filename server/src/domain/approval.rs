@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use rdpfleet_proto::fixes::FixInfo;
 use uuid::Uuid;
 
-use crate::store::users::{Account, Role};
+use crate::domain::users::{Account, Role};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ApprovalPolicy {

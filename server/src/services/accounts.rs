@@ -5,7 +5,8 @@
 use uuid::Uuid;
 
 use crate::store::audit::{ActorKind, NewAuditEntry};
-use crate::store::users::{AccountChange, ChangeOutcome, Role, User};
+use crate::store::users::{AccountChange, ChangeOutcome};
+use crate::domain::users::{Role, User};
 use crate::store::{Store, StoreResult, now_ms};
 use crate::webhook::{Event, Notifier};
 

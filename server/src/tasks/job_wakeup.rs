@@ -45,6 +45,13 @@ impl JobWakeups {
         self.lock().notifies.entry(machine_id).or_default().clone()
     }
 
+    /// Jobs were queued for these machines.
+    pub fn wake_all(&self, machines: impl IntoIterator<Item = Uuid>) {
+        for m in machines {
+            self.wake(m);
+        }
+    }
+
     /// A job was queued for `machine_id`: its pollers look at once.
     pub fn wake(&self, machine_id: Uuid) {
         let notify = {

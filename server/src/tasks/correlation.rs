@@ -8,15 +8,15 @@ use tokio_util::sync::CancellationToken;
 use crate::store::incidents::ReconcileStats;
 use crate::store::{Store, StoreResult, now_ms};
 
-pub mod engine;
+
 
 /// Width of one trend-chart bucket.
 pub const SAMPLE_BUCKET_MS: i64 = 5 * 60 * 1000;
 
 /// One correlation pass: failures → drafts → incidents; then a health sample.
-pub async fn run_once(store: &Store, rules: &engine::Rules) -> StoreResult<ReconcileStats> {
+pub async fn run_once(store: &Store, rules: &crate::domain::correlation::Rules) -> StoreResult<ReconcileStats> {
     let (paths, locals) = store.current_failures().await?;
-    let drafts = engine::correlate(&paths, &locals, rules);
+    let drafts = crate::domain::correlation::correlate(&paths, &locals, rules);
     let stats = store.reconcile_incidents(&drafts).await?;
     store.record_health_sample(now_ms() / SAMPLE_BUCKET_MS * SAMPLE_BUCKET_MS).await?;
     Ok(stats)
@@ -32,7 +32,7 @@ pub fn spawn(
 ) -> tokio::task::JoinHandle<()> {
     let holder = uuid::Uuid::new_v4().to_string();
     tokio::spawn(async move {
-        let rules = engine::Rules::default();
+        let rules = crate::domain::correlation::Rules::default();
         let lease_ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX / 4).saturating_mul(3);
         loop {
             match store.try_lease("correlation", &holder, now_ms().saturating_add(lease_ms)).await {

@@ -1,0 +1,81 @@
+//! A machine's health: the worst status of its current check results.
+use std::fmt;
+
+/// Ordered from best to worst, so the worst of a set is its maximum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// No result that says anything (none yet, or all skipped).
+    Unknown,
+    Pass,
+    Warn,
+    /// A check could not run.
+    Error,
+    Fail,
+}
+
+impl Health {
+    pub const ALL: [Health; 5] = [Health::Unknown, Health::Pass, Health::Warn, Health::Error, Health::Fail];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Unknown => "unknown",
+            Health::Pass => "pass",
+            Health::Warn => "warn",
+            Health::Error => "error",
+            Health::Fail => "fail",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Health> {
+        Self::ALL.into_iter().find(|h| h.as_str() == s)
+    }
+
+    /// A result status's contribution (`skipped` and unknown statuses say nothing).
+    fn of_status(s: &str) -> Health {
+        Health::parse(s).unwrap_or(Health::Unknown)
+    }
+
+    /// A machine's failing-result count and worst status over its current results.
+    pub fn of_results<'a>(statuses: impl Iterator<Item = &'a str>) -> (i64, Health) {
+        let mut failing = 0;
+        let mut worst = Health::Unknown;
+        for s in statuses {
+            let h = Health::of_status(s);
+            failing += i64::from(h == Health::Fail);
+            worst = worst.max(h);
+        }
+        (failing, worst)
+    }
+}
+
+impl fmt::Display for Health {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A machine not heard from in this long is shown as offline.
+pub const OFFLINE_AFTER_MS: i64 = 30 * 60 * 1000;
+
+#[cfg(test)]
+mod tests {
+    use super::Health;
+
+    #[test]
+    fn worst_status_wins_and_fails_are_counted() {
+        assert_eq!(Health::of_results(["pass", "warn", "fail", "fail"].into_iter()), (2, Health::Fail));
+        assert_eq!(Health::of_results(["pass", "error", "warn"].into_iter()), (0, Health::Error));
+        assert_eq!(Health::of_results(["pass", "skipped"].into_iter()), (0, Health::Pass));
+        assert_eq!(Health::of_results(["skipped"].into_iter()), (0, Health::Unknown));
+        assert_eq!(Health::of_results([].into_iter()), (0, Health::Unknown));
+    }
+
+    #[test]
+    fn every_health_round_trips() {
+        for h in Health::ALL {
+            assert_eq!(Health::parse(h.as_str()), Some(h));
+        }
+        assert_eq!(Health::parse("skipped"), None);
+    }
+}

@@ -1,0 +1,53 @@
+//! The fleet's machines as people look for them: the filters of the Machines page and the API.
+use crate::domain::{DomainError, DomainResult};
+
+/// Filters of the Machines page; every field optional.
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(default, deny_unknown_fields)]
+pub struct MachineFilter {
+    /// Host name prefix (case-insensitive).
+    pub q: Option<String>,
+    pub role: Option<String>,
+    pub site: Option<String>,
+    /// Health: pass, warn, fail, error, unknown.
+    pub status: Option<String>,
+    /// Only machines where this check fails or warns.
+    pub check: Option<String>,
+    /// hostname (default), last_seen, failing, site.
+    pub sort: Option<String>,
+    pub page: Option<u32>,
+}
+
+impl MachineFilter {
+    /// Rejects values outside their sets: the page would show nothing and hide the typo.
+    pub fn validate(&self) -> DomainResult<()> {
+        let check = |v: &Option<String>, allowed: &[&str], what: &str| match v.as_deref() {
+            Some(x) if !x.is_empty() && !allowed.contains(&x) => Err(DomainError::Invalid(format!("unknown {what} {x:?}"))),
+            _ => Ok(()),
+        };
+        check(&self.role, &["client", "host", "both"], "role")?;
+        let healths: Vec<&str> = crate::domain::health::Health::ALL.iter().map(|h| h.as_str()).collect();
+        check(&self.status, &healths, "status")?;
+        check(&self.sort, &["hostname", "last_seen", "failing", "site"], "sort")?;
+        if self.q.as_deref().is_some_and(|q| q.len() > 253) || self.check.as_deref().is_some_and(|c| c.len() > 64) {
+            return Err(DomainError::Invalid("search text too long".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MachineFilter;
+
+    #[test]
+    fn filters_outside_their_sets_are_refused() {
+        assert!(MachineFilter::default().validate().is_ok());
+        let ok = MachineFilter { status: Some("warn".into()), role: Some("host".into()), ..Default::default() };
+        assert!(ok.validate().is_ok());
+        let typo = MachineFilter { status: Some("failing".into()), ..Default::default() };
+        assert_eq!(typo.validate().unwrap_err().to_string(), "unknown status \"failing\"");
+        let long = MachineFilter { q: Some("x".repeat(254)), ..Default::default() };
+        assert!(long.validate().is_err());
+    }
+}
