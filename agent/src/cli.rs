@@ -10,7 +10,8 @@ use rdpfleet_proto::check::{CheckResult, CheckStatus};
 use rdpfleet_proto::enroll::{EnrollRequest, MachineRole};
 use tokio_util::sync::CancellationToken;
 
-use crate::checks::{CheckContext, catalogue};
+use crate::engine::check::CheckContext;
+use crate::subjects::all_checks;
 
 /// `println!` that never panics: a closed pipe (`| head`) ends the output quietly.
 macro_rules! say {
@@ -398,7 +399,7 @@ fn evidence(files: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
 }
 
 fn fix(config: AgentConfig, cmd: FixCmd) -> anyhow::Result<ExitCode> {
-    let catalogue = crate::fixes::catalogue(&config.xrdp);
+    let catalogue = crate::subjects::all_fixes(&config.xrdp);
     match cmd {
         FixCmd::List => {
             for f in &catalogue {
@@ -424,13 +425,13 @@ fn fix(config: AgentConfig, cmd: FixCmd) -> anyhow::Result<ExitCode> {
                 .iter()
                 .find(|f| f.meta().id == id)
                 .with_context(|| format!("no fix {id:?}; see `rdpfleet-agent fix list`"))?;
-            let report = crate::fixes::run(fix.as_ref(), &crate::platform::Platform::native(), &params, dry_run);
+            let report = crate::engine::fix::run(fix.as_ref(), &crate::platform::Platform::native(), &params, dry_run);
             if json {
                 say!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 say!("{}: {:?} — {}", report.fix, report.outcome, report.message);
             }
-            use crate::fixes::FixOutcome;
+            use crate::engine::fix::FixOutcome;
             Ok(match report.outcome {
                 FixOutcome::Succeeded | FixOutcome::AlreadyCompliant | FixOutcome::WouldChange => ExitCode::SUCCESS,
                 FixOutcome::RolledBack | FixOutcome::Failed => ExitCode::from(1),
@@ -474,7 +475,7 @@ async fn diagnose(
 }
 
 async fn check(config: AgentConfig, once: bool, json: bool) -> anyhow::Result<ExitCode> {
-    let catalogue = catalogue();
+    let catalogue = all_checks();
     let enrolled = Credential::load(&config.state_dir).ok().map(|c| c.server);
     let ctx = CheckContext::from_config(&config, enrolled)?;
     loop {

@@ -31,7 +31,7 @@ pub struct AgentConfig {
     pub targets: Vec<Target>,
     pub probe: ProbeConfig,
     /// Linux hosts running xrdp.
-    pub xrdp: crate::xrdp::XrdpSettings,
+    pub xrdp: XrdpSettings,
     /// Which fixes the server may have this agent apply: a local policy the server cannot change.
     pub fixes: FixPolicy,
 }
@@ -113,7 +113,7 @@ impl Default for AgentConfig {
             event_window_hours: 24,
             targets: vec![],
             probe: ProbeConfig::default(),
-            xrdp: crate::xrdp::XrdpSettings::default(),
+            xrdp: XrdpSettings::default(),
             fixes: FixPolicy::default(),
         }
     }
@@ -264,6 +264,35 @@ impl AgentConfig {
             }
         }
         Ok(c)
+    }
+}
+
+/// `[xrdp]` in the agent configuration.
+#[derive(Debug, Clone, serde::Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct XrdpSettings {
+    pub ini: PathBuf,
+    /// systemd unit restarted after a change (best effort).
+    pub service: String,
+    /// Names a renewed certificate is issued for (default: this machine's hostname).
+    pub names: Vec<String>,
+    pub expiry_warn_days: i64,
+}
+
+impl Default for XrdpSettings {
+    fn default() -> Self {
+        XrdpSettings {
+            ini: PathBuf::from("/etc/xrdp/xrdp.ini"),
+            service: "xrdp".into(),
+            names: vec![],
+            expiry_warn_days: 30,
+        }
+    }
+}
+
+impl XrdpSettings {
+    pub fn names(&self) -> Vec<String> {
+        if self.names.is_empty() { vec![crate::sysinfo::hostname()] } else { self.names.clone() }
     }
 }
 

@@ -19,9 +19,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::client::{Client, ClientError};
-use crate::fixes::{self, Backup, FixOutcome};
+use crate::config::XrdpSettings;
+use crate::engine::fix::{self, Backup, FixOutcome};
 use crate::platform::Platform;
-use crate::xrdp::XrdpSettings;
+use crate::subjects;
 
 /// Journal entries are kept this long after their job expired.
 const KEEP_AFTER_EXPIRY_SECS: i64 = 7 * 24 * 3600;
@@ -265,7 +266,7 @@ impl JobHandler {
         if let Some(why) = self.policy.refusal(&job.fix) {
             return Ok(refused(job, &Refusal::LocalPolicy(why)));
         }
-        let Some(fix) = fixes::catalogue(&self.xrdp).into_iter().find(|f| f.meta().id == job.fix) else {
+        let Some(fix) = subjects::all_fixes(&self.xrdp).into_iter().find(|f| f.meta().id == job.fix) else {
             return Ok(refused(job, &Refusal::UnknownFix(job.fix.clone())));
         };
         let earlier_backup = self.journal.get(&job.id).and_then(|e| e.backup.clone());
@@ -309,7 +310,7 @@ impl JobHandler {
                 ),
             },
             (action, _) => {
-                let report = fixes::run(fix.as_ref(), &platform, &params, action == JobAction::DryRun);
+                let report = fix::run(fix.as_ref(), &platform, &params, action == JobAction::DryRun);
                 let outcome = match report.outcome {
                     FixOutcome::Succeeded | FixOutcome::AlreadyCompliant | FixOutcome::WouldChange => {
                         JobOutcome::Succeeded
@@ -366,9 +367,9 @@ impl JobHandler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixes::registry_fixes::{RDP_TCP_KEY, TS_KEY};
     use crate::platform::RegValue;
     use crate::platform::memory::MemoryPlatform;
+    use crate::subjects::registry_fixes::{RDP_TCP_KEY, TS_KEY};
     use ed25519_dalek::{Signer, SigningKey};
 
     const MACHINE: Uuid = Uuid::from_u128(7);
@@ -575,7 +576,7 @@ mod tests {
         let apply = job("host.nla.enable", JobAction::Apply, json!({}));
         // The agent stopped after applying but before recording the answer.
         let mut journal = Journal::open(dir.path()).unwrap();
-        let backup = fixes::find("host.nla.enable").unwrap().backup(&m.platform(), &json!({})).unwrap();
+        let backup = subjects::find_fix("host.nla.enable").unwrap().backup(&m.platform(), &json!({})).unwrap();
         let entry = Entry {
             nonce: apply.nonce.clone(),
             fix: apply.fix.clone(),

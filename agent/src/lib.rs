@@ -2,13 +2,12 @@
 #![deny(unsafe_code)]
 
 pub mod backoff;
-pub mod checks;
 pub mod cli;
 pub mod client;
 pub mod config;
 pub mod credential;
+pub mod engine;
 pub mod evidence;
-pub mod fixes;
 pub mod fsutil;
 pub mod jobs;
 pub mod outbox;
@@ -19,8 +18,8 @@ pub mod run_loop;
 pub mod runner;
 pub mod sequence;
 pub mod service;
+pub mod subjects;
 pub mod sysinfo;
-pub mod xrdp;
 
 /// Version reported to the server.
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -5,15 +5,16 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::{Backoff, jittered};
-use crate::checks::{CheckContext, catalogue};
 use crate::client::{Client, ClientError};
 use crate::config::AgentConfig;
 use crate::credential::Credential;
+use crate::engine::check::CheckContext;
 use crate::jobs::{JobHandler, Journal, Verifier};
 use crate::outbox::Outbox;
 use crate::reporter::{Delivery, Reporter};
 use crate::runner::run_all;
 use crate::sequence::Sequence;
+use crate::subjects::all_checks;
 
 /// Longest a job poll asks the server to wait.
 const POLL_WAIT: Duration = Duration::from_secs(30);
@@ -52,7 +53,7 @@ async fn check_loop(
     mut reporter: Reporter,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let catalogue = catalogue();
+    let catalogue = all_checks();
     let ctx = CheckContext::from_config(&config, Some(clock_reference))?;
     let check_timeout = Duration::from_secs(config.check_timeout_secs);
     let scale = time_scale();

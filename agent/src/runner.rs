@@ -4,8 +4,8 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use rdpfleet_proto::check::{CheckResult, MAX_SUMMARY_LEN};
 
-use crate::checks::{Check, CheckContext, Finding, Scope};
 use crate::config::Target;
+use crate::engine::check::{Check, CheckContext, Finding, Scope};
 
 /// Runs every check (per-target checks for all targets concurrently), each bounded by
 /// `check_timeout`, and returns results in catalogue order.

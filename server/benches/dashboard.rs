@@ -9,10 +9,10 @@
 use std::time::{Duration, Instant};
 
 use rdpfleet_server::config::Settings;
+use rdpfleet_server::domain::users::Role;
 use rdpfleet_server::secrets::hash_password;
 use rdpfleet_server::store::Store;
 use rdpfleet_server::store::audit::{ActorKind, NewAuditEntry};
-use rdpfleet_server::domain::users::Role;
 
 const REQUESTS: usize = 200;
 

@@ -8,14 +8,14 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use uuid::Uuid;
 
-use crate::services::accounts::{Actor, Delivery};
 use crate::config::{FlagOverrides, LogFormat, Settings, redact_url};
+use crate::domain::users::{Role, TokenScope};
 use crate::secrets::{TokenKind, hash_password, new_password, new_token, token_hash};
+use crate::services::accounts::{Actor, Delivery};
 use crate::store::audit::{ActorKind, AuditKey, NewAuditEntry};
 use crate::store::enrollment::NewEnrollmentToken;
 use crate::store::signing_keys::KeyCheck;
 use crate::store::users::{AccountChange, ChangeOutcome, NewApiToken};
-use crate::domain::users::{Role, TokenScope};
 use crate::store::{Store, now_ms, time_of};
 use crate::webhook::Notifier;
 
@@ -330,8 +330,8 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             }
         }
         Command::Audit(AuditCmd::Checkpoint) => {
-            let c =
-                crate::tasks::audit_checkpoint::write_now(&store, &settings.audit_checkpoint_path, &notifier, None).await?;
+            let c = crate::tasks::audit_checkpoint::write_now(&store, &settings.audit_checkpoint_path, &notifier, None)
+                .await?;
             if let Some(c) = c {
                 println!("checkpoint of {} entries written to {}", c.count, settings.audit_checkpoint_path.display());
             }
@@ -572,7 +572,8 @@ async fn change_user(
 ) -> anyhow::Result<()> {
     let account = store.account_by_name(username).await?.with_context(|| format!("no user {username:?}"))?;
     let outcome =
-        crate::services::accounts::change(store, notifier, Delivery::Wait, &Actor::cli(actor), account.id, change).await?;
+        crate::services::accounts::change(store, notifier, Delivery::Wait, &Actor::cli(actor), account.id, change)
+            .await?;
     match outcome {
         ChangeOutcome::Done => {
             eprintln!("{username}: done; their sessions and API tokens are ended");

@@ -9,7 +9,6 @@ use std::str::FromStr;
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
-
 /// A proxy address or network, `10.0.0.5` or `10.0.0.0/8`, as written in `trusted_proxies`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]

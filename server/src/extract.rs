@@ -73,4 +73,3 @@ impl FromRequestParts<AppState> for PeerIp {
         Ok(PeerIp(peer.map(|p| crate::client_ip::client_ip(p, &parts.headers, &state.settings.trusted_proxies))))
     }
 }
-

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
-use crate::tasks::job_wakeup::JobWakeups;
 use crate::store::Store;
+use crate::tasks::job_wakeup::JobWakeups;
 
 #[derive(Clone)]
 pub struct AppState {

@@ -13,12 +13,12 @@ use rdpfleet_e2e::TestDb;
 use rdpfleet_proto::check::{CheckResult, CheckStatus};
 use rdpfleet_proto::enroll::MachineRole;
 use rdpfleet_server::config::Settings;
+use rdpfleet_server::domain::users::Role;
 use rdpfleet_server::secrets::{hash_password, token_hash};
 use rdpfleet_server::store::Store;
 use rdpfleet_server::store::audit::{ActorKind, NewAuditEntry};
 use rdpfleet_server::store::enrollment::{NewEnrollmentToken, NewMachine};
 use rdpfleet_server::store::now_ms;
-use rdpfleet_server::domain::users::Role;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -334,8 +334,8 @@ async fn an_expired_session_opens_nothing() {
 /// Credentials that once worked but are restricted or ended: a read-only token reads and changes
 /// nothing; an expired or revoked token, a disabled or deleted user's token, opens nothing.
 async fn restricted_credentials(db: TestDb) {
+    use rdpfleet_server::domain::users::TokenScope;
     use rdpfleet_server::store::users::{AccountChange, NewApiToken};
-use rdpfleet_server::domain::users::TokenScope;
     let f = fleet(&db).await;
     let (admin, _) = f.store.user_by_name("admin").await.unwrap().unwrap();
     let token = |label: &'static str, scope, expires_at| {

@@ -8,13 +8,13 @@ use rdpfleet_e2e::TestDb;
 use rdpfleet_proto::check::{CheckResult, CheckStatus};
 use rdpfleet_proto::enroll::MachineRole;
 use rdpfleet_server::domain::correlation::Rules;
-use rdpfleet_server::tasks::correlation::run_once;
 use rdpfleet_server::secrets::token_hash;
 use rdpfleet_server::store::Store;
 use rdpfleet_server::store::audit::{ActorKind, NewAuditEntry};
 use rdpfleet_server::store::enrollment::{NewEnrollmentToken, NewMachine};
 use rdpfleet_server::store::incidents::IncidentRow;
 use rdpfleet_server::store::now_ms;
+use rdpfleet_server::tasks::correlation::run_once;
 use serde_json::json;
 use uuid::Uuid;
 

@@ -10,12 +10,12 @@ use rdpfleet_e2e::TestDb;
 use rdpfleet_proto::check::{CheckResult, CheckStatus};
 use rdpfleet_proto::enroll::MachineRole;
 use rdpfleet_server::config::Settings;
+use rdpfleet_server::domain::users::Role;
 use rdpfleet_server::secrets::{hash_password, token_hash};
 use rdpfleet_server::store::Store;
 use rdpfleet_server::store::audit::{ActorKind, NewAuditEntry};
 use rdpfleet_server::store::enrollment::{NewEnrollmentToken, NewMachine};
 use rdpfleet_server::store::now_ms;
-use rdpfleet_server::domain::users::Role;
 use serde_json::json;
 use tower::ServiceExt;
 

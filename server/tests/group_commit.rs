@@ -6,13 +6,13 @@
 use rdpfleet_e2e::TestDb;
 use rdpfleet_proto::check::{CheckResult, CheckStatus};
 use rdpfleet_proto::enroll::MachineRole;
-use rdpfleet_server::tasks::report_writer::ReportWriter;
 use rdpfleet_server::secrets::token_hash;
 use rdpfleet_server::store::Store;
 use rdpfleet_server::store::audit::{ActorKind, NewAuditEntry};
 use rdpfleet_server::store::enrollment::{NewEnrollmentToken, NewMachine};
 use rdpfleet_server::store::now_ms;
 use rdpfleet_server::store::results::ReportIn;
+use rdpfleet_server::tasks::report_writer::ReportWriter;
 
 fn result(status: CheckStatus) -> Vec<CheckResult> {
     vec![CheckResult {

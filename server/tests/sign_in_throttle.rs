@@ -12,12 +12,12 @@ use axum::extract::ConnectInfo;
 use axum::http::{Request, header};
 use rdpfleet_e2e::TestDb;
 use rdpfleet_server::config::Settings;
+use rdpfleet_server::domain::users::Role;
 use rdpfleet_server::secrets::{hash_password, token_hash};
 use rdpfleet_server::store::Store;
 use rdpfleet_server::store::audit::{ActorKind, NewAuditEntry};
 use rdpfleet_server::store::enrollment::NewEnrollmentToken;
 use rdpfleet_server::store::now_ms;
-use rdpfleet_server::domain::users::Role;
 use tower::ServiceExt;
 
 const PASSWORD: &str = "correct horse battery";

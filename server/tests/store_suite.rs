@@ -5,13 +5,13 @@ use rdpfleet_e2e::TestDb;
 use rdpfleet_proto::check::{CheckResult, CheckStatus};
 use rdpfleet_proto::enroll::MachineRole;
 use rdpfleet_proto::job::{JobAction, JobOutcome};
+use rdpfleet_server::domain::users::Role;
 use rdpfleet_server::secrets::token_hash;
 use rdpfleet_server::store::Store;
 use rdpfleet_server::store::audit::{ActorKind, NewAuditEntry, entry_hash, keyed_entry_hash};
 use rdpfleet_server::store::enrollment::{EnrollError, NewEnrollmentToken, NewMachine};
 use rdpfleet_server::store::jobs::{FinishJob, NewJob};
 use rdpfleet_server::store::results::ReportIn;
-use rdpfleet_server::domain::users::Role;
 use rdpfleet_server::store::{StoreError, now_ms};
 use serde_json::json;
 

@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod eventlog;
 pub mod files;
 pub mod firewall;
+#[cfg(test)]
 pub mod memory;
 pub mod registry;
 pub mod services;

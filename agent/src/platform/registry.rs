@@ -2,6 +2,9 @@
 //! e.g. `HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server`.
 use super::{PlatformError, PlatformResult};
 
+/// Present on every Windows edition: its existence says the machine is Windows.
+pub const TS_KEY: &str = r"HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server";
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "type", content = "data", rename_all = "snake_case")]
 pub enum RegValue {

@@ -3,10 +3,10 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
+use crate::domain::users::{Role, TokenScope, User};
 use crate::error::AppError;
 use crate::secrets::{TokenKind, token_hash};
 use crate::state::AppState;
-use crate::domain::users::{Role, TokenScope, User};
 
 #[derive(Debug, Clone)]
 pub struct UserAuth(pub User, pub TokenScope);

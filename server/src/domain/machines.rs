@@ -22,7 +22,9 @@ impl MachineFilter {
     /// Rejects values outside their sets: the page would show nothing and hide the typo.
     pub fn validate(&self) -> DomainResult<()> {
         let check = |v: &Option<String>, allowed: &[&str], what: &str| match v.as_deref() {
-            Some(x) if !x.is_empty() && !allowed.contains(&x) => Err(DomainError::Invalid(format!("unknown {what} {x:?}"))),
+            Some(x) if !x.is_empty() && !allowed.contains(&x) => {
+                Err(DomainError::Invalid(format!("unknown {what} {x:?}")))
+            }
             _ => Ok(()),
         };
         check(&self.role, &["client", "host", "both"], "role")?;

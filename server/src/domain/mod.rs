@@ -10,7 +10,7 @@ pub mod health;
 pub mod ids;
 pub mod machines;
 pub mod rollout;
-pub mod users;
 pub mod throttle;
+pub mod users;
 
 pub use error::{DomainError, DomainResult};

@@ -184,7 +184,9 @@ impl Action {
             Action::Start => (Role::Operator, &[Ready], Running, "rollout.started"),
             Action::Pause => (Role::Operator, &[Running], Paused, "rollout.paused"),
             Action::Resume => (Role::Operator, &[Paused], Running, "rollout.resumed"),
-            Action::Abort => (Role::Operator, &[AwaitingApproval, Ready, Running, Paused, Halted], Aborted, "rollout.aborted"),
+            Action::Abort => {
+                (Role::Operator, &[AwaitingApproval, Ready, Running, Paused, Halted], Aborted, "rollout.aborted")
+            }
         };
         ActionRule { role, from, to, audit_action }
     }
@@ -194,7 +196,9 @@ impl Action {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WaveOutcome {
     /// More failures than allowed: halt and roll the wave's successes back.
-    Halt { reason: String },
+    Halt {
+        reason: String,
+    },
     /// Open the next wave.
     Next(i64),
     Complete,

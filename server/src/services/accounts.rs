@@ -4,9 +4,9 @@
 //! so that one administrator cannot quietly give themselves a second pair of hands.
 use uuid::Uuid;
 
+use crate::domain::users::{Role, User};
 use crate::store::audit::{ActorKind, NewAuditEntry};
 use crate::store::users::{AccountChange, ChangeOutcome};
-use crate::domain::users::{Role, User};
 use crate::store::{Store, StoreResult, now_ms};
 use crate::webhook::{Event, Notifier};
 

@@ -54,12 +54,7 @@ fn audit(user: &User, action: &'static str, id: RolloutId) -> NewAuditEntry {
 }
 
 /// Validates a proposal and creates the rollout, audited.
-pub async fn create(
-    store: &Store,
-    policy: ApprovalPolicy,
-    proposer: &User,
-    req: &Proposal,
-) -> DomainResult<RolloutId> {
+pub async fn create(store: &Store, policy: ApprovalPolicy, proposer: &User, req: &Proposal) -> DomainResult<RolloutId> {
     let info = fixes::lookup(&req.fix).ok_or_else(|| DomainError::Invalid(format!("unknown fix {:?}", req.fix)))?;
     let (canary, growth, max_failures) =
         (req.canary.unwrap_or(1), req.growth.unwrap_or(2), req.max_failures.unwrap_or(0));
@@ -110,8 +105,11 @@ pub async fn create(
         )));
     }
     let wave_of = waves(found.len(), if req.dry_run { found.len() } else { canary as usize }, growth as usize);
-    let targets =
-        found.iter().zip(wave_of).map(|((_, id, fix), wave)| NewTarget { machine_id: *id, fix_id: fix, wave }).collect();
+    let targets = found
+        .iter()
+        .zip(wave_of)
+        .map(|((_, id, fix), wave)| NewTarget { machine_id: *id, fix_id: fix, wave })
+        .collect();
     let mut infos: Vec<&fixes::FixInfo> = vec![info];
     infos.extend(found.iter().filter_map(|(_, _, f)| fixes::lookup(f)));
     let r = NewRollout {
@@ -193,8 +191,7 @@ pub async fn roll_back(
         .filter(|t| scope.wave.is_none_or(|w| t.wave == w))
         .collect();
     let queued = queue_rollbacks(store, key, &r, &chosen).await?;
-    let details =
-        serde_json::json!({"machines": queued.len(), "wave": scope.wave, "machine": scope.machine});
+    let details = serde_json::json!({"machines": queued.len(), "wave": scope.wave, "machine": scope.machine});
     store.append_audit(&audit(user, "rollout.rollback_requested", id).details(details)).await?;
     Ok(queued)
 }
@@ -317,8 +314,7 @@ pub async fn advance(store: &Store, key: &SigningKey) -> DomainResult<Advance> {
                 }
             }
             WaveOutcome::Next(next) => {
-                let audit =
-                    system("rollout.wave_started", r.id.to_string()).details(serde_json::json!({"wave": next}));
+                let audit = system("rollout.wave_started", r.id.to_string()).details(serde_json::json!({"wave": next}));
                 let step = Transition { from: running, to, wave: Some(*next), reason: None, approved_by: None };
                 store.transition_rollout(r.id, step, Some(audit)).await?;
             }

@@ -2,8 +2,8 @@
 //! session's CSRF token and its expiry (idle timeout, renewed on use).
 use uuid::Uuid;
 
-use crate::domain::users::User;
 use super::{Store, StoreResult, now_ms, with_db};
+use crate::domain::users::User;
 
 #[derive(Debug, Clone)]
 pub struct SessionRow {

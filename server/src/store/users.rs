@@ -5,8 +5,6 @@ use super::audit::{AuditAppend, NewAuditEntry};
 use super::{Store, StoreError, StoreResult, now_ms, parse_uuid, with_db};
 use crate::domain::users::{Account, Role, TokenScope, User};
 
-
-
 #[derive(sqlx::FromRow)]
 struct UserRow {
     id: String,
@@ -163,8 +161,6 @@ impl Store {
         Ok(created.then(|| User { id, username: username.to_owned(), role: Role::Admin }))
     }
 }
-
-
 
 type AccountTuple =
     (String, String, String, i64, Option<String>, Option<String>, Option<i64>, Option<i64>, Option<i64>);

@@ -8,8 +8,6 @@ use tokio_util::sync::CancellationToken;
 use crate::store::incidents::ReconcileStats;
 use crate::store::{Store, StoreResult, now_ms};
 
-
-
 /// Width of one trend-chart bucket.
 pub const SAMPLE_BUCKET_MS: i64 = 5 * 60 * 1000;
 

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::domain::health::OFFLINE_AFTER_MS;
 use crate::store::dashboard::HealthCounts;
 use crate::store::{Store, StoreResult, now_ms};
-use crate::domain::health::OFFLINE_AFTER_MS;
 
 /// A count older than this (the refresher is stuck or failing) is taken anew by the request.
 const MAX_AGE_MS: i64 = 30_000;

@@ -10,14 +10,14 @@ use super::auth_pages::{MIN_PASSWORD, valid_username};
 use super::session::Session;
 use super::view::{AccountView, ApiTokenView, Nav, TokenView, TokensPage, UsersPage, at};
 use super::{WebError, WebResult, render};
-use crate::services::accounts::{self, Actor, Delivery};
+use crate::domain::users::Role;
 use crate::secrets::{TokenKind, hash_password, new_token, token_hash};
+use crate::services::accounts::{self, Actor, Delivery};
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::audit::{ActorKind, NewAuditEntry};
 use crate::store::enrollment::NewEnrollmentToken;
 use crate::store::now_ms;
-use crate::domain::users::Role;
 use crate::store::users::{AccountChange, ChangeOutcome};
 
 fn form<T>(f: Result<Form<T>, FormRejection>) -> WebResult<T> {

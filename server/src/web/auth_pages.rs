@@ -9,11 +9,11 @@ use serde::Deserialize;
 use super::session::{Session, random_secret, set_cookie};
 use super::view::{LoginPage, SetupPage};
 use super::{WebError, WebResult, render};
+use crate::domain::users::User;
 use crate::extract::PeerIp;
 use crate::secrets::{hash_password, token_hash, verify_password};
 use crate::state::AppState;
 use crate::store::audit::{ActorKind, NewAuditEntry};
-use crate::domain::users::User;
 
 /// Where to go after signing in: a path on this site only. Browsers drop tabs and newlines from
 /// URLs and read `\\` as `/`, so `/\t/evil.example` would become `//evil.example`, another

@@ -36,7 +36,8 @@ pub async fn page(
     let role = session.user.role;
     let r = &d.rollout;
     let page = RolloutPage {
-        can_approve: role == Role::Admin && r.proposed_by != session.user.username
+        can_approve: role == Role::Admin
+            && r.proposed_by != session.user.username
             && r.state == RolloutState::AwaitingApproval,
         can_operate: role >= Role::Operator,
         nav: Nav::of(&session, "rollouts"),

@@ -7,9 +7,9 @@ use base64::Engine;
 use rand::RngCore;
 
 use super::WebError;
+use crate::domain::users::{Role, User};
 use crate::secrets::token_hash;
 use crate::state::AppState;
-use crate::domain::users::{Role, User};
 
 const SECURE_NAME: &str = "__Host-rdpfleet_session";
 const PLAIN_NAME: &str = "rdpfleet_session";

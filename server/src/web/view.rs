@@ -209,7 +209,6 @@ pub struct MachineView {
     pub offline: bool,
 }
 
-
 impl MachineView {
     pub fn of(m: &MachineListRow) -> MachineView {
         MachineView {
@@ -508,8 +507,11 @@ impl RolloutView {
         let count = |s: TargetState| targets.iter().filter(|t| t.state == s).count();
         let total = targets.len();
         let bar = |n: usize| (n * 300).checked_div(total).unwrap_or(0);
-        let (succeeded, failed, running) =
-            (count(TargetState::Succeeded), count(TargetState::Failed), targets.iter().filter(|t| t.state.is_in_flight()).count());
+        let (succeeded, failed, running) = (
+            count(TargetState::Succeeded),
+            count(TargetState::Failed),
+            targets.iter().filter(|t| t.state.is_in_flight()).count(),
+        );
         RolloutView {
             id: r.id.to_string(),
             fix_id: r.fix_id.clone(),

@@ -5,8 +5,6 @@ pub mod certstore;
 pub mod credentials;
 pub mod eventlog;
 pub mod firewall;
-#[cfg(test)]
-mod native_tests;
 pub mod registry;
 pub mod services;
 pub mod state_dir;

@@ -5,9 +5,9 @@ use axum::http::StatusCode;
 use rdpfleet_proto::enroll::{EnrollRequest, EnrollResponse, MAX_HOSTNAME_LEN, MAX_LABEL_LEN, MAX_LABELS};
 
 use crate::api::check_text;
-use crate::extract::PeerIp;
 use crate::error::{AppError, AppResult};
 use crate::extract::ApiJson;
+use crate::extract::PeerIp;
 use crate::secrets::{TokenKind, new_token, token_hash};
 use crate::state::AppState;
 use crate::store::enrollment::NewMachine;

@@ -11,10 +11,10 @@ use uuid::Uuid;
 use crate::auth::agent::AgentAuth;
 use crate::error::{AppError, AppResult};
 use crate::extract::{ApiPath, ApiQuery};
-use crate::tasks::job_wakeup::JobHint;
 use crate::state::AppState;
 use crate::store::jobs::JobRow;
 use crate::store::time_of;
+use crate::tasks::job_wakeup::JobHint;
 
 /// How often a waiting poll asks the database again while the index of machines with jobs is
 /// not loaded. Once it is, every way a job appears wakes the poll (the index's refresher too),

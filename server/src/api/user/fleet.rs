@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::user::UserAuth;
+use crate::domain::health::OFFLINE_AFTER_MS;
 use crate::error::{AppError, AppResult};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::state::AppState;
@@ -14,7 +15,6 @@ use crate::store::dashboard::{
 };
 use crate::store::incidents::{IncidentEventRow, IncidentMachineRow, IncidentRow};
 use crate::store::now_ms;
-use crate::domain::health::OFFLINE_AFTER_MS;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Overview {

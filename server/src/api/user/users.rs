@@ -6,14 +6,14 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::services::accounts::{self, Actor, Delivery};
 use crate::auth::user::UserAuth;
+use crate::domain::users::{Account, Role};
 use crate::error::{AppError, AppResult};
 use crate::extract::{ApiJson, ApiPath};
+use crate::services::accounts::{self, Actor, Delivery};
 use crate::state::AppState;
 use crate::store::audit::{ActorKind, NewAuditEntry};
 use crate::store::users::{AccountChange, ApiTokenInfo, ChangeOutcome};
-use crate::domain::users::{Account, Role};
 
 /// An account as the API shows it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -2,8 +2,8 @@
 //! evidence is the whole `Diagnosis`; its status and cause are the diagnosis's verdict.
 use async_trait::async_trait;
 
-use super::{Check, CheckContext, Finding, Scope};
 use crate::config::Target;
+use crate::engine::check::{Check, CheckContext, Finding, Scope};
 use crate::probe::{self, ProbeTarget};
 
 pub struct RdpPath;

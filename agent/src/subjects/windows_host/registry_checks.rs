@@ -4,10 +4,10 @@
 use async_trait::async_trait;
 use rdpfleet_proto::causes::Severity;
 
-use super::{Check, CheckContext, Finding, Scope};
 use crate::config::Target;
-use crate::fixes::FixError;
-use crate::fixes::registry_fixes::{self, Setting, evaluate};
+use crate::engine::check::{Check, CheckContext, Finding, Scope};
+use crate::engine::fix::FixError;
+use crate::subjects::registry_fixes::{self, Setting, evaluate};
 
 struct RegistryCheck {
     id: &'static str,
@@ -69,9 +69,9 @@ impl Check for RegistryCheck {
 mod tests {
     use super::*;
     use crate::config::AgentConfig;
-    use crate::fixes::registry_fixes::TS_KEY;
     use crate::platform::RegValue;
     use crate::platform::memory::MemoryPlatform;
+    use crate::subjects::registry_fixes::TS_KEY;
     use rdpfleet_proto::check::CheckStatus;
 
     #[tokio::test]

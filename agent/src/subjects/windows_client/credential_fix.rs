@@ -2,8 +2,8 @@
 //! be read, so it cannot be put back: irreversible, and a rollout of it needs approval.
 use serde_json::Value;
 
-use super::backup::Saved;
-use super::{Backup, Fix, FixError, FixMeta, Verdict};
+use crate::engine::backup::Saved;
+use crate::engine::fix::{Backup, Fix, FixError, FixMeta, Verdict};
 use crate::platform::Platform;
 use crate::platform::credentials::TERMSRV_PREFIX;
 
@@ -58,7 +58,7 @@ impl Fix for DeleteTermsrvCredentials {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixes::{FixOutcome, run};
+    use crate::engine::fix::{FixOutcome, run};
     use crate::platform::credentials::SavedCredential;
     use crate::platform::memory::MemoryPlatform;
     use serde_json::json;

@@ -2,8 +2,8 @@
 //! profiles (and only there), and make Public networks Private (a policy decision: approval).
 use serde_json::Value;
 
-use super::{Backup, Fix, FixError, FixMeta, Verdict, no_params};
-use crate::fixes::backup::Saved;
+use crate::engine::backup::Saved;
+use crate::engine::fix::{Backup, Fix, FixError, FixMeta, Verdict, no_params};
 use crate::platform::firewall::{Category, REMOTE_DESKTOP_GROUP};
 use crate::platform::{Platform, PlatformResult};
 
@@ -103,7 +103,7 @@ impl Fix for SetNetworkPrivate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixes::{FixOutcome, run};
+    use crate::engine::fix::{FixOutcome, run};
     use crate::platform::firewall::{Network, Profile};
     use crate::platform::memory::MemoryPlatform;
     use serde_json::json;

@@ -1,17 +1,11 @@
-//! The fix catalogue and the one way every fix runs: precondition, backup of exactly what it
+//! The one way every fix runs: precondition, backup of exactly what it
 //! changes, apply, verify by re-evaluating its check, and automatic rollback when it does not
 //! verify. A fix whose check already passes changes nothing (re-running is safe).
 use serde::Serialize;
 
 use crate::platform::{Platform, PlatformError};
 
-pub mod backup;
-pub mod credential_fix;
-pub mod firewall_fixes;
-pub mod listener_cert;
-pub mod registry_fixes;
-
-pub use backup::Backup;
+pub use crate::engine::backup::Backup;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FixError {
@@ -162,41 +156,5 @@ pub(crate) fn no_params(params: &serde_json::Value) -> Result<(), FixError> {
         serde_json::Value::Null => Ok(()),
         serde_json::Value::Object(m) if m.is_empty() => Ok(()),
         _ => Err(FixError::Params("this fix takes no parameters".into())),
-    }
-}
-
-/// Every fix this agent knows; `xrdp` configures the xrdp ones.
-pub fn catalogue(xrdp: &crate::xrdp::XrdpSettings) -> Vec<Box<dyn Fix>> {
-    let mut v: Vec<Box<dyn Fix>> = registry_fixes::all();
-    v.push(Box::new(listener_cert::RegenerateSelfSigned));
-    v.push(Box::new(firewall_fixes::EnableRemoteDesktopGroup));
-    v.push(Box::new(firewall_fixes::SetNetworkPrivate));
-    v.push(Box::new(credential_fix::DeleteTermsrvCredentials));
-    v.extend(crate::xrdp::fixes(xrdp));
-    v
-}
-
-pub fn find(id: &str) -> Option<Box<dyn Fix>> {
-    catalogue(&crate::xrdp::XrdpSettings::default()).into_iter().find(|f| f.meta().id == id)
-}
-
-#[cfg(test)]
-mod catalogue_tests {
-    /// The server validates rollouts against `rdpfleet_proto::fixes`: it must describe exactly the
-    /// fixes this agent has, with the same approval and reversibility flags.
-    #[test]
-    fn the_shared_catalogue_matches_the_agents_fixes() {
-        let ours = super::catalogue(&crate::xrdp::XrdpSettings::default());
-        assert_eq!(ours.len(), rdpfleet_proto::fixes::FIXES.len());
-        for f in ours {
-            let m = f.meta();
-            let shared = rdpfleet_proto::fixes::lookup(m.id).unwrap_or_else(|| panic!("{} missing from proto", m.id));
-            assert_eq!(
-                (shared.needs_approval(), shared.irreversible()),
-                (m.needs_approval, m.irreversible),
-                "{}",
-                m.id
-            );
-        }
     }
 }

@@ -2,9 +2,9 @@
 //! configuration. They apply only where xrdp.ini exists.
 use async_trait::async_trait;
 
-use super::{Check, CheckContext, Finding, Scope};
 use crate::config::Target;
-use crate::xrdp::checks;
+use crate::engine::check::{Check, CheckContext, Finding, Scope};
+use crate::subjects::xrdp::checks;
 
 #[derive(Clone, Copy)]
 enum Part {

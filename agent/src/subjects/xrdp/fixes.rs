@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::checks::{self, verdict};
 use super::{XrdpConfig, XrdpSettings, ini};
-use crate::fixes::{Backup, Fix, FixError, FixMeta, Verdict, no_params};
+use crate::engine::fix::{Backup, Fix, FixError, FixMeta, Verdict, no_params};
 use crate::platform::{Platform, ServiceState};
 
 /// Days a renewed certificate is valid.
@@ -160,7 +160,7 @@ impl Fix for SetSecurityLayer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixes::{FixOutcome, run};
+    use crate::engine::fix::{FixOutcome, run};
     use crate::platform::memory::MemoryPlatform;
     use serde_json::json;
     use std::path::PathBuf;

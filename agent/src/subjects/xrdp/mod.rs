@@ -3,42 +3,13 @@
 //! what the next client gets; the service is still restarted when systemd manages it.
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-
 pub mod checks;
 pub mod fixes;
+pub mod host_checks;
 pub mod ini;
 
+pub use crate::config::XrdpSettings;
 pub use fixes::fixes;
-
-/// `[xrdp]` in the agent configuration.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct XrdpSettings {
-    pub ini: PathBuf,
-    /// systemd unit restarted after a change (best effort).
-    pub service: String,
-    /// Names a renewed certificate is issued for (default: this machine's hostname).
-    pub names: Vec<String>,
-    pub expiry_warn_days: i64,
-}
-
-impl Default for XrdpSettings {
-    fn default() -> Self {
-        XrdpSettings {
-            ini: PathBuf::from("/etc/xrdp/xrdp.ini"),
-            service: "xrdp".into(),
-            names: vec![],
-            expiry_warn_days: 30,
-        }
-    }
-}
-
-impl XrdpSettings {
-    pub fn names(&self) -> Vec<String> {
-        if self.names.is_empty() { vec![crate::sysinfo::hostname()] } else { self.names.clone() }
-    }
-}
 
 /// The parts of `xrdp.ini` that matter for connections.
 #[derive(Debug, Clone, PartialEq)]

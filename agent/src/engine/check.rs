@@ -1,5 +1,5 @@
-//! The check catalogue. Each check is one module; adding a check is adding a file and a line
-//! in [`catalogue`].
+//! What a check is: its trait, its context and its finding. The checks themselves live with
+//! their subject in `subjects/`, listed in `subjects::checks`.
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -9,18 +9,11 @@ use std::sync::Arc;
 
 use rdpfleet_proto::enroll::MachineRole;
 
+use crate::config::XrdpSettings;
 use crate::config::{AgentConfig, Target};
 use crate::platform::Platform;
 use crate::probe::ProbeOptions;
 use crate::probe::trust::{TrustError, TrustStore};
-use crate::xrdp::XrdpSettings;
-
-pub mod events;
-pub mod host_registry;
-pub mod rdp_path;
-pub mod windows_client;
-pub mod windows_host;
-pub mod xrdp_host;
 
 /// Whether a check runs once per machine or once per configured RDP target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +105,7 @@ impl CheckContext {
     }
     /// Whether this is a Windows machine (the Terminal Server key exists on every edition).
     pub fn is_windows(&self) -> bool {
-        self.platform.registry.key_exists(crate::fixes::registry_fixes::TS_KEY).unwrap_or(false)
+        self.platform.registry.key_exists(crate::platform::registry::TS_KEY).unwrap_or(false)
     }
 }
 
@@ -150,15 +143,4 @@ pub trait Check: Send + Sync {
     }
     /// `target` is `Some` exactly when `scope()` is `Scope::Target`.
     async fn run(&self, ctx: &CheckContext, target: Option<&Target>) -> Finding;
-}
-
-/// Every check this agent knows, in the order a troubleshooter would walk them.
-pub fn catalogue() -> Vec<Box<dyn Check>> {
-    let mut v: Vec<Box<dyn Check>> = vec![Box::new(rdp_path::RdpPath)];
-    v.extend(host_registry::checks());
-    v.extend(windows_host::checks());
-    v.extend(windows_client::checks());
-    v.push(Box::new(events::RecentEvents));
-    v.extend(xrdp_host::checks());
-    v
 }

@@ -7,15 +7,15 @@ use std::sync::Arc;
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
-use super::certstore::{WindowsCertStore, create_self_signed};
-use super::credentials::{WindowsCredentials, save_for_test};
-use super::services::WindowsServices;
-use crate::fixes::listener_cert::{self, RegenerateSelfSigned, TERMSERVICE};
-use crate::fixes::{FixOutcome, run};
+use crate::engine::fix::{FixOutcome, run};
 use crate::platform::certstore::{CertStore, REMOTE_DESKTOP_STORE};
 use crate::platform::credentials::Credentials;
 use crate::platform::memory::MemoryServices;
+use crate::platform::windows::certstore::{WindowsCertStore, create_self_signed};
+use crate::platform::windows::credentials::{WindowsCredentials, save_for_test};
+use crate::platform::windows::services::WindowsServices;
 use crate::platform::{Platform, ServiceState, Services};
+use crate::subjects::windows_host::listener_cert::{self, RegenerateSelfSigned, TERMSERVICE};
 
 fn clear_remote_desktop_store() {
     for c in WindowsCertStore.list(REMOTE_DESKTOP_STORE).unwrap() {
@@ -80,12 +80,12 @@ fn native_certstore_listener_check_and_regenerate_fix() {
     assert!(WindowsCertStore.list(REMOTE_DESKTOP_STORE).unwrap()[0].has_private_key);
 
     // A certificate without its key (as after a botched import) is told apart.
-    let der = crate::fixes::listener_cert::tests::cert("no-key", -1, 100);
+    let der = crate::subjects::windows_host::listener_cert::tests::cert("no-key", -1, 100);
     {
         use windows::Win32::Security::Cryptography::{
             CERT_STORE_ADD_ALWAYS, CertAddEncodedCertificateToStore, X509_ASN_ENCODING,
         };
-        let store = super::certstore::open(REMOTE_DESKTOP_STORE, true).unwrap().unwrap();
+        let store = crate::platform::windows::certstore::open(REMOTE_DESKTOP_STORE, true).unwrap().unwrap();
         unsafe {
             CertAddEncodedCertificateToStore(Some(store.0), X509_ASN_ENCODING, &der, CERT_STORE_ADD_ALWAYS, None)
         }
@@ -130,7 +130,7 @@ fn native_credentials_listed_and_deleted() {
     assert!(listed.iter().any(|c| c.target == target && c.user == "CORP\\alice"), "{listed:?}");
     let p = Platform::native();
     let params = json!({"target": "wine-rdp01.corp.example"});
-    let r = run(&crate::fixes::credential_fix::DeleteTermsrvCredentials, &p, &params, false);
+    let r = run(&crate::subjects::windows_client::credential_fix::DeleteTermsrvCredentials, &p, &params, false);
     assert_eq!(r.outcome, FixOutcome::Succeeded, "{r:?}");
     let left: Vec<String> = WindowsCredentials.list("TERMSRV/").unwrap().into_iter().map(|c| c.target).collect();
     assert!(!left.iter().any(|t| t == target) && left.iter().any(|t| t == "TERMSRV/other.corp.example"));
@@ -154,9 +154,9 @@ fn native_service_queries() {
 /// case is tested on the in-memory platform.)
 #[test]
 fn native_state_dir_dacl_is_protected_and_read_back() {
-    use super::state_dir::{WindowsStateDir, set_dacl};
     use crate::platform::StateDirAccess;
     use crate::platform::state_dir::secure;
+    use crate::platform::windows::state_dir::{WindowsStateDir, set_dacl};
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("state");
     secure(&WindowsStateDir, &dir).unwrap();

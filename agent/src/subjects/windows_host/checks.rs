@@ -8,13 +8,13 @@ use async_trait::async_trait;
 use rdpfleet_proto::causes::Severity;
 use serde_json::json;
 
-use super::{Check, CheckContext, Finding, Scope};
 use crate::config::Target;
-use crate::fixes::firewall_fixes::closed_profiles;
-use crate::fixes::listener_cert::{self, TERMSERVICE};
-use crate::fixes::registry_fixes::RDP_TCP_KEY;
+use crate::engine::check::{Check, CheckContext, Finding, Scope};
 use crate::platform::firewall::{Category, Profile, REMOTE_DESKTOP_GROUP};
 use crate::platform::{PlatformError, ServiceState};
+use crate::subjects::registry_fixes::RDP_TCP_KEY;
+use crate::subjects::windows_host::firewall_fixes::closed_profiles;
+use crate::subjects::windows_host::listener_cert::{self, TERMSERVICE};
 
 pub fn checks() -> Vec<Box<dyn Check>> {
     vec![
@@ -259,11 +259,11 @@ impl Check for NetworkCategory {
 pub(crate) mod tests {
     use super::*;
     use crate::config::AgentConfig;
-    use crate::fixes::registry_fixes::TS_KEY;
     use crate::platform::RegValue;
     use crate::platform::certstore::REMOTE_DESKTOP_STORE;
     use crate::platform::firewall::{InboundRule, Network};
     use crate::platform::memory::MemoryPlatform;
+    use crate::subjects::registry_fixes::TS_KEY;
     use rdpfleet_proto::check::CheckStatus;
     use rdpfleet_proto::enroll::MachineRole;
 
@@ -312,11 +312,19 @@ pub(crate) mod tests {
         let m = MemoryPlatform::new();
         let c = ctx(&m, MachineRole::Host);
         assert_eq!(outcome(&ListenerCert, &c).await, (CheckStatus::Fail, Some("host.listener_cert_missing")));
-        m.certs.add(REMOTE_DESKTOP_STORE, crate::fixes::listener_cert::tests::cert("H", -400, -3), true);
+        m.certs.add(
+            REMOTE_DESKTOP_STORE,
+            crate::subjects::windows_host::listener_cert::tests::cert("H", -400, -3),
+            true,
+        );
         let f = ListenerCert.run(&c, None).await;
         assert_eq!((f.status, f.cause), (CheckStatus::Fail, Some("host.listener_cert_expired")));
         assert_eq!(f.evidence["certificate"]["source"], "self_signed");
-        m.certs.add(REMOTE_DESKTOP_STORE, crate::fixes::listener_cert::tests::cert("H", -1, 170), true);
+        m.certs.add(
+            REMOTE_DESKTOP_STORE,
+            crate::subjects::windows_host::listener_cert::tests::cert("H", -1, 170),
+            true,
+        );
         assert_eq!(outcome(&ListenerCert, &c).await, (CheckStatus::Pass, None));
     }
 

@@ -8,11 +8,11 @@ use rdpfleet_proto::causes::Severity;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use super::{Backup, Fix, FixError, FixMeta, Verdict, no_params};
+use crate::engine::fix::{Backup, Fix, FixError, FixMeta, Verdict, no_params};
 use crate::platform::certstore::{PERSONAL_STORE, REMOTE_DESKTOP_STORE, StoredCert};
 use crate::platform::{Platform, PlatformError, PlatformResult, RegValue, ServiceState};
 
-use super::registry_fixes::RDP_TCP_KEY;
+use crate::subjects::registry_fixes::RDP_TCP_KEY;
 
 pub const TERMSERVICE: &str = "TermService";
 /// Certificates expiring within this many days count as expiring (the check's default).
@@ -199,7 +199,7 @@ impl Fix for RegenerateSelfSigned {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::fixes::{FixOutcome, run};
+    use crate::engine::fix::{FixOutcome, run};
     use crate::platform::memory::MemoryPlatform;
 
     /// A self-signed certificate valid from `from` to `to` (days relative to now).

@@ -3,10 +3,10 @@
 //! it: a policy-managed value is reported, never overwritten.
 use serde_json::Value;
 
-use super::{Backup, Fix, FixError, FixMeta, Verdict, no_params};
+use crate::engine::fix::{Backup, Fix, FixError, FixMeta, Verdict, no_params};
 use crate::platform::{Platform, PlatformResult, RegValue};
 
-pub const TS_KEY: &str = r"HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server";
+pub use crate::platform::registry::TS_KEY;
 pub const RDP_TCP_KEY: &str = r"HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server\WinStations\RDP-Tcp";
 pub const TS_POLICY_KEY: &str = r"HKLM\SOFTWARE\Policies\Microsoft\Windows NT\Terminal Services";
 pub const SCHANNEL_PROTOCOLS: &str = r"HKLM\SYSTEM\CurrentControlSet\Control\SecurityProviders\SCHANNEL\Protocols";
@@ -229,8 +229,9 @@ pub fn all() -> Vec<Box<dyn Fix>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixes::{FixOutcome, find, run};
+    use crate::engine::fix::{FixOutcome, run};
     use crate::platform::memory::MemoryPlatform;
+    use crate::subjects::find_fix;
     use serde_json::json;
 
     fn windows_host() -> MemoryPlatform {
@@ -257,7 +258,7 @@ mod tests {
                     .set(&format!(r"{SCHANNEL_PROTOCOLS}\TLS 1.2\Server"), "Enabled", &RegValue::Dword(0))
                     .unwrap();
             }
-            let fix = find(id).unwrap();
+            let fix = find_fix(id).unwrap();
             let r = run(fix.as_ref(), &p, &params, false);
             assert_eq!(r.outcome, FixOutcome::Succeeded, "{id}: {r:?}");
             assert!(r.after.as_ref().unwrap().ok);
@@ -274,7 +275,7 @@ mod tests {
             .set(&format!(r"{SCHANNEL_PROTOCOLS}\TLS 1.2\Client"), "DisabledByDefault", &RegValue::Dword(1))
             .unwrap();
         let before = m.registry.snapshot();
-        let fix = find("host.tls12.enable").unwrap();
+        let fix = find_fix("host.tls12.enable").unwrap();
         let backup = fix.backup(&p, &json!({})).unwrap();
         fix.apply(&p, &json!({})).unwrap();
         assert!(fix.verify(&p, &json!({})).unwrap().ok);
@@ -332,7 +333,7 @@ mod tests {
         p.registry.set(&format!(r"{SCHANNEL_PROTOCOLS}\TLS 1.2\Server"), "Enabled", &RegValue::Dword(0)).unwrap();
         p.registry.set(&format!(r"{SCHANNEL_PROTOCOLS}\TLS 1.2\Client"), "Enabled", &RegValue::Dword(0)).unwrap();
         let before = m.registry.snapshot();
-        let r = run(find("host.tls12.enable").unwrap().as_ref(), &p, &json!({}), true);
+        let r = run(find_fix("host.tls12.enable").unwrap().as_ref(), &p, &json!({}), true);
         assert_eq!(r.outcome, FixOutcome::WouldChange, "a dry run changes nothing");
         assert_eq!(m.registry.snapshot(), before);
         // The Server half is written, then the Client half is refused.
@@ -341,7 +342,7 @@ mod tests {
             .lock()
             .unwrap()
             .insert(format!(r"{SCHANNEL_PROTOCOLS}\TLS 1.2\Client").to_lowercase());
-        let r = run(find("host.tls12.enable").unwrap().as_ref(), &p, &json!({}), false);
+        let r = run(find_fix("host.tls12.enable").unwrap().as_ref(), &p, &json!({}), false);
         assert_eq!(r.outcome, FixOutcome::RolledBack, "{r:?}");
         assert!(r.message.contains("apply failed"), "{}", r.message);
         assert_eq!(m.registry.snapshot(), before, "the Server half that was written is undone");
@@ -353,7 +354,7 @@ mod tests {
         let p = m.platform();
         p.registry.set(TS_POLICY_KEY, "fDenyTSConnections", &RegValue::Dword(1)).unwrap();
         p.registry.set(TS_KEY, "fDenyTSConnections", &RegValue::Dword(0)).unwrap();
-        let fix = find("host.rdp.enable").unwrap();
+        let fix = find_fix("host.rdp.enable").unwrap();
         let v = fix.verify(&p, &json!({})).unwrap();
         assert!(!v.ok && v.detail.contains("Group Policy"), "the policy value is what counts: {v:?}");
         let before = m.registry.snapshot();
@@ -365,7 +366,7 @@ mod tests {
 
     #[test]
     fn security_layer_parameters_are_validated() {
-        let fix = find("host.security_layer.set").unwrap();
+        let fix = find_fix("host.security_layer.set").unwrap();
         let m = windows_host();
         for bad in [json!({"level": 0}), json!({"level": 3}), json!({"level": "2"}), json!({"level": 2, "x": 1})] {
             let r = run(fix.as_ref(), &m.platform(), &bad, false);
@@ -401,9 +402,10 @@ mod tests {
 #[allow(clippy::unwrap_used)] // clippy's test exemption only recognises a plain #[cfg(test)]
 mod native_registry {
     use super::*;
-    use crate::fixes::{FixOutcome, find, run};
+    use crate::engine::fix::{FixOutcome, run};
     use crate::platform::registry::Registry;
     use crate::platform::windows::registry::WindowsRegistry;
+    use crate::subjects::find_fix;
     use serde_json::json;
     use std::sync::Arc;
 
@@ -440,7 +442,7 @@ mod native_registry {
 
         // RDP enable: applies, verifies, idempotent; the policy guard holds on the real registry.
         p.registry.set(TS_KEY, "fDenyTSConnections", &RegValue::Dword(1)).unwrap();
-        let fix = find("host.rdp.enable").unwrap();
+        let fix = find_fix("host.rdp.enable").unwrap();
         let r = run(fix.as_ref(), &p, &json!({}), false);
         assert_eq!(r.outcome, FixOutcome::Succeeded, "{r:?}");
         assert_eq!(p.registry.get(TS_KEY, "fDenyTSConnections").unwrap(), Some(RegValue::Dword(0)));
@@ -457,7 +459,7 @@ mod native_registry {
         p.registry.set(&format!(r"{tls12}\Client"), "Enabled", &RegValue::Dword(0)).unwrap();
         p.registry.set(&format!(r"{tls12}\Server"), "DisabledByDefault", &RegValue::Dword(1)).unwrap();
         let before = tree(&p, SCHANNEL_PROTOCOLS);
-        let fix = find("host.tls12.enable").unwrap();
+        let fix = find_fix("host.tls12.enable").unwrap();
         let r = run(fix.as_ref(), &p, &json!({}), false);
         assert_eq!(r.outcome, FixOutcome::Succeeded, "{r:?}");
         r.backup.restore(&p).unwrap();

@@ -4,7 +4,7 @@ use rdpfleet_proto::causes::Severity;
 use rdpfleet_proto::check::CheckStatus;
 
 use super::{XrdpConfig, XrdpSettings};
-use crate::fixes::Verdict;
+use crate::engine::fix::Verdict;
 use crate::platform::{Platform, PlatformResult};
 use crate::probe::cert::{CertIssue, judge};
 use crate::probe::layers::verdict_for;

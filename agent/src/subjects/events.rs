@@ -4,11 +4,11 @@
 use async_trait::async_trait;
 use serde_json::json;
 
-use super::windows_host::platform_finding;
-use super::{Check, CheckContext, Finding, Scope};
 use crate::config::Target;
+use crate::engine::check::{Check, CheckContext, Finding, Scope};
 use crate::evidence::{self, Event};
 use crate::platform::PlatformError;
+use crate::subjects::windows_host::checks::platform_finding;
 
 /// Events read per channel and cycle, newest kept: bounds the work on a noisy log.
 const MAX_EVENTS_PER_CHANNEL: usize = 2000;
@@ -87,8 +87,8 @@ impl Check for RecentEvents {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::windows_host::tests::ctx;
     use crate::platform::memory::MemoryPlatform;
+    use crate::subjects::windows_host::checks::tests::ctx;
     use rdpfleet_proto::check::CheckStatus;
     use rdpfleet_proto::enroll::MachineRole;
 

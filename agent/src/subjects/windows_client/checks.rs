@@ -5,11 +5,11 @@ use async_trait::async_trait;
 use rdpfleet_proto::causes::Severity;
 use serde_json::json;
 
-use super::windows_host::platform_finding;
-use super::{Check, CheckContext, Finding, Scope};
 use crate::config::Target;
-use crate::fixes::registry_fixes::{self, MSLICENSING_KEY, TS_POLICY_KEY, evaluate};
+use crate::engine::check::{Check, CheckContext, Finding, Scope};
 use crate::platform::credentials::TERMSRV_PREFIX;
+use crate::subjects::registry_fixes::{self, MSLICENSING_KEY, TS_POLICY_KEY, evaluate};
+use crate::subjects::windows_host::checks::platform_finding;
 
 /// Per-user RDP client settings, below each user's hive.
 const CLIENT_SETTINGS: &str = r"Software\Microsoft\Terminal Server Client";
@@ -263,10 +263,10 @@ impl Check for GatewayTrust {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::windows_host::tests::ctx;
     use crate::platform::RegValue;
     use crate::platform::credentials::SavedCredential;
     use crate::platform::memory::MemoryPlatform;
+    use crate::subjects::windows_host::checks::tests::ctx;
     use rdpfleet_proto::check::CheckStatus;
     use rdpfleet_proto::enroll::MachineRole;
 

@@ -1,0 +1,64 @@
+//! Every subject the agent checks and repairs, one folder (or file) each, and the two
+//! catalogues. Adding a check is adding its file to its subject and a line to [`all_checks`];
+//! adding a fix is the same with [`all_fixes`] (and its entry in `rdpfleet_proto::fixes`,
+//! which the server validates rollouts against).
+use crate::config::XrdpSettings;
+use crate::engine::check::Check;
+use crate::engine::fix::Fix;
+
+pub mod events;
+pub mod rdp_path;
+pub mod registry_fixes;
+pub mod windows_client;
+pub mod windows_host;
+pub mod xrdp;
+
+#[cfg(all(test, windows))]
+mod native_tests;
+
+/// Every check this agent knows, in the order a troubleshooter would walk them.
+pub fn all_checks() -> Vec<Box<dyn Check>> {
+    let mut v: Vec<Box<dyn Check>> = vec![Box::new(rdp_path::RdpPath)];
+    v.extend(windows_host::registry_checks::checks());
+    v.extend(windows_host::checks::checks());
+    v.extend(windows_client::checks::checks());
+    v.push(Box::new(events::RecentEvents));
+    v.extend(xrdp::host_checks::checks());
+    v
+}
+
+/// Every fix this agent knows; `xrdp` configures the xrdp ones.
+pub fn all_fixes(xrdp: &XrdpSettings) -> Vec<Box<dyn Fix>> {
+    let mut v: Vec<Box<dyn Fix>> = registry_fixes::all();
+    v.push(Box::new(windows_host::listener_cert::RegenerateSelfSigned));
+    v.push(Box::new(windows_host::firewall_fixes::EnableRemoteDesktopGroup));
+    v.push(Box::new(windows_host::firewall_fixes::SetNetworkPrivate));
+    v.push(Box::new(windows_client::credential_fix::DeleteTermsrvCredentials));
+    v.extend(xrdp::fixes(xrdp));
+    v
+}
+
+pub fn find_fix(id: &str) -> Option<Box<dyn Fix>> {
+    all_fixes(&XrdpSettings::default()).into_iter().find(|f| f.meta().id == id)
+}
+
+#[cfg(test)]
+mod catalogue_tests {
+    /// The server validates rollouts against `rdpfleet_proto::fixes`: it must describe exactly the
+    /// fixes this agent has, with the same approval and reversibility flags.
+    #[test]
+    fn the_shared_catalogue_matches_the_agents_fixes() {
+        let ours = super::all_fixes(&crate::config::XrdpSettings::default());
+        assert_eq!(ours.len(), rdpfleet_proto::fixes::FIXES.len());
+        for f in ours {
+            let m = f.meta();
+            let shared = rdpfleet_proto::fixes::lookup(m.id).unwrap_or_else(|| panic!("{} missing from proto", m.id));
+            assert_eq!(
+                (shared.needs_approval(), shared.irreversible()),
+                (m.needs_approval, m.irreversible),
+                "{}",
+                m.id
+            );
+        }
+    }
+}
