@@ -77,9 +77,10 @@ impl MachineFilter {
     fn clause(&self, backend: super::Backend) -> (String, Vec<String>) {
         let mut conds = Vec::new();
         let mut binds = Vec::new();
+        let mut params = super::sql::Params::new(backend);
         let mut bind = |v: String, conds: &mut Vec<String>, sql: &str| {
             binds.push(v);
-            conds.push(sql.replace('?', &format!("${}", binds.len())));
+            conds.push(sql.replace('?', &params.one()));
         };
         if let Some(q) = self.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
             let prefix = q.to_ascii_lowercase();

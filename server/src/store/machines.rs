@@ -3,7 +3,8 @@ use rdpfleet_proto::enroll::MachineRole;
 use uuid::Uuid;
 
 use super::audit::{AuditAppend, NewAuditEntry};
-use super::{Store, StoreError, StoreResult, now_ms, parse_uuid, placeholder, with_db};
+use super::sql::Params;
+use super::{Store, StoreError, StoreResult, now_ms, parse_uuid, with_db};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Machine {
@@ -117,12 +118,11 @@ impl Store {
     pub async fn touch_machines(&self, machine_ids: &[Uuid]) -> StoreResult<()> {
         let now = now_ms();
         for chunk in machine_ids.chunks(500) {
-            let b = self.backend();
-            let list = (0..chunk.len()).map(|i| placeholder(b, i + 3)).collect::<Vec<_>>().join(",");
+            let mut params = Params::new(self.backend());
+            let (now_at, stale_before) = (params.one(), params.one());
             let sql = format!(
-                "UPDATE machines SET last_seen_at = {} WHERE last_seen_at < {} AND id IN ({list})",
-                placeholder(b, 1),
-                placeholder(b, 2)
+                "UPDATE machines SET last_seen_at = {now_at} WHERE last_seen_at < {stale_before} AND id IN ({})",
+                params.list(chunk.len())
             );
             with_db!(self, p => {
                 let mut q = sqlx::query(&sql).bind(now).bind(now - 60_000);

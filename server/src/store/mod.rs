@@ -23,6 +23,7 @@ pub mod rollouts;
 pub mod seed;
 pub mod sessions;
 pub mod signing_keys;
+pub(crate) mod sql;
 mod token_cache;
 pub mod users;
 
@@ -262,68 +263,6 @@ impl Store {
     }
 }
 
-/// Placeholders for a multi-row `VALUES` of `rows` rows of `cols` columns, numbered from
-/// `first` on PostgreSQL (`($3,$4),($5,$6)`) and anonymous on SQLite (`(?,?),(?,?)`), where sqlx
-/// finds a numbered parameter's index by a linear scan of the statement's names — quadratic in
-/// the width of the statement. The caller binds in order, so both forms mean the same.
-pub(crate) fn values_placeholders(backend: Backend, first: usize, rows: usize, cols: usize) -> String {
-    let mut out = String::with_capacity(rows * cols * 5);
-    for r in 0..rows {
-        if r > 0 {
-            out.push(',');
-        }
-        out.push('(');
-        for c in 0..cols {
-            if c > 0 {
-                out.push(',');
-            }
-            match backend {
-                Backend::Sqlite => out.push('?'),
-                Backend::Postgres => {
-                    out.push('$');
-                    out.push_str(&(first + r * cols + c).to_string());
-                }
-            }
-        }
-        out.push(')');
-    }
-    out
-}
-
-/// Like [`values_placeholders`] for a `VALUES` list that is not an INSERT's, where PostgreSQL
-/// cannot infer the parameters' types from a target column: one type per column (`$1::text`).
-pub(crate) fn typed_values(backend: Backend, first: usize, rows: usize, types: &[&str]) -> String {
-    let mut out = values_placeholders(backend, first, rows, types.len());
-    if backend == Backend::Postgres {
-        let mut typed = String::with_capacity(out.len() * 2);
-        let mut col = 0;
-        let mut chars = out.chars().peekable();
-        while let Some(c) = chars.next() {
-            typed.push(c);
-            if c.is_ascii_digit() && !chars.peek().is_some_and(char::is_ascii_digit) {
-                typed.push_str("::");
-                typed.push_str(types[col % types.len()]);
-                col += 1;
-            }
-        }
-        out = typed;
-    }
-    out
-}
-
-/// `n` placeholders in a list, numbered from `first` on PostgreSQL.
-pub(crate) fn placeholders(backend: Backend, first: usize, n: usize) -> String {
-    (0..n).map(|i| placeholder(backend, first + i)).collect::<Vec<_>>().join(",")
-}
-
-/// The placeholder of parameter `n` as [`values_placeholders`] writes them.
-pub(crate) fn placeholder(backend: Backend, n: usize) -> String {
-    match backend {
-        Backend::Sqlite => "?".to_owned(),
-        Backend::Postgres => format!("${n}"),
-    }
-}
-
 /// Current time in Unix milliseconds.
 pub fn now_ms() -> i64 {
     ms_of(time::OffsetDateTime::now_utc())
@@ -340,24 +279,6 @@ pub fn time_of(ms: i64) -> time::OffsetDateTime {
 
 pub(crate) fn parse_uuid(s: &str) -> StoreResult<uuid::Uuid> {
     uuid::Uuid::parse_str(s).map_err(|_| StoreError::Corrupt(format!("bad uuid {s:?}")))
-}
-
-#[cfg(test)]
-mod placeholder_tests {
-    use super::{Backend, placeholders, typed_values, values_placeholders};
-
-    #[test]
-    fn both_backends_number_the_same_parameters() {
-        assert_eq!(values_placeholders(Backend::Postgres, 3, 2, 2), "($3,$4),($5,$6)");
-        assert_eq!(values_placeholders(Backend::Sqlite, 3, 2, 2), "(?,?),(?,?)");
-        assert_eq!(values_placeholders(Backend::Sqlite, 1, 1, 1), "(?)");
-        assert_eq!(
-            typed_values(Backend::Postgres, 9, 2, &["text", "bigint"]),
-            "($9::text,$10::bigint),($11::text,$12::bigint)"
-        );
-        assert_eq!(typed_values(Backend::Sqlite, 9, 1, &["text", "bigint"]), "(?,?)");
-        assert_eq!(placeholders(Backend::Postgres, 2, 3), "$2,$3,$4");
-    }
 }
 
 #[cfg(all(test, unix))]

@@ -7,8 +7,21 @@ use std::hash::{Hash, Hasher};
 use rdpfleet_proto::check::{CheckResult, CheckStatus};
 
 use super::ms_of;
-use super::results::{PATH_CHECK, host_of};
 use crate::domain::health::Health;
+
+/// The check whose results are connection paths.
+pub const PATH_CHECK: &str = "rdp.path";
+
+/// The host part of `host`, `host:port` or `[v6]:port`.
+pub fn host_of(target: &str) -> String {
+    if let Some(rest) = target.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest).to_owned();
+    }
+    match target.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') && p.parse::<u16>().is_ok() => h.to_owned(),
+        _ => target.to_owned(),
+    }
+}
 
 /// A machine's current result for one (check, target): its status, since when, and a
 /// fingerprint of its cause. Small on purpose: [`super::current_cache`] holds one per result
@@ -88,6 +101,8 @@ pub(super) struct PathRow {
     pub status: &'static str,
     pub layer: Option<String>,
     pub cause: Option<String>,
+    /// When its status began, when new; a stored path keeps its own while the status holds.
+    pub since: i64,
     pub observed: i64,
 }
 
@@ -98,6 +113,7 @@ impl PathRow {
         let target = r.target.clone().unwrap_or_default();
         let host = text("host").unwrap_or_else(|| host_of(&target)).to_lowercase();
         let gateway = text("gateway").map(|g| host_of(&g).to_lowercase());
+        let observed = ms_of(r.observed_at);
         PathRow {
             target,
             host,
@@ -105,7 +121,8 @@ impl PathRow {
             status: r.status.as_str(),
             layer: text("first_failing_layer"),
             cause: r.cause.clone(),
-            observed: ms_of(r.observed_at),
+            since: observed,
+            observed,
         }
     }
 }

@@ -7,24 +7,10 @@ use std::collections::HashMap;
 use super::report_plan::{
     CauseFingerprint, Current, CurrentResults, NewTransition, PathRow, ReportPlan, ResultRow, plan, result_key,
 };
-use super::{
-    Backend, Store, StoreError, StoreResult, now_ms, placeholder, placeholders, typed_values, values_placeholders,
-    with_db,
-};
+use super::sql::{Arg, Params, Statement, bind_args};
+use super::{Backend, Store, StoreError, StoreResult, now_ms, with_db};
 
-/// The check whose results are connection paths.
-pub const PATH_CHECK: &str = "rdp.path";
-
-/// The host part of `host`, `host:port` or `[v6]:port`.
-pub fn host_of(target: &str) -> String {
-    if let Some(rest) = target.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest).to_owned();
-    }
-    match target.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') && p.parse::<u16>().is_ok() => h.to_owned(),
-        _ => target.to_owned(),
-    }
-}
+pub use super::report_plan::{PATH_CHECK, host_of};
 
 /// One report of a batch.
 #[derive(Debug, Clone, Copy)]
@@ -107,7 +93,6 @@ impl Store {
             .map(|r| i64::try_from(r.seq).map_err(|_| StoreError::Corrupt("sequence out of range".into())))
             .collect::<StoreResult<Vec<i64>>>()?;
         let machines: Vec<String> = batch.iter().map(|r| r.machine_id.to_string()).collect();
-        let ms: &[String] = &machines;
         let backend = self.backend();
         let mut outcomes =
             vec![ReportOutcome { duplicate: true, stored: 0, transitions: 0, refused_jump_from: None }; batch.len()];
@@ -119,167 +104,33 @@ impl Store {
             for round in rounds(batch) {
                 // 1. The machines' high-water marks (locked on PostgreSQL until the commit, so
                 //    concurrent writers serialise per machine): reports above theirs are stored.
-                let sql = high_water_sql(backend, round.len());
-                let mut q = sqlx::query_scalar::<_, String>(&sql);
-                for &i in &round {
-                    q = q.bind(&machines[i]);
-                }
-                let marks: HashMap<String, i64> = decode_rows::<(String, i64)>(&q.fetch_one(&mut *tx).await?)?
-                    .into_iter()
-                    .collect();
-                let mut stored: Vec<usize> = Vec::with_capacity(round.len());
-                for i in round {
-                    match marks.get(&machines[i]) {
-                        Some(&mark) if seqs[i] - mark > MAX_SEQ_JUMP => {
-                            outcomes[i] = ReportOutcome {
-                                duplicate: false,
-                                stored: 0,
-                                transitions: 0,
-                                refused_jump_from: Some(mark),
-                            };
-                        }
-                        Some(&mark) if mark < seqs[i] => stored.push(i),
-                        _ => {}
-                    }
-                }
+                let ids: Vec<&str> = round.iter().map(|&i| machines[i].as_str()).collect();
+                let q = high_water(backend, &ids);
+                let json = bind_args!(sqlx::query_scalar::<_, String>(&q.sql), &q.args).fetch_one(&mut *tx).await?;
+                let marks: HashMap<String, i64> = decode_rows::<(String, i64)>(&json)?.into_iter().collect();
+                let stored = accepted(&round, &machines, &seqs, &marks, &mut outcomes);
                 if stored.is_empty() {
                     continue;
                 }
                 // 2. Their current results: as this process stored them when the database
                 //    still holds the mark it stored them at, else read back.
-                let mut current: HashMap<String, CurrentResults> = HashMap::new();
-                let mut unknown: Vec<usize> = Vec::new();
-                for &i in &stored {
-                    match self.current.get(batch[i].machine_id, marks[&machines[i]]) {
-                        Some(c) => {
-                            current.insert(machines[i].clone(), c);
-                        }
-                        None => unknown.push(i),
-                    }
-                }
+                let (mut current, unknown) = self.cached_current(batch, &machines, &stored, &marks);
                 if !unknown.is_empty() {
-                    let sql = current_results_sql(backend, unknown.len());
-                    let mut q = sqlx::query_scalar::<_, String>(&sql);
-                    for &i in &unknown {
-                        q = q.bind(&machines[i]);
-                    }
-                    let rows = decode_rows::<(String, String, String, String, i64, Option<String>)>(
-                        &q.fetch_one(&mut *tx).await?,
-                    )?;
-                    for (m, check, target, status, since, cause) in rows {
-                        let status = parse_status(&status)?;
-                        current.entry(m).or_default().insert(
-                            result_key(&check, &target),
-                            Current { status, since, cause: CauseFingerprint::of(cause.as_deref()), path: None },
-                        );
-                    }
+                    let ids: Vec<&str> = unknown.iter().map(|&i| machines[i].as_str()).collect();
+                    let q = current_results(backend, &ids);
+                    let json =
+                        bind_args!(sqlx::query_scalar::<_, String>(&q.sql), &q.args).fetch_one(&mut *tx).await?;
+                    read_current(&json, &mut current)?;
                 }
                 let plans: Vec<(usize, ReportPlan)> = stored
                     .iter()
                     .map(|&i| (i, plan(batch[i].results, current.remove(&machines[i]).unwrap_or_default())))
                     .collect();
-                // 3. Latest results.
-                let rows: Vec<(&str, &ResultRow)> =
-                    plans.iter().flat_map(|(i, p)| p.rows.iter().map(move |r| (ms[*i].as_str(), r))).collect();
-                for chunk in rows.chunks(400) {
-                    let sql = format!(
-                        "INSERT INTO check_results (machine_id, check_id, target, status, summary, cause, evidence, observed_at, duration_ms, status_since) \
-                         VALUES {} ON CONFLICT (machine_id, check_id, target) DO UPDATE SET status = excluded.status, \
-                         summary = excluded.summary, cause = excluded.cause, evidence = excluded.evidence, \
-                         observed_at = excluded.observed_at, duration_ms = excluded.duration_ms, status_since = excluded.status_since",
-                        values_placeholders(backend, 1, chunk.len(), 10)
-                    );
-                    let mut q = sqlx::query(&sql);
-                    for (m, r) in chunk {
-                        q = q
-                            .bind(*m)
-                            .bind(&r.check)
-                            .bind(&r.target)
-                            .bind(r.status)
-                            .bind(&r.summary)
-                            .bind(r.cause.as_deref())
-                            .bind(&r.evidence)
-                            .bind(r.observed)
-                            .bind(r.duration)
-                            .bind(r.since);
-                    }
-                    q.execute(&mut *tx).await?;
+                // 3-6. Latest results, history, connection paths, and the machines' marks,
+                //    counters and health.
+                for q in report_writes(backend, now, batch, &machines, &seqs, &plans) {
+                    bind_args!(sqlx::query(&q.sql), &q.args).execute(&mut *tx).await?;
                 }
-                // 4. History.
-                let moves: Vec<(&str, &NewTransition)> = plans
-                    .iter()
-                    .flat_map(|(i, p)| p.transitions.iter().map(move |t| (ms[*i].as_str(), t)))
-                    .collect();
-                for chunk in moves.chunks(400) {
-                    let sql = format!(
-                        "INSERT INTO check_transitions (machine_id, check_id, target, from_status, to_status, cause, summary, evidence, at) VALUES {}",
-                        values_placeholders(backend, 1, chunk.len(), 9)
-                    );
-                    let mut q = sqlx::query(&sql);
-                    for (m, t) in chunk {
-                        q = q
-                            .bind(*m)
-                            .bind(&t.check)
-                            .bind(&t.target)
-                            .bind(t.from)
-                            .bind(t.to)
-                            .bind(t.cause.as_deref())
-                            .bind(&t.summary)
-                            .bind(&t.evidence)
-                            .bind(t.at);
-                    }
-                    q.execute(&mut *tx).await?;
-                }
-                // 5. Connection paths.
-                let paths: Vec<(&str, &PathRow)> =
-                    plans.iter().flat_map(|(i, p)| p.paths.iter().map(move |x| (ms[*i].as_str(), x))).collect();
-                for chunk in paths.chunks(400) {
-                    let sql = format!(
-                        "INSERT INTO connection_paths (machine_id, target, host, gateway, status, layer, cause, status_since, observed_at) \
-                         VALUES {} \
-                         ON CONFLICT (machine_id, target) DO UPDATE SET host = excluded.host, gateway = excluded.gateway, \
-                         status_since = CASE WHEN connection_paths.status = excluded.status THEN connection_paths.status_since ELSE excluded.status_since END, \
-                         status = excluded.status, layer = excluded.layer, cause = excluded.cause, observed_at = excluded.observed_at",
-                        values_placeholders(backend, 1, chunk.len(), 9)
-                    );
-                    let mut q = sqlx::query(&sql);
-                    for (m, x) in chunk {
-                        q = q
-                            .bind(*m)
-                            .bind(&x.target)
-                            .bind(&x.host)
-                            .bind(x.gateway.as_deref())
-                            .bind(x.status)
-                            .bind(x.layer.as_deref())
-                            .bind(x.cause.as_deref())
-                            .bind(x.observed)
-                            .bind(x.observed);
-                    }
-                    q.execute(&mut *tx).await?;
-                }
-                // 6. Each stored report's machine: its new high-water mark, counters, worst
-                //    status and failing count (for fleet-wide pages).
-                let sql = format!(
-                    "UPDATE machines SET last_report_seq = v.column2, last_seen_at = {}, \
-                     agent_version = COALESCE(v.column3, agent_version), reports_received = reports_received + 1, \
-                     reports_dropped = CASE WHEN reports_dropped < v.column4 THEN v.column4 ELSE reports_dropped END, \
-                     failing = v.column5, health = v.column6 \
-                     FROM (VALUES {}) AS v WHERE machines.id = v.column1",
-                    placeholder(backend, 1),
-                    typed_values(backend, 2, plans.len(), &["text", "bigint", "text", "bigint", "bigint", "text"])
-                );
-                // Bound in the order the placeholders appear (SQLite numbers `?` by position).
-                let mut q = sqlx::query(&sql).bind(now);
-                for (i, p) in &plans {
-                    q = q
-                        .bind(&machines[*i])
-                        .bind(seqs[*i])
-                        .bind(batch[*i].agent_version)
-                        .bind(i64::try_from(batch[*i].dropped_reports).unwrap_or(i64::MAX))
-                        .bind(p.failing)
-                        .bind(p.health.as_str());
-                }
-                q.execute(&mut *tx).await?;
                 for (i, p) in plans {
                     outcomes[i] = ReportOutcome {
                         duplicate: false,
@@ -296,6 +147,28 @@ impl Store {
             self.current.put(*machine, *seq, current);
         }
         Ok(outcomes)
+    }
+
+    /// The current results of the `stored` reports' machines that this process holds at the
+    /// mark the database has, and the reports whose machines must be read back.
+    fn cached_current(
+        &self,
+        batch: &[ReportIn<'_>],
+        machines: &[String],
+        stored: &[usize],
+        marks: &HashMap<String, i64>,
+    ) -> (HashMap<String, CurrentResults>, Vec<usize>) {
+        let mut current = HashMap::new();
+        let mut unknown = Vec::new();
+        for &i in stored {
+            match self.current.get(batch[i].machine_id, marks[&machines[i]]) {
+                Some(c) => {
+                    current.insert(machines[i].clone(), c);
+                }
+                None => unknown.push(i),
+            }
+        }
+        (current, unknown)
     }
 
     pub async fn latest_results(&self, machine_id: Uuid) -> StoreResult<Vec<LatestResultRow>> {
@@ -345,27 +218,208 @@ fn json_rows(backend: Backend, row: &str, from: &str) -> String {
     }
 }
 
-/// `[id, last_report_seq]` of `n` machines; on PostgreSQL locked (in id order, as batches
-/// are sorted) so that a machine's reports are judged against a mark no one else is moving.
-fn high_water_sql(backend: Backend, n: usize) -> String {
-    let ids = placeholders(backend, 1, n);
-    match backend {
+/// `[id, last_report_seq]` of the machines; on PostgreSQL locked (in id order, as batches are
+/// sorted) so that a machine's reports are judged against a mark no one else is moving.
+fn high_water<'a>(backend: Backend, machines: &[&'a str]) -> Statement<'a> {
+    let ids = Params::new(backend).list(machines.len());
+    let sql = match backend {
         Backend::Sqlite => json_rows(backend, "id, last_report_seq", &format!("machines WHERE id IN ({ids})")),
         Backend::Postgres => json_rows(
             backend,
             "id, last_report_seq",
             &format!("(SELECT id, last_report_seq FROM machines WHERE id IN ({ids}) ORDER BY id FOR UPDATE) AS m"),
         ),
-    }
+    };
+    Statement { sql, args: machines.iter().map(|m| Arg::Text(m)).collect() }
 }
 
-/// `[machine, check, target, status, status_since, cause]` of `n` machines' current results.
-fn current_results_sql(backend: Backend, n: usize) -> String {
-    json_rows(
+/// The reports of `round` to store: above their machine's mark and not too far past it (those
+/// are refused, in `outcomes`); the rest are duplicates.
+fn accepted(
+    round: &[usize],
+    machines: &[String],
+    seqs: &[i64],
+    marks: &HashMap<String, i64>,
+    outcomes: &mut [ReportOutcome],
+) -> Vec<usize> {
+    let mut stored = Vec::with_capacity(round.len());
+    for &i in round {
+        match marks.get(&machines[i]) {
+            Some(&mark) if seqs[i] - mark > MAX_SEQ_JUMP => {
+                outcomes[i] =
+                    ReportOutcome { duplicate: false, stored: 0, transitions: 0, refused_jump_from: Some(mark) };
+            }
+            Some(&mark) if mark < seqs[i] => stored.push(i),
+            _ => {}
+        }
+    }
+    stored
+}
+
+/// `[machine, check, target, status, status_since, cause]` of the machines' current results.
+fn current_results<'a>(backend: Backend, machines: &[&'a str]) -> Statement<'a> {
+    let sql = json_rows(
         backend,
         "machine_id, check_id, target, status, status_since, cause",
-        &format!("check_results WHERE machine_id IN ({})", placeholders(backend, 1, n)),
+        &format!("check_results WHERE machine_id IN ({})", Params::new(backend).list(machines.len())),
+    );
+    Statement { sql, args: machines.iter().map(|m| Arg::Text(m)).collect() }
+}
+
+/// Adds the rows of [`current_results`] to `current`, by machine.
+fn read_current(json: &str, current: &mut HashMap<String, CurrentResults>) -> StoreResult<()> {
+    for (m, check, target, status, since, cause) in
+        decode_rows::<(String, String, String, String, i64, Option<String>)>(json)?
+    {
+        let status = parse_status(&status)?;
+        current.entry(m).or_default().insert(
+            result_key(&check, &target),
+            Current { status, since, cause: CauseFingerprint::of(cause.as_deref()), path: None },
+        );
+    }
+    Ok(())
+}
+
+/// Rows per multi-row statement: wide enough that the round trip is shared, well inside both
+/// databases' parameter limits.
+const ROWS_PER_STATEMENT: usize = 400;
+
+/// The statements that write the planned reports: their latest results, history rows,
+/// connection paths, and each machine's new mark, counters, worst status and failing count.
+fn report_writes<'a>(
+    backend: Backend,
+    now: i64,
+    batch: &[ReportIn<'a>],
+    machines: &'a [String],
+    seqs: &[i64],
+    plans: &'a [(usize, ReportPlan)],
+) -> Vec<Statement<'a>> {
+    let rows: Vec<(&str, &ResultRow)> =
+        plans.iter().flat_map(|(i, p)| p.rows.iter().map(move |r| (machines[*i].as_str(), r))).collect();
+    let moves: Vec<(&str, &NewTransition)> =
+        plans.iter().flat_map(|(i, p)| p.transitions.iter().map(move |t| (machines[*i].as_str(), t))).collect();
+    let paths: Vec<(&str, &PathRow)> =
+        plans.iter().flat_map(|(i, p)| p.paths.iter().map(move |x| (machines[*i].as_str(), x))).collect();
+    let mut out = Vec::new();
+    out.extend(rows.chunks(ROWS_PER_STATEMENT).map(|c| upsert_results(backend, c)));
+    out.extend(moves.chunks(ROWS_PER_STATEMENT).map(|c| insert_transitions(backend, c)));
+    out.extend(paths.chunks(ROWS_PER_STATEMENT).map(|c| upsert_paths(backend, c)));
+    out.push(update_machines(backend, now, batch, machines, seqs, plans));
+    out
+}
+
+/// The upsert of `rows` latest results; its parameters, per row in this order: machine, check,
+/// target, status, summary, cause, evidence, observed_at, duration_ms, status_since. The one
+/// statement that writes `check_results` (the demo seed and the scale benchmark use it too).
+pub fn upsert_results_sql(backend: Backend, rows: usize) -> String {
+    format!(
+        "INSERT INTO check_results (machine_id, check_id, target, status, summary, cause, evidence, observed_at, duration_ms, status_since) \
+         VALUES {} ON CONFLICT (machine_id, check_id, target) DO UPDATE SET status = excluded.status, \
+         summary = excluded.summary, cause = excluded.cause, evidence = excluded.evidence, \
+         observed_at = excluded.observed_at, duration_ms = excluded.duration_ms, status_since = excluded.status_since",
+        Params::new(backend).rows(rows, 10)
     )
+}
+
+pub(super) fn upsert_results<'a>(backend: Backend, rows: &[(&'a str, &'a ResultRow)]) -> Statement<'a> {
+    let mut args = Vec::with_capacity(rows.len() * 10);
+    for (m, r) in rows {
+        args.extend([
+            Arg::Text(m),
+            Arg::Text(&r.check),
+            Arg::Text(&r.target),
+            Arg::Text(r.status),
+            Arg::Text(&r.summary),
+            Arg::MaybeText(r.cause.as_deref()),
+            Arg::Text(&r.evidence),
+            Arg::Int(r.observed),
+            Arg::Int(r.duration),
+            Arg::Int(r.since),
+        ]);
+    }
+    Statement { sql: upsert_results_sql(backend, rows.len()), args }
+}
+
+pub(super) fn insert_transitions<'a>(backend: Backend, moves: &[(&'a str, &'a NewTransition)]) -> Statement<'a> {
+    let sql = format!(
+        "INSERT INTO check_transitions (machine_id, check_id, target, from_status, to_status, cause, summary, evidence, at) VALUES {}",
+        Params::new(backend).rows(moves.len(), 9)
+    );
+    let mut args = Vec::with_capacity(moves.len() * 9);
+    for (m, t) in moves {
+        args.extend([
+            Arg::Text(m),
+            Arg::Text(&t.check),
+            Arg::Text(&t.target),
+            Arg::MaybeText(t.from),
+            Arg::Text(t.to),
+            Arg::MaybeText(t.cause.as_deref()),
+            Arg::Text(&t.summary),
+            Arg::Text(&t.evidence),
+            Arg::Int(t.at),
+        ]);
+    }
+    Statement { sql, args }
+}
+
+/// A path keeps its `status_since` while its status does not change.
+pub(super) fn upsert_paths<'a>(backend: Backend, paths: &[(&'a str, &'a PathRow)]) -> Statement<'a> {
+    let sql = format!(
+        "INSERT INTO connection_paths (machine_id, target, host, gateway, status, layer, cause, status_since, observed_at) \
+         VALUES {} \
+         ON CONFLICT (machine_id, target) DO UPDATE SET host = excluded.host, gateway = excluded.gateway, \
+         status_since = CASE WHEN connection_paths.status = excluded.status THEN connection_paths.status_since ELSE excluded.status_since END, \
+         status = excluded.status, layer = excluded.layer, cause = excluded.cause, observed_at = excluded.observed_at",
+        Params::new(backend).rows(paths.len(), 9)
+    );
+    let mut args = Vec::with_capacity(paths.len() * 9);
+    for (m, x) in paths {
+        args.extend([
+            Arg::Text(m),
+            Arg::Text(&x.target),
+            Arg::Text(&x.host),
+            Arg::MaybeText(x.gateway.as_deref()),
+            Arg::Text(x.status),
+            Arg::MaybeText(x.layer.as_deref()),
+            Arg::MaybeText(x.cause.as_deref()),
+            Arg::Int(x.since),
+            Arg::Int(x.observed),
+        ]);
+    }
+    Statement { sql, args }
+}
+
+fn update_machines<'a>(
+    backend: Backend,
+    now: i64,
+    batch: &[ReportIn<'a>],
+    machines: &'a [String],
+    seqs: &[i64],
+    plans: &'a [(usize, ReportPlan)],
+) -> Statement<'a> {
+    let mut params = Params::new(backend);
+    let sql = format!(
+        "UPDATE machines SET last_report_seq = v.column2, last_seen_at = {}, \
+         agent_version = COALESCE(v.column3, agent_version), reports_received = reports_received + 1, \
+         reports_dropped = CASE WHEN reports_dropped < v.column4 THEN v.column4 ELSE reports_dropped END, \
+         failing = v.column5, health = v.column6 \
+         FROM (VALUES {}) AS v WHERE machines.id = v.column1",
+        params.one(),
+        params.typed_rows(plans.len(), &["text", "bigint", "text", "bigint", "bigint", "text"])
+    );
+    let mut args = Vec::with_capacity(1 + plans.len() * 6);
+    args.push(Arg::Int(now));
+    for (i, p) in plans {
+        args.extend([
+            Arg::Text(&machines[*i]),
+            Arg::Int(seqs[*i]),
+            Arg::MaybeText(batch[*i].agent_version),
+            Arg::Int(i64::try_from(batch[*i].dropped_reports).unwrap_or(i64::MAX)),
+            Arg::Int(p.failing),
+            Arg::Text(p.health.as_str()),
+        ]);
+    }
+    Statement { sql, args }
 }
 
 fn decode_rows<T: serde::de::DeserializeOwned>(json: &str) -> StoreResult<Vec<T>> {

@@ -1,5 +1,8 @@
 //! Bulk loading of a generated fleet (the demo and the benchmarks): machines, their latest
 //! results, connection paths and history, written in large transactions.
+use super::report_plan::{NewTransition, PathRow, ResultRow};
+use super::results::{insert_transitions, upsert_paths, upsert_results};
+use super::sql::bind_args;
 use super::{Store, StoreResult, with_db};
 
 #[derive(Debug, Clone)]
@@ -58,11 +61,60 @@ impl SeedMachine {
         let (failing, health) = crate::domain::health::Health::of_results(self.results.iter().map(|r| r.status));
         (health.as_str(), failing)
     }
+
+    /// Its results, paths and history as the report transaction writes them.
+    fn rows(&self) -> (Vec<ResultRow>, Vec<PathRow>, Vec<NewTransition>) {
+        let results = self
+            .results
+            .iter()
+            .map(|r| ResultRow {
+                check: r.check.clone(),
+                target: r.target.clone(),
+                status: r.status,
+                summary: r.summary.clone(),
+                cause: r.cause.clone(),
+                evidence: r.evidence.clone(),
+                observed: r.observed_at,
+                duration: 12,
+                since: r.status_since,
+            })
+            .collect();
+        let paths = self
+            .paths
+            .iter()
+            .map(|c| PathRow {
+                target: c.target.clone(),
+                host: c.host.clone(),
+                gateway: c.gateway.clone(),
+                status: c.status,
+                layer: c.layer.clone(),
+                cause: c.cause.clone(),
+                since: c.since,
+                observed: c.observed_at,
+            })
+            .collect();
+        let history = self
+            .history
+            .iter()
+            .map(|t| NewTransition {
+                check: t.check.clone(),
+                target: t.target.clone(),
+                from: t.from,
+                to: t.to,
+                cause: t.cause.clone(),
+                summary: t.summary.clone(),
+                evidence: "{}".into(),
+                at: t.at,
+            })
+            .collect();
+        (results, paths, history)
+    }
 }
 
 impl Store {
     /// Inserts the machines with everything they carry, in one transaction.
     pub async fn seed_machines(&self, machines: &[SeedMachine]) -> StoreResult<()> {
+        let backend = self.backend();
         with_db!(self, p => {
             let mut tx = p.begin_with(self.begin_write()).await?;
             for m in machines {
@@ -90,55 +142,19 @@ impl Store {
                     .bind(m.enrolled_at)
                     .execute(&mut *tx)
                     .await?;
-                for r in &m.results {
-                    sqlx::query(
-                        "INSERT INTO check_results (machine_id, check_id, target, status, summary, cause, evidence, observed_at, \
-                         duration_ms, status_since) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 12, $9)",
-                    )
-                    .bind(&m.id)
-                    .bind(&r.check)
-                    .bind(&r.target)
-                    .bind(r.status)
-                    .bind(&r.summary)
-                    .bind(r.cause.as_deref())
-                    .bind(&r.evidence)
-                    .bind(r.observed_at)
-                    .bind(r.status_since)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                for c in &m.paths {
-                    sqlx::query(
-                        "INSERT INTO connection_paths (machine_id, target, host, gateway, status, layer, cause, status_since, observed_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    )
-                    .bind(&m.id)
-                    .bind(&c.target)
-                    .bind(&c.host)
-                    .bind(c.gateway.as_deref())
-                    .bind(c.status)
-                    .bind(c.layer.as_deref())
-                    .bind(c.cause.as_deref())
-                    .bind(c.since)
-                    .bind(c.observed_at)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                for t in &m.history {
-                    sqlx::query(
-                        "INSERT INTO check_transitions (machine_id, check_id, target, from_status, to_status, cause, summary, evidence, at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, '{}', $8)",
-                    )
-                    .bind(&m.id)
-                    .bind(&t.check)
-                    .bind(&t.target)
-                    .bind(t.from)
-                    .bind(t.to)
-                    .bind(t.cause.as_deref())
-                    .bind(&t.summary)
-                    .bind(t.at)
-                    .execute(&mut *tx)
-                    .await?;
+                // The statements a report writes, so the seeded rows are exactly the stored kind.
+                let (results, paths, history) = m.rows();
+                let id = m.id.as_str();
+                let results: Vec<(&str, &ResultRow)> = results.iter().map(|r| (id, r)).collect();
+                let paths: Vec<(&str, &PathRow)> = paths.iter().map(|x| (id, x)).collect();
+                let history: Vec<(&str, &NewTransition)> = history.iter().map(|t| (id, t)).collect();
+                let statements = [
+                    (!results.is_empty()).then(|| upsert_results(backend, &results)),
+                    (!paths.is_empty()).then(|| upsert_paths(backend, &paths)),
+                    (!history.is_empty()).then(|| insert_transitions(backend, &history)),
+                ];
+                for q in statements.iter().flatten() {
+                    bind_args!(sqlx::query(&q.sql), &q.args).execute(&mut *tx).await?;
                 }
             }
             tx.commit().await?;

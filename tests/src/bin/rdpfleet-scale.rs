@@ -146,23 +146,10 @@ async fn bare_upsert_rate(db_url: &str, machine_ids: &[String], rows: usize) -> 
         let target = if i < sim::CHECKS.len() { String::new() } else { format!("rdp{i:02}.corp.example:3389") };
         (machine, check.to_owned(), target)
     };
-    // The server's placeholders: anonymous on SQLite (sqlx looks numbered ones up by a linear
-    // scan), numbered on PostgreSQL.
-    let sqlite = db_url.starts_with("sqlite:");
-    let values = (0..per_statement)
-        .map(|i| {
-            let cols: Vec<String> =
-                (1..=10).map(|c| if sqlite { "?".to_owned() } else { format!("${}", i * 10 + c) }).collect();
-            format!("({})", cols.join(","))
-        })
-        .collect::<Vec<_>>()
-        .join(",");
-    let sql = format!(
-        "INSERT INTO check_results (machine_id, check_id, target, status, summary, cause, evidence, observed_at, duration_ms, status_since) \
-         VALUES {values} ON CONFLICT (machine_id, check_id, target) DO UPDATE SET status = excluded.status, \
-         summary = excluded.summary, cause = excluded.cause, evidence = excluded.evidence, \
-         observed_at = excluded.observed_at, duration_ms = excluded.duration_ms, status_since = excluded.status_since"
-    );
+    // The server's own statement (`rdpfleet_server::store::results`), so the baseline writes
+    // exactly as the server does.
+    let backend = rdpfleet_server::store::Backend::from_url(db_url).unwrap();
+    let sql = rdpfleet_server::store::results::upsert_results_sql(backend, per_statement);
     macro_rules! run {
         ($conn:expr) => {{
             let mut conn = $conn;
