@@ -403,8 +403,9 @@ fn fix(config: AgentConfig, cmd: FixCmd) -> anyhow::Result<ExitCode> {
     match cmd {
         FixCmd::List => {
             for f in &catalogue {
-                let m = f.meta();
-                let flags = [(m.needs_approval, "needs approval"), (m.irreversible, "irreversible")]
+                let m = crate::engine::fix::info(f.as_ref());
+                let (approval, irreversible) = m.map_or((false, false), |m| (m.needs_approval(), m.irreversible()));
+                let flags = [(approval, "needs approval"), (irreversible, "irreversible")]
                     .iter()
                     .filter(|(on, _)| *on)
                     .map(|(_, n)| *n)
@@ -412,8 +413,8 @@ fn fix(config: AgentConfig, cmd: FixCmd) -> anyhow::Result<ExitCode> {
                     .join(", ");
                 say!(
                     "{:<28} {}{}",
-                    m.id,
-                    m.title,
+                    f.id(),
+                    m.map_or("", |m| m.title),
                     if flags.is_empty() { String::new() } else { format!(" ({flags})") }
                 );
             }
@@ -423,7 +424,7 @@ fn fix(config: AgentConfig, cmd: FixCmd) -> anyhow::Result<ExitCode> {
             let params: serde_json::Value = serde_json::from_str(&params).context("--params must be JSON")?;
             let fix = catalogue
                 .iter()
-                .find(|f| f.meta().id == id)
+                .find(|f| f.id() == id)
                 .with_context(|| format!("no fix {id:?}; see `rdpfleet-agent fix list`"))?;
             let report = crate::engine::fix::run(fix.as_ref(), &crate::platform::Platform::native(), &params, dry_run);
             if json {

@@ -266,7 +266,7 @@ impl JobHandler {
         if let Some(why) = self.policy.refusal(&job.fix) {
             return Ok(refused(job, &Refusal::LocalPolicy(why)));
         }
-        let Some(fix) = subjects::all_fixes(&self.xrdp).into_iter().find(|f| f.meta().id == job.fix) else {
+        let Some(fix) = subjects::all_fixes(&self.xrdp).into_iter().find(|f| f.id() == job.fix) else {
             return Ok(refused(job, &Refusal::UnknownFix(job.fix.clone())));
         };
         let earlier_backup = self.journal.get(&job.id).and_then(|e| e.backup.clone());

@@ -48,10 +48,7 @@ impl Finding {
         }
     }
     /// A finding from a list of (cause, severity, detail): the worst decides the status.
-    pub fn from_problems(
-        ok_summary: &str,
-        problems: &[(&'static str, rdpfleet_proto::causes::Severity, String)],
-    ) -> Finding {
+    pub fn from_problems(ok_summary: &str, problems: &[Problem]) -> Finding {
         let worst = problems.iter().max_by_key(|(_, s, _)| *s);
         let status = crate::probe::layers::verdict_for(worst.map(|(_, s, _)| *s));
         let evidence = serde_json::json!(
@@ -81,6 +78,18 @@ impl Finding {
     pub fn error(summary: impl Into<String>) -> Finding {
         Finding { status: CheckStatus::Error, summary: summary.into(), cause: None, evidence: serde_json::Value::Null }
     }
+}
+
+/// A problem a check found: its cause, how bad it is on this machine, and the detail.
+pub type Problem = (&'static str, rdpfleet_proto::causes::Severity, String);
+
+/// A problem with its cause's own severity from the cause catalogue, so that checks name their
+/// cause and do not repeat what the catalogue says. (A check that knows better — the same
+/// cause is worse in its context — writes the tuple itself.)
+pub fn problem(cause: &'static str, detail: String) -> Problem {
+    let known = rdpfleet_proto::causes::lookup(cause);
+    debug_assert!(known.is_some(), "{cause} is not in the cause catalogue");
+    (cause, known.map_or(rdpfleet_proto::causes::Severity::High, |c| c.severity), detail)
 }
 
 /// Settings every check may use.

@@ -18,16 +18,6 @@ pub enum FixError {
     Platform(#[from] PlatformError),
 }
 
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct FixMeta {
-    pub id: &'static str,
-    pub title: &'static str,
-    /// A second person must approve a rollout of it.
-    pub needs_approval: bool,
-    /// Its effect cannot be undone (nothing to restore).
-    pub irreversible: bool,
-}
-
 /// Whether the state a fix brings about is in place, and why (the fix's check).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Verdict {
@@ -36,7 +26,9 @@ pub struct Verdict {
 }
 
 pub trait Fix: Send + Sync {
-    fn meta(&self) -> FixMeta;
+    /// Its id in the shared fix catalogue (`rdpfleet_proto::fixes`), which holds its title and
+    /// risk once for the agent and the server.
+    fn id(&self) -> &'static str;
     /// Evaluates the state with the same code as the fix's check.
     fn verify(&self, p: &Platform, params: &serde_json::Value) -> Result<Verdict, FixError>;
     fn precondition(&self, _p: &Platform, _params: &serde_json::Value) -> Result<(), FixError> {
@@ -72,9 +64,14 @@ pub struct FixReport {
     pub backup: Backup,
 }
 
+/// A fix's entry in the shared catalogue: title, risk, approval, reversibility.
+pub fn info(fix: &dyn Fix) -> Option<&'static rdpfleet_proto::fixes::FixInfo> {
+    rdpfleet_proto::fixes::lookup(fix.id())
+}
+
 /// Runs a fix end to end. `dry_run` stops after the backup.
 pub fn run(fix: &dyn Fix, p: &Platform, params: &serde_json::Value, dry_run: bool) -> FixReport {
-    let id = fix.meta().id;
+    let id = fix.id();
     let report = |outcome, message: String, before, after, backup| FixReport {
         fix: id,
         outcome,

@@ -3,7 +3,7 @@
 //! it: a policy-managed value is reported, never overwritten.
 use serde_json::Value;
 
-use crate::engine::fix::{Backup, Fix, FixError, FixMeta, Verdict, no_params};
+use crate::engine::fix::{Backup, Fix, FixError, Verdict, no_params};
 use crate::platform::{Platform, PlatformResult, RegValue};
 
 pub use crate::platform::registry::TS_KEY;
@@ -75,13 +75,13 @@ pub fn evaluate(p: &Platform, settings: &[Setting]) -> PlatformResult<Verdict> {
 }
 
 pub struct RegistryFix {
-    pub meta: FixMeta,
+    pub id: &'static str,
     pub settings: fn(&Value) -> Result<Vec<Setting>, FixError>,
 }
 
 impl Fix for RegistryFix {
-    fn meta(&self) -> FixMeta {
-        self.meta
+    fn id(&self) -> &'static str {
+        self.id
     }
 
     fn verify(&self, p: &Platform, params: &Value) -> Result<Verdict, FixError> {
@@ -185,13 +185,8 @@ pub fn tls12_role(role: &str) -> Vec<Setting> {
 pub struct ClearMsLicensing;
 
 impl Fix for ClearMsLicensing {
-    fn meta(&self) -> FixMeta {
-        FixMeta {
-            id: "client.mslicensing.clear",
-            title: "Clear the MSLicensing cache",
-            needs_approval: false,
-            irreversible: false,
-        }
+    fn id(&self) -> &'static str {
+        "client.mslicensing.clear"
     }
     fn verify(&self, p: &Platform, params: &Value) -> Result<Verdict, FixError> {
         no_params(params)?;
@@ -213,15 +208,13 @@ impl Fix for ClearMsLicensing {
 }
 
 pub fn all() -> Vec<Box<dyn Fix>> {
-    // `needs_approval`: the fix can widen exposure (see `rdpfleet_proto::fixes::Risk`).
-    let fix = |id, title, needs_approval, settings| -> Box<dyn Fix> {
-        Box::new(RegistryFix { meta: FixMeta { id, title, needs_approval, irreversible: false }, settings })
-    };
+    // Titles and risk (approval, reversibility) are the shared catalogue's: `rdpfleet_proto::fixes`.
+    let fix = |id, settings| -> Box<dyn Fix> { Box::new(RegistryFix { id, settings }) };
     vec![
-        fix("host.rdp.enable", "Allow Remote Desktop connections", true, rdp_enabled),
-        fix("host.nla.enable", "Require Network Level Authentication", false, nla_enabled),
-        fix("host.security_layer.set", "Set the RDP security layer to TLS or negotiate", true, security_layer),
-        fix("host.tls12.enable", "Enable TLS 1.2 in Schannel (server and client)", false, tls12_enabled),
+        fix("host.rdp.enable", rdp_enabled),
+        fix("host.nla.enable", nla_enabled),
+        fix("host.security_layer.set", security_layer),
+        fix("host.tls12.enable", tls12_enabled),
         Box::new(ClearMsLicensing),
     ]
 }
@@ -294,8 +287,8 @@ mod tests {
         /// Writes succeed but read back wrong: the fix cannot verify.
         struct Sabotaged;
         impl Fix for Sabotaged {
-            fn meta(&self) -> FixMeta {
-                FixMeta { id: "test.sabotaged", title: "", needs_approval: false, irreversible: false }
+            fn id(&self) -> &'static str {
+                "test.sabotaged"
             }
             fn verify(&self, p: &Platform, _: &Value) -> Result<Verdict, FixError> {
                 Ok(evaluate(p, &nla_enabled(&json!({}))?)?)

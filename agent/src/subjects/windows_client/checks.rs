@@ -2,11 +2,11 @@
 //! targets, the server-authentication policy, certificate warnings silenced per user, TLS 1.2
 //! for the client role, and whether this client trusts its RD Gateway's certificate.
 use async_trait::async_trait;
-use rdpfleet_proto::causes::Severity;
+
 use serde_json::json;
 
 use crate::config::Target;
-use crate::engine::check::{Check, CheckContext, Finding, Scope};
+use crate::engine::check::{Check, CheckContext, Finding, Scope, problem};
 use crate::platform::credentials::TERMSRV_PREFIX;
 use crate::subjects::registry_fixes::{self, MSLICENSING_KEY, TS_POLICY_KEY, evaluate};
 use crate::subjects::windows_host::checks::platform_finding;
@@ -68,9 +68,8 @@ impl Check for MsLicensing {
         let problems: Vec<_> = if present.is_empty() {
             vec![]
         } else {
-            vec![(
+            vec![problem(
                 "client.mslicensing_cache",
-                Severity::Low,
                 format!(
                     "an RDP licensing cache is present ({}); clear it if connections fail with licensing errors",
                     present.join(", ")
@@ -105,9 +104,8 @@ impl Check for SavedCredentials {
         let problems: Vec<_> = saved
             .iter()
             .map(|c| {
-                (
+                problem(
                     "client.cached_credentials",
-                    Severity::Low,
                     format!("{} is saved for user {}; after a password change it fails every logon", c.target, c.user),
                 )
             })
@@ -137,9 +135,8 @@ impl Check for AuthPolicy {
         let mut f = match level {
             Some(0) => Finding::from_problems(
                 "",
-                &[(
+                &[problem(
                     "client.server_auth_disabled",
-                    Severity::Medium,
                     "policy AuthenticationLevel = 0: the client connects without verifying the server".to_owned(),
                 )],
             ),
@@ -184,9 +181,8 @@ impl Check for CertWarningOverride {
         for hive in &hives {
             let key = format!(r"{hive}\{CLIENT_SETTINGS}");
             match r.get(&key, "AuthenticationLevelOverride") {
-                Ok(Some(v)) if v.as_dword() == Some(0) => problems.push((
+                Ok(Some(v)) if v.as_dword() == Some(0) => problems.push(problem(
                     "client.cert_warnings_silenced",
-                    Severity::High,
                     format!(r"{key}\AuthenticationLevelOverride = 0: certificate warnings are silenced"),
                 )),
                 Ok(_) => {}
@@ -213,7 +209,7 @@ impl Check for ClientTls12 {
     async fn run(&self, ctx: &CheckContext, _: Option<&Target>) -> Finding {
         match evaluate(&ctx.platform, &registry_fixes::tls12_role("Client")) {
             Ok(v) if v.ok => Finding::from_problems("TLS 1.2 is enabled for the client role", &[]),
-            Ok(v) => Finding::from_problems("", &[("client.tls12_disabled", Severity::High, v.detail)]),
+            Ok(v) => Finding::from_problems("", &[problem("client.tls12_disabled", v.detail)]),
             Err(e) => platform_finding("registry", &e),
         }
     }

@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use crate::engine::backup::Saved;
-use crate::engine::fix::{Backup, Fix, FixError, FixMeta, Verdict};
+use crate::engine::fix::{Backup, Fix, FixError, Verdict};
 use crate::platform::Platform;
 use crate::platform::credentials::TERMSRV_PREFIX;
 
@@ -23,13 +23,8 @@ fn target(params: &Value) -> Result<String, FixError> {
 }
 
 impl Fix for DeleteTermsrvCredentials {
-    fn meta(&self) -> FixMeta {
-        FixMeta {
-            id: "client.credentials.delete",
-            title: "Delete the saved RDP credentials for a host",
-            needs_approval: true,
-            irreversible: true,
-        }
+    fn id(&self) -> &'static str {
+        "client.credentials.delete"
     }
     fn verify(&self, p: &Platform, params: &Value) -> Result<Verdict, FixError> {
         let t = target(params)?;
@@ -92,7 +87,7 @@ mod tests {
         {
             assert_eq!(run(&DeleteTermsrvCredentials, &p, &bad, false).outcome, FixOutcome::Failed, "{bad}");
         }
-        let meta = DeleteTermsrvCredentials.meta();
-        assert!(meta.needs_approval && meta.irreversible);
+        let info = crate::engine::fix::info(&DeleteTermsrvCredentials).unwrap();
+        assert!(info.needs_approval() && info.irreversible());
     }
 }

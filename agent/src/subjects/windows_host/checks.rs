@@ -9,7 +9,7 @@ use rdpfleet_proto::causes::Severity;
 use serde_json::json;
 
 use crate::config::Target;
-use crate::engine::check::{Check, CheckContext, Finding, Scope};
+use crate::engine::check::{Check, CheckContext, Finding, Scope, problem};
 use crate::platform::firewall::{Category, Profile, REMOTE_DESKTOP_GROUP};
 use crate::platform::{PlatformError, ServiceState};
 use crate::subjects::registry_fixes::RDP_TCP_KEY;
@@ -119,11 +119,7 @@ impl Check for FirewallGroup {
         let problems: Vec<_> = closed
             .iter()
             .map(|profile| {
-                (
-                    "host.firewall_closed",
-                    Severity::Critical,
-                    format!("the Remote Desktop rules are off on the {profile:?} profile"),
-                )
+                problem("host.firewall_closed", format!("the Remote Desktop rules are off on the {profile:?} profile"))
             })
             .collect();
         let mut f = Finding::from_problems("the Remote Desktop rules are on for every active profile", &problems);
@@ -166,11 +162,7 @@ impl Check for Port {
                 .await
                 .unwrap_or(false);
         if !listening {
-            problems.push((
-                "host.not_listening",
-                Severity::Critical,
-                format!("nothing accepts TCP {port} on this host"),
-            ));
+            problems.push(problem("host.not_listening", format!("nothing accepts TCP {port} on this host")));
         }
         let fw = &ctx.platform.firewall;
         let mut rule_ports = Vec::new();
@@ -183,9 +175,8 @@ impl Check for Port {
                 .collect();
             for profile in fw.active_profiles()? {
                 if fw.profile_enabled(profile)? && !rules.iter().any(|r| r.admits(port, profile)) {
-                    problems.push((
+                    problems.push(problem(
                         "host.port_not_allowed",
-                        Severity::Critical,
                         format!("no enabled inbound rule admits TCP {port} on the {profile:?} profile"),
                     ));
                 }
@@ -241,11 +232,7 @@ impl Check for NetworkCategory {
                         format!("{} is Public (Remote Desktop is allowed there)", n.name),
                     )
                 } else {
-                    (
-                        "host.network_public",
-                        Severity::Medium,
-                        format!("{} is Public: Remote Desktop is blocked on it", n.name),
-                    )
+                    problem("host.network_public", format!("{} is Public: Remote Desktop is blocked on it", n.name))
                 }
             })
             .collect();

@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use crate::engine::backup::Saved;
-use crate::engine::fix::{Backup, Fix, FixError, FixMeta, Verdict, no_params};
+use crate::engine::fix::{Backup, Fix, FixError, Verdict, no_params};
 use crate::platform::firewall::{Category, REMOTE_DESKTOP_GROUP};
 use crate::platform::{Platform, PlatformResult};
 
@@ -21,13 +21,8 @@ pub fn closed_profiles(p: &Platform) -> PlatformResult<Vec<crate::platform::fire
 pub struct EnableRemoteDesktopGroup;
 
 impl Fix for EnableRemoteDesktopGroup {
-    fn meta(&self) -> FixMeta {
-        FixMeta {
-            id: "host.firewall.enable",
-            title: "Enable the \"Remote Desktop\" firewall rules on the active profile",
-            needs_approval: true,
-            irreversible: false,
-        }
+    fn id(&self) -> &'static str {
+        "host.firewall.enable"
     }
     fn verify(&self, p: &Platform, params: &Value) -> Result<Verdict, FixError> {
         no_params(params)?;
@@ -59,13 +54,8 @@ impl Fix for EnableRemoteDesktopGroup {
 pub struct SetNetworkPrivate;
 
 impl Fix for SetNetworkPrivate {
-    fn meta(&self) -> FixMeta {
-        FixMeta {
-            id: "host.network.set_private",
-            title: "Make the connected Public networks Private",
-            needs_approval: true,
-            irreversible: false,
-        }
+    fn id(&self) -> &'static str {
+        "host.network.set_private"
     }
     fn verify(&self, p: &Platform, params: &Value) -> Result<Verdict, FixError> {
         no_params(params)?;
@@ -146,8 +136,8 @@ mod tests {
         /// Enables the group, then fails: the rollback must disable it again.
         struct HalfWay;
         impl Fix for HalfWay {
-            fn meta(&self) -> FixMeta {
-                FixMeta { id: "test.half", title: "", needs_approval: false, irreversible: false }
+            fn id(&self) -> &'static str {
+                "test.half"
             }
             fn verify(&self, p: &Platform, v: &Value) -> Result<Verdict, FixError> {
                 EnableRemoteDesktopGroup.verify(p, v)
@@ -176,7 +166,7 @@ mod tests {
             Network { id: "{B}".into(), name: "hotel".into(), category: Category::Public },
         ];
         let p = m.platform();
-        assert!(SetNetworkPrivate.meta().needs_approval);
+        assert!(crate::engine::fix::info(&SetNetworkPrivate).unwrap().needs_approval());
         let before = m.firewall.networks.lock().unwrap().clone();
         let r = run(&SetNetworkPrivate, &p, &json!({}), false);
         assert_eq!(r.outcome, FixOutcome::Succeeded, "{r:?}");

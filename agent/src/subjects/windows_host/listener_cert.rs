@@ -2,13 +2,14 @@
 //! by `SSLCertificateSHA1Hash` in LocalMachine\My, else the self-signed one in the "Remote
 //! Desktop" store), what is wrong with it, and the fix that regenerates the self-signed one:
 //! delete it, restart TermService (which creates a new one), verify.
+use crate::engine::check::problem;
 use std::time::{Duration, Instant};
 
 use rdpfleet_proto::causes::Severity;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::engine::fix::{Backup, Fix, FixError, FixMeta, Verdict, no_params};
+use crate::engine::fix::{Backup, Fix, FixError, Verdict, no_params};
 use crate::platform::certstore::{PERSONAL_STORE, REMOTE_DESKTOP_STORE, StoredCert};
 use crate::platform::{Platform, PlatformError, PlatformResult, RegValue, ServiceState};
 
@@ -50,29 +51,19 @@ pub fn judge(c: &StoredCert, now: OffsetDateTime, warn_days: i64) -> (Vec<Proble
     let (nb, na) = (x.validity().not_before.to_datetime(), x.validity().not_after.to_datetime());
     let subject = x.subject().to_string();
     if now > na {
-        problems.push((
-            "host.listener_cert_expired",
-            Severity::Critical,
-            format!("{subject} expired on {}", na.date()),
-        ));
+        problems.push(problem("host.listener_cert_expired", format!("{subject} expired on {}", na.date())));
     } else if now < nb {
-        problems.push((
-            "host.listener_cert_expired",
-            Severity::Critical,
-            format!("{subject} is not valid before {}", nb.date()),
-        ));
+        problems.push(problem("host.listener_cert_expired", format!("{subject} is not valid before {}", nb.date())));
     } else if na - now < time::Duration::days(warn_days) {
         let days = (na - now).whole_days();
-        problems.push((
+        problems.push(problem(
             "host.listener_cert_expiring",
-            Severity::Medium,
             format!("{subject} expires in {days} day(s), on {}", na.date()),
         ));
     }
     if !c.has_private_key {
-        problems.push((
+        problems.push(problem(
             "host.listener_cert_no_key",
-            Severity::Critical,
             format!("{subject} ({}) has no usable private key", c.thumbprint),
         ));
     }
@@ -102,9 +93,8 @@ pub fn evaluate(p: &Platform, now: OffsetDateTime, warn_days: i64) -> PlatformRe
             }
             None => (
                 source,
-                vec![(
+                vec![problem(
                     "host.listener_cert_missing",
-                    Severity::High,
                     format!("SSLCertificateSHA1Hash names {tp}, which is not in LocalMachine\\My"),
                 )],
                 json!({"source": "bound", "thumbprint": tp}),
@@ -121,9 +111,8 @@ pub fn evaluate(p: &Platform, now: OffsetDateTime, warn_days: i64) -> PlatformRe
         }
         None => (
             Source::SelfSigned,
-            vec![(
+            vec![problem(
                 "host.listener_cert_missing",
-                Severity::High,
                 "the Remote Desktop certificate store holds no certificate".to_owned(),
             )],
             json!({"source": "self_signed"}),
@@ -136,13 +125,8 @@ pub fn evaluate(p: &Platform, now: OffsetDateTime, warn_days: i64) -> PlatformRe
 pub struct RegenerateSelfSigned;
 
 impl Fix for RegenerateSelfSigned {
-    fn meta(&self) -> FixMeta {
-        FixMeta {
-            id: "host.cert.regenerate",
-            title: "Regenerate the self-signed RDP certificate (restarts TermService)",
-            needs_approval: false,
-            irreversible: false,
-        }
+    fn id(&self) -> &'static str {
+        "host.cert.regenerate"
     }
 
     fn verify(&self, p: &Platform, params: &Value) -> Result<Verdict, FixError> {

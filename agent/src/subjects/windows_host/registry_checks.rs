@@ -2,28 +2,25 @@
 //! `host.security_layer`, `host.tls12`. They evaluate the same settings their fixes write
 //! (`fixes::registry_fixes`), so a fix verifies by exactly the check that found the problem.
 use async_trait::async_trait;
-use rdpfleet_proto::causes::Severity;
 
 use crate::config::Target;
-use crate::engine::check::{Check, CheckContext, Finding, Scope};
+use crate::engine::check::{Check, CheckContext, Finding, Scope, problem};
 use crate::engine::fix::FixError;
 use crate::subjects::registry_fixes::{self, Setting, evaluate};
 
 struct RegistryCheck {
     id: &'static str,
     cause: &'static str,
-    severity: Severity,
     settings: fn(&serde_json::Value) -> Result<Vec<Setting>, FixError>,
 }
 
 pub fn checks() -> Vec<Box<dyn Check>> {
-    let c =
-        |id, cause, severity, settings| -> Box<dyn Check> { Box::new(RegistryCheck { id, cause, severity, settings }) };
+    let c = |id, cause, settings| -> Box<dyn Check> { Box::new(RegistryCheck { id, cause, settings }) };
     vec![
-        c("host.rdp_enabled", "host.rdp_disabled", Severity::Critical, registry_fixes::rdp_enabled),
-        c("host.nla", "rdp.nla_not_required", Severity::Low, registry_fixes::nla_enabled),
-        c("host.security_layer", "rdp.tls_not_allowed", Severity::High, tls_capable_security_layer),
-        c("host.tls12", "host.tls12_disabled", Severity::High, tls12_server),
+        c("host.rdp_enabled", "host.rdp_disabled", registry_fixes::rdp_enabled),
+        c("host.nla", "rdp.nla_not_required", registry_fixes::nla_enabled),
+        c("host.security_layer", "rdp.tls_not_allowed", tls_capable_security_layer),
+        c("host.tls12", "host.tls12_disabled", tls12_server),
     ]
 }
 
@@ -59,7 +56,7 @@ impl Check for RegistryCheck {
         };
         match evaluate(&ctx.platform, &settings) {
             Ok(v) if v.ok => Finding::from_problems("compliant", &[]),
-            Ok(v) => Finding::from_problems("", &[(self.cause, self.severity, v.detail)]),
+            Ok(v) => Finding::from_problems("", &[problem(self.cause, v.detail)]),
             Err(e) => Finding::error(format!("cannot read the registry: {e}")),
         }
     }

@@ -1,5 +1,6 @@
 //! What is wrong with an xrdp host's configuration, named with the same causes the network
 //! probe uses, so a host's own report and its clients' observations correlate.
+use crate::engine::check::problem;
 use rdpfleet_proto::causes::Severity;
 use rdpfleet_proto::check::CheckStatus;
 
@@ -19,17 +20,12 @@ pub fn load(p: &Platform, s: &XrdpSettings) -> PlatformResult<Option<XrdpConfig>
 
 pub fn security_layer(cfg: &XrdpConfig) -> Vec<Problem> {
     match cfg.security_layer.as_str() {
-        "rdp" => vec![(
+        "rdp" => vec![problem(
             "rdp.legacy_security_selected",
-            Severity::High,
             "security_layer=rdp: xrdp selects legacy RDP security even when clients offer TLS".into(),
         )],
         "tls" | "negotiate" | "hybrid" => vec![],
-        other => vec![(
-            "rdp.negotiation_refused",
-            Severity::High,
-            format!("security_layer={other} is not a value xrdp knows"),
-        )],
+        other => vec![problem("rdp.negotiation_refused", format!("security_layer={other} is not a value xrdp knows"))],
     }
 }
 
@@ -39,16 +35,14 @@ pub fn tls_protocols(cfg: &XrdpConfig) -> Vec<Problem> {
     }
     let has = |v: &str| cfg.ssl_protocols.iter().any(|p| p.eq_ignore_ascii_case(v));
     if !has("TLSv1.2") && !has("TLSv1.3") {
-        return vec![(
+        return vec![problem(
             "tls.legacy_only",
-            Severity::High,
             format!("ssl_protocols={} offers neither TLS 1.2 nor 1.3", cfg.ssl_protocols.join(", ")),
         )];
     }
     if has("TLSv1") || has("TLSv1.1") {
-        return vec![(
+        return vec![problem(
             "tls.legacy_enabled",
-            Severity::Low,
             format!("ssl_protocols={} still includes TLS 1.0/1.1", cfg.ssl_protocols.join(", ")),
         )];
     }
@@ -64,18 +58,10 @@ pub fn certificate(
     now: time::OffsetDateTime,
 ) -> PlatformResult<Vec<Problem>> {
     let Some(pem) = p.files.read(&cfg.certificate)? else {
-        return Ok(vec![(
-            "rdp.server_cert_missing",
-            Severity::Critical,
-            format!("{} does not exist", cfg.certificate.display()),
-        )]);
+        return Ok(vec![problem("rdp.server_cert_missing", format!("{} does not exist", cfg.certificate.display()))]);
     };
     if p.files.read(&cfg.key_file)?.is_none() {
-        return Ok(vec![(
-            "rdp.server_cert_missing",
-            Severity::Critical,
-            format!("{} does not exist", cfg.key_file.display()),
-        )]);
+        return Ok(vec![problem("rdp.server_cert_missing", format!("{} does not exist", cfg.key_file.display()))]);
     }
     let chain: Vec<Vec<u8>> = openssl::x509::X509::stack_from_pem(&pem)
         .ok()
@@ -84,11 +70,7 @@ pub fn certificate(
         .filter_map(|x| x.to_der().ok())
         .collect();
     if chain.is_empty() {
-        return Ok(vec![(
-            "cert.corrupt",
-            Severity::High,
-            format!("{} holds no PEM certificate", cfg.certificate.display()),
-        )]);
+        return Ok(vec![problem("cert.corrupt", format!("{} holds no PEM certificate", cfg.certificate.display()))]);
     }
     let Ok(trust) = TrustStore::load(None, false) else {
         return Ok(vec![]);

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::checks::{self, verdict};
 use super::{XrdpConfig, XrdpSettings, ini};
-use crate::engine::fix::{Backup, Fix, FixError, FixMeta, Verdict, no_params};
+use crate::engine::fix::{Backup, Fix, FixError, Verdict, no_params};
 use crate::platform::{Platform, ServiceState};
 
 /// Days a renewed certificate is valid.
@@ -40,13 +40,8 @@ fn restart(p: &Platform, s: &XrdpSettings) {
 pub struct RenewCertificate(pub XrdpSettings);
 
 impl Fix for RenewCertificate {
-    fn meta(&self) -> FixMeta {
-        FixMeta {
-            id: "xrdp.cert.renew",
-            title: "Renew xrdp's TLS certificate",
-            needs_approval: false,
-            irreversible: false,
-        }
+    fn id(&self) -> &'static str {
+        "xrdp.cert.renew"
     }
 
     fn verify(&self, p: &Platform, params: &Value) -> Result<Verdict, FixError> {
@@ -125,13 +120,8 @@ fn level(params: &Value) -> Result<&str, FixError> {
 }
 
 impl Fix for SetSecurityLayer {
-    fn meta(&self) -> FixMeta {
-        FixMeta {
-            id: "xrdp.security_layer.set",
-            title: "Set xrdp's security layer to TLS or negotiate",
-            needs_approval: true,
-            irreversible: false,
-        }
+    fn id(&self) -> &'static str {
+        "xrdp.security_layer.set"
     }
 
     fn verify(&self, p: &Platform, params: &Value) -> Result<Verdict, FixError> {
