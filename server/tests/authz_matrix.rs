@@ -130,7 +130,10 @@ async fn fleet(db: &TestDb) -> Fleet {
     };
     store.store_report(mine, 1, None, &[r]).await.unwrap();
     rdpfleet_server::tasks::correlation::run_once(&store, &Default::default()).await.unwrap();
-    let incident = store.incidents(Some("open"), 10, 0).await.unwrap()[0].id.clone();
+    let incident = store.incidents(Some(rdpfleet_server::domain::incident::IncidentState::Open), 10, 0).await.unwrap()
+        [0]
+    .id
+    .to_string();
     let mut f = Fleet { router, store, machine: mine.to_string(), incident, rollout: String::new(), sessions: vec![] };
     for who in [Who::Viewer, Who::Operator, Who::Admin] {
         let name = format!("{who:?}").to_lowercase();

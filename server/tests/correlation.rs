@@ -7,12 +7,13 @@ use std::collections::BTreeSet;
 use rdpfleet_e2e::TestDb;
 use rdpfleet_proto::check::{CheckResult, CheckStatus};
 use rdpfleet_proto::enroll::MachineRole;
+use rdpfleet_server::domain::correlation::Kind;
 use rdpfleet_server::domain::correlation::Rules;
+use rdpfleet_server::domain::incident::{Incident, IncidentState};
 use rdpfleet_server::secrets::token_hash;
 use rdpfleet_server::store::Store;
 use rdpfleet_server::store::audit::{ActorKind, NewAuditEntry};
 use rdpfleet_server::store::enrollment::{NewEnrollmentToken, NewMachine};
-use rdpfleet_server::store::incidents::IncidentRow;
 use rdpfleet_server::store::now_ms;
 use rdpfleet_server::tasks::correlation::run_once;
 use serde_json::json;
@@ -82,16 +83,16 @@ impl Fleet {
         self.store.store_report(m, *seq, None, &results).await.unwrap();
     }
 
-    async fn correlate(&self) -> Vec<IncidentRow> {
+    async fn correlate(&self) -> Vec<Incident> {
         run_once(&self.store, &Rules::default()).await.unwrap();
-        let mut open = self.store.incidents(Some("open"), 100, 0).await.unwrap();
-        open.sort_by(|a, b| a.incident_key.cmp(&b.incident_key));
+        let mut open = self.store.incidents(Some(IncidentState::Open), 100, 0).await.unwrap();
+        open.sort_by(|a, b| a.key.cmp(&b.key));
         open
     }
 
-    async fn members(&self, i: &IncidentRow) -> (BTreeSet<String>, BTreeSet<String>) {
-        let rows = self.store.incident_machines(i.id.parse().unwrap(), 1000).await.unwrap();
-        let pick = |rel: &str| rows.iter().filter(|r| r.relation == rel).map(|r| r.hostname.clone()).collect();
+    async fn members(&self, i: &Incident) -> (BTreeSet<String>, BTreeSet<String>) {
+        let rows = self.store.incident_machines(i.id.0, 1000).await.unwrap();
+        let pick = |rel: &str| rows.iter().filter(|r| r.relation.as_str() == rel).map(|r| r.hostname.clone()).collect();
         (pick("source"), pick("affected"))
     }
 }
@@ -139,10 +140,10 @@ async fn scenarios(db: TestDb) {
     assert_eq!(i.fix_id.as_deref(), Some("host.cert.regenerate"));
     assert_eq!(i.affected_count, 5);
     assert_eq!(f.members(i).await, (names(&["RDP01"]), names(&["pc-0", "pc-1", "pc-2", "pc-3"])));
-    let chain: serde_json::Value = serde_json::from_str(&i.evidence).unwrap();
+    let chain = &i.evidence;
     assert_eq!(chain["chain"][0]["machine"], "RDP01", "the root cause leads the evidence chain");
     assert_eq!(chain["failures"], 5);
-    let host_incident = i.id.clone();
+    let host_incident = i.id;
 
     // 2. Every client through gateway G sees a name mismatch → one gateway incident.
     for (k, &c) in branch.iter().enumerate() {
@@ -192,9 +193,9 @@ async fn scenarios(db: TestDb) {
     }
     f.report(lone, vec![local("client.cert_warning_override", None)]).await;
     assert!(f.correlate().await.is_empty());
-    let resolved = f.store.incidents(Some("resolved"), 100, 0).await.unwrap();
+    let resolved = f.store.incidents(Some(IncidentState::Resolved), 100, 0).await.unwrap();
     assert_eq!(resolved.len(), 3);
-    let events = f.store.incident_events(host_incident.parse().unwrap()).await.unwrap();
+    let events = f.store.incident_events(host_incident.0).await.unwrap();
     assert_eq!(events.iter().map(|e| e.event.as_str()).collect::<Vec<_>>(), vec!["opened", "resolved"]);
 
     // 5. A site network outage: the branch's clients lose the network together (their other
@@ -229,8 +230,12 @@ async fn scenarios(db: TestDb) {
             .await;
     }
     let open = f.correlate().await;
-    assert!(open.iter().all(|i| i.kind != "network"), "{open:#?}");
-    assert_eq!(open.iter().filter(|i| i.kind == "host").count(), 1, "three clients that cannot reach rdp01: the host");
+    assert!(open.iter().all(|i| i.kind != Kind::Network), "{open:#?}");
+    assert_eq!(
+        open.iter().filter(|i| i.kind == Kind::Host).count(),
+        1,
+        "three clients that cannot reach rdp01: the host"
+    );
 
     // Several clients of one site that cannot reach one host: that host's problem, not the
     // site's network (here its own agent says its firewall is closed).
@@ -240,8 +245,8 @@ async fn scenarios(db: TestDb) {
     }
     f.report(host, vec![local("host.firewall", Some("host.firewall_closed"))]).await;
     let open = f.correlate().await;
-    let host_incidents: Vec<_> = open.iter().filter(|i| i.kind == "host").collect();
-    assert_eq!(open.iter().filter(|i| i.kind == "network").count(), 0, "{open:#?}");
+    let host_incidents: Vec<_> = open.iter().filter(|i| i.kind == Kind::Host).collect();
+    assert_eq!(open.iter().filter(|i| i.kind == Kind::Network).count(), 0, "{open:#?}");
     assert_eq!(host_incidents.len(), 1);
     assert_eq!(host_incidents[0].root_cause, "host.firewall_closed");
     assert_eq!(f.members(host_incidents[0]).await.0, names(&["RDP01"]));

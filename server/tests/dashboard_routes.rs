@@ -167,7 +167,9 @@ async fn seed(app: &App) -> (String, String) {
     };
     s.store_report(id, 1, None, &[r]).await.unwrap();
     rdpfleet_server::tasks::correlation::run_once(s, &Default::default()).await.unwrap();
-    let incident = s.incidents(Some("open"), 10, 0).await.unwrap()[0].id.clone();
+    let incident = s.incidents(Some(rdpfleet_server::domain::incident::IncidentState::Open), 10, 0).await.unwrap()[0]
+        .id
+        .to_string();
     (id.to_string(), incident)
 }
 

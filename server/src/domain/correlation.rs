@@ -64,6 +64,16 @@ impl Kind {
             Kind::Machine => "machine",
         }
     }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        [Kind::Host, Kind::Gateway, Kind::Network, Kind::Machine].into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One link of an incident's evidence chain.

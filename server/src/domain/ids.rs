@@ -67,6 +67,10 @@ uuid_id!(
     /// A person's account.
     UserId
 );
+uuid_id!(
+    /// An incident.
+    IncidentId
+);
 
 #[cfg(test)]
 mod tests {

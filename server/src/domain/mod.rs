@@ -8,6 +8,7 @@ pub mod correlation;
 pub mod error;
 pub mod health;
 pub mod ids;
+pub mod incident;
 pub mod machines;
 pub mod rollout;
 pub mod throttle;

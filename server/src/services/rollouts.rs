@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::domain::approval::{self, ApprovalPolicy};
 use crate::domain::ids::{JobId, MachineId, RolloutId};
+use crate::domain::incident::Relation;
 use crate::domain::rollout::{Action, Rollout, RolloutState, Target, TargetState, WaveOutcome, waves};
 use crate::domain::users::User;
 use crate::domain::{DomainError, DomainResult};
@@ -72,8 +73,8 @@ pub async fn create(store: &Store, policy: ApprovalPolicy, proposer: &User, req:
                 .incident_machines(i, 100_000)
                 .await?
                 .into_iter()
-                .filter(|m| m.relation == "source")
-                .filter_map(|m| m.machine_id.parse().ok())
+                .filter(|m| m.relation == Relation::Source)
+                .map(|m| m.machine_id.0)
                 .collect();
             Some(format!("incident:{i}"))
         }

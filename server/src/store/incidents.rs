@@ -4,40 +4,91 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use uuid::Uuid;
 
-use super::{Store, StoreResult, now_ms, with_db};
-use crate::domain::correlation::{Draft, LocalFailure, PathFailure};
+use super::{Store, StoreError, StoreResult, now_ms, with_db};
+use crate::domain::correlation::{Draft, Kind, LocalFailure, PathFailure};
+use crate::domain::health::Health;
+use crate::domain::ids::{IncidentId, MachineId};
+use crate::domain::incident::{Incident, IncidentEvent, IncidentMachine, IncidentState, Relation};
 
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
-pub struct IncidentRow {
-    pub id: String,
-    pub incident_key: String,
-    pub kind: String,
-    pub scope: String,
-    pub root_cause: String,
-    pub title: String,
-    pub fix_id: Option<String>,
-    pub state: String,
-    pub opened_at: i64,
-    pub resolved_at: Option<i64>,
-    pub updated_at: i64,
-    pub affected_count: i64,
-    pub evidence: String,
+#[derive(sqlx::FromRow)]
+struct IncidentRow {
+    id: String,
+    incident_key: String,
+    kind: String,
+    scope: String,
+    root_cause: String,
+    title: String,
+    fix_id: Option<String>,
+    state: String,
+    opened_at: i64,
+    resolved_at: Option<i64>,
+    updated_at: i64,
+    affected_count: i64,
+    evidence: String,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
-pub struct IncidentMachineRow {
-    pub machine_id: String,
-    pub hostname: String,
-    pub site: Option<String>,
-    pub relation: String,
-    pub health: String,
+fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Corrupt(format!("{what} {value:?}"))
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
-pub struct IncidentEventRow {
-    pub at: i64,
-    pub event: String,
-    pub detail: String,
+impl TryFrom<IncidentRow> for Incident {
+    type Error = StoreError;
+    fn try_from(r: IncidentRow) -> StoreResult<Incident> {
+        Ok(Incident {
+            id: r.id.parse::<IncidentId>().map_err(|_| corrupt("incident id", &r.id))?,
+            kind: Kind::parse(&r.kind).ok_or_else(|| corrupt("incident kind", &r.kind))?,
+            state: IncidentState::parse(&r.state).ok_or_else(|| corrupt("incident state", &r.state))?,
+            evidence: serde_json::from_str(&r.evidence).map_err(|_| corrupt("incident evidence", &r.evidence))?,
+            key: r.incident_key,
+            scope: r.scope,
+            root_cause: r.root_cause,
+            title: r.title,
+            fix_id: r.fix_id,
+            opened_at: r.opened_at,
+            resolved_at: r.resolved_at,
+            updated_at: r.updated_at,
+            affected_count: r.affected_count,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct IncidentMachineRow {
+    machine_id: String,
+    hostname: String,
+    site: Option<String>,
+    relation: String,
+    health: String,
+}
+
+impl TryFrom<IncidentMachineRow> for IncidentMachine {
+    type Error = StoreError;
+    fn try_from(r: IncidentMachineRow) -> StoreResult<IncidentMachine> {
+        Ok(IncidentMachine {
+            machine_id: r.machine_id.parse::<MachineId>().map_err(|_| corrupt("machine id", &r.machine_id))?,
+            relation: Relation::parse(&r.relation).ok_or_else(|| corrupt("relation", &r.relation))?,
+            health: Health::parse(&r.health).ok_or_else(|| corrupt("health", &r.health))?,
+            hostname: r.hostname,
+            site: r.site,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct IncidentEventRow {
+    at: i64,
+    event: String,
+    detail: String,
+}
+
+impl From<IncidentEventRow> for IncidentEvent {
+    fn from(r: IncidentEventRow) -> IncidentEvent {
+        IncidentEvent { at: r.at, event: r.event, detail: r.detail }
+    }
+}
+
+fn convert<R, T: TryFrom<R, Error = StoreError>>(rows: Vec<R>) -> StoreResult<Vec<T>> {
+    rows.into_iter().map(T::try_from).collect()
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -162,8 +213,13 @@ impl Store {
                 let set: BTreeSet<(String, String)> = d
                     .sources
                     .iter()
-                    .map(|m| (m.clone(), "source".to_owned()))
-                    .chain(d.affected.iter().filter(|m| !d.sources.contains(*m)).map(|m| (m.clone(), "affected".to_owned())))
+                    .map(|m| (m.clone(), Relation::Source.as_str().to_owned()))
+                    .chain(
+                        d.affected
+                            .iter()
+                            .filter(|m| !d.sources.contains(*m))
+                            .map(|m| (m.clone(), Relation::Affected.as_str().to_owned())),
+                    )
                     .collect();
                 let evidence = serde_json::json!({"failures": d.failures, "chain": d.evidence}).to_string();
                 let id = match by_key.get(d.key.as_str()) {
@@ -240,23 +296,24 @@ impl Store {
         Ok(stats)
     }
 
-    /// Incidents in a state ("open", "resolved" or all when `None`), newest first.
-    pub async fn incidents(&self, state: Option<&str>, limit: i64, offset: i64) -> StoreResult<Vec<IncidentRow>> {
+    /// Incidents in a state (all when `None`), newest first.
+    pub async fn incidents(&self, state: Option<IncidentState>, limit: i64, offset: i64) -> StoreResult<Vec<Incident>> {
         self.incidents_ordered(state, "opened_at DESC, id", limit, offset).await
     }
 
     /// Open incidents, the ones touching most machines first.
-    pub async fn largest_open_incidents(&self, limit: i64) -> StoreResult<Vec<IncidentRow>> {
-        self.incidents_ordered(Some("open"), "affected_count DESC, opened_at, id", limit, 0).await
+    pub async fn largest_open_incidents(&self, limit: i64) -> StoreResult<Vec<Incident>> {
+        self.incidents_ordered(Some(IncidentState::Open), "affected_count DESC, opened_at, id", limit, 0).await
     }
 
     async fn incidents_ordered(
         &self,
-        state: Option<&str>,
+        state: Option<IncidentState>,
         order: &'static str,
         limit: i64,
         offset: i64,
-    ) -> StoreResult<Vec<IncidentRow>> {
+    ) -> StoreResult<Vec<Incident>> {
+        let state = state.map(IncidentState::as_str);
         let rows = with_db!(self, p => {
             sqlx::query_as::<_, IncidentRow>(&format!(
                 "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE ($1 IS NULL OR state = $1) \
@@ -268,20 +325,20 @@ impl Store {
             .fetch_all(p)
             .await?
         });
-        Ok(rows)
+        convert(rows)
     }
 
-    pub async fn incident(&self, id: Uuid) -> StoreResult<Option<IncidentRow>> {
+    pub async fn incident(&self, id: Uuid) -> StoreResult<Option<Incident>> {
         let row = with_db!(self, p => {
             sqlx::query_as::<_, IncidentRow>(&format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = $1"))
                 .bind(id.to_string())
                 .fetch_optional(p)
                 .await?
         });
-        Ok(row)
+        row.map(Incident::try_from).transpose()
     }
 
-    pub async fn incident_machines(&self, id: Uuid, limit: i64) -> StoreResult<Vec<IncidentMachineRow>> {
+    pub async fn incident_machines(&self, id: Uuid, limit: i64) -> StoreResult<Vec<IncidentMachine>> {
         let rows = with_db!(self, p => {
             sqlx::query_as::<_, IncidentMachineRow>(
                 "SELECT im.machine_id, m.hostname, m.site, im.relation, m.health FROM incident_machines im \
@@ -293,10 +350,10 @@ impl Store {
             .fetch_all(p)
             .await?
         });
-        Ok(rows)
+        convert(rows)
     }
 
-    pub async fn incident_events(&self, id: Uuid) -> StoreResult<Vec<IncidentEventRow>> {
+    pub async fn incident_events(&self, id: Uuid) -> StoreResult<Vec<IncidentEvent>> {
         let rows = with_db!(self, p => {
             sqlx::query_as::<_, IncidentEventRow>(
                 "SELECT at, event, detail FROM incident_events WHERE incident_id = $1 ORDER BY at, id",
@@ -305,11 +362,11 @@ impl Store {
             .fetch_all(p)
             .await?
         });
-        Ok(rows)
+        Ok(rows.into_iter().map(IncidentEvent::from).collect())
     }
 
     /// Open incidents a machine is part of.
-    pub async fn machine_incidents(&self, machine_id: Uuid) -> StoreResult<Vec<IncidentRow>> {
+    pub async fn machine_incidents(&self, machine_id: Uuid) -> StoreResult<Vec<Incident>> {
         let rows = with_db!(self, p => {
             sqlx::query_as::<_, IncidentRow>(&format!(
                 "SELECT {} FROM incidents i JOIN incident_machines im ON im.incident_id = i.id \
@@ -320,7 +377,7 @@ impl Store {
             .fetch_all(p)
             .await?
         });
-        Ok(rows)
+        convert(rows)
     }
 
     /// Takes or renews the named lease for `holder` until `until_ms`; false when another holder

@@ -94,13 +94,13 @@ pub async fn incidents_csv(
         &["id", "kind", "scope", "root_cause", "title", "fix", "state", "opened_at_ms", "resolved_at_ms", "machines"],
         rows.into_iter().map(|i| {
             vec![
-                i.id,
-                i.kind,
+                i.id.to_string(),
+                i.kind.to_string(),
                 i.scope,
                 i.root_cause,
                 i.title,
                 i.fix_id.unwrap_or_default(),
-                i.state,
+                i.state.to_string(),
                 i.opened_at.to_string(),
                 i.resolved_at.map(|r| r.to_string()).unwrap_or_default(),
                 i.affected_count.to_string(),

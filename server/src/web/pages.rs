@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::session::Session;
 use super::view::*;
 use super::{WebError, WebResult, render};
+use crate::domain::incident::IncidentState;
 use crate::state::AppState;
 use crate::store::dashboard::{MachineFilter, PAGE_SIZE};
 use crate::store::now_ms;
@@ -182,12 +183,14 @@ pub struct StateQuery {
 }
 
 /// `open` (default), `resolved` or `all` → the store's filter.
-pub fn incident_state(q: &StateQuery) -> WebResult<(String, Option<&'static str>)> {
+pub fn incident_state(q: &StateQuery) -> WebResult<(String, Option<IncidentState>)> {
     match q.state.as_deref().unwrap_or("open") {
-        "open" | "" => Ok(("open".into(), Some("open"))),
-        "resolved" => Ok(("resolved".into(), Some("resolved"))),
+        "" => Ok(("open".into(), Some(IncidentState::Open))),
         "all" => Ok(("all".into(), None)),
-        other => Err(WebError::BadRequest(format!("unknown state {other:?}"))),
+        other => match IncidentState::parse(other) {
+            Some(s) => Ok((s.as_str().into(), Some(s))),
+            None => Err(WebError::BadRequest(format!("unknown state {other:?}"))),
+        },
     }
 }
 
@@ -214,8 +217,7 @@ pub async fn incident(
     let id = uuid_of(id)?;
     let s = &state.store;
     let i = s.incident(id).await?.ok_or(WebError::NotFound)?;
-    let evidence: serde_json::Value = serde_json::from_str(&i.evidence).unwrap_or_default();
-    let chain = evidence["chain"]
+    let chain = i.evidence["chain"]
         .as_array()
         .map(|a| {
             a.iter()
@@ -238,7 +240,7 @@ pub async fn incident(
         nav: Nav::of(&session, "incidents"),
         machines: s.incident_machines(id, 1000).await?,
         events: s.incident_events(id).await?.into_iter().map(|e| (at(e.at), e)).collect(),
-        failures: evidence["failures"].as_i64().unwrap_or(0),
+        failures: i.evidence["failures"].as_i64().unwrap_or(0),
         chain,
         approval_note: i
             .fix_id

@@ -2,9 +2,9 @@
 use askama::Template;
 use rdpfleet_proto::causes;
 
+use crate::domain::incident::{Incident, IncidentEvent, IncidentMachine};
 use crate::domain::rollout::{Rollout, Target, TargetState};
 use crate::store::dashboard::{CheckMachineRow, CheckStat, HealthCounts, HealthSample, MachineFilter, MachineListRow};
-use crate::store::incidents::{IncidentEventRow, IncidentMachineRow, IncidentRow};
 use crate::store::now_ms;
 
 /// The navigation bar: who is signed in, and the CSRF token for the sign-out form.
@@ -103,18 +103,18 @@ pub struct IncidentView {
 }
 
 impl IncidentView {
-    pub fn of(i: &IncidentRow) -> IncidentView {
+    pub fn of(i: &Incident) -> IncidentView {
         let c = causes::lookup(&i.root_cause);
         IncidentView {
-            id: i.id.clone(),
+            id: i.id.to_string(),
             title: i.title.clone(),
-            kind: i.kind.clone(),
+            kind: i.kind.to_string(),
             scope: i.scope.clone(),
             root_cause: i.root_cause.clone(),
             root_title: cause_title(&i.root_cause),
             explanation: c.map_or_else(String::new, |c| c.explanation.to_owned()),
             fix_id: i.fix_id.clone(),
-            state: i.state.clone(),
+            state: i.state.to_string(),
             opened: at(i.opened_at),
             opened_ago: ago(i.opened_at),
             resolved: i.resolved_at.map(at),
@@ -394,8 +394,8 @@ pub struct IncidentPage {
     /// Operators and admins may propose a rollout of the fix from here.
     pub can_propose: bool,
     pub i: IncidentView,
-    pub machines: Vec<IncidentMachineRow>,
-    pub events: Vec<(String, IncidentEventRow)>,
+    pub machines: Vec<IncidentMachine>,
+    pub events: Vec<(String, IncidentEvent)>,
     pub chain: Vec<LinkView>,
     pub failures: i64,
     /// Why a rollout of the incident's fix will need a second person's approval, if it will.

@@ -3,8 +3,8 @@
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
+use super::incidents::IncidentBody;
 use crate::auth::user::UserAuth;
 use crate::domain::health::OFFLINE_AFTER_MS;
 use crate::error::{AppError, AppResult};
@@ -13,7 +13,6 @@ use crate::state::AppState;
 use crate::store::dashboard::{
     CheckMachineRow, CheckStat, HealthCounts, HealthSample, MachineFilter, MachineListRow, PAGE_SIZE, PathCell,
 };
-use crate::store::incidents::{IncidentEventRow, IncidentMachineRow, IncidentRow};
 use crate::store::now_ms;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -21,7 +20,7 @@ pub struct Overview {
     pub machines: HealthCounts,
     pub open_incidents: i64,
     /// Open incidents touching most machines first (12 at most).
-    pub largest_incidents: Vec<IncidentRow>,
+    pub largest_incidents: Vec<IncidentBody>,
     pub failing_checks: Vec<CheckStat>,
     /// Five-minute samples of the last 48 hours.
     pub trend: Vec<HealthSample>,
@@ -34,7 +33,7 @@ pub async fn overview(State(state): State<AppState>, _user: UserAuth) -> AppResu
     Ok(Json(Overview {
         machines: s.health_counts(OFFLINE_AFTER_MS).await?,
         open_incidents: s.open_incident_count().await?,
-        largest_incidents: s.largest_open_incidents(12).await?,
+        largest_incidents: s.largest_open_incidents(12).await?.iter().map(IncidentBody::from).collect(),
         failing_checks: s.check_stats(20).await?,
         trend: s.health_samples(now_ms() - 48 * 3_600_000).await?,
     }))
@@ -90,52 +89,6 @@ pub async fn check(
         warning: stat.as_ref().map_or(0, |s| s.warning),
         machines,
         check_id,
-    }))
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct IncidentQuery {
-    /// open (default), resolved or all.
-    pub state: Option<String>,
-}
-
-#[utoipa::path(get, path = "/api/v1/incidents", tag = "dashboard", params(IncidentQuery), security(("user_token" = [])),
-    responses((status = 200, body = [IncidentRow]), (status = 422, body = rdpfleet_proto::error::ErrorBody)))]
-pub async fn incidents(
-    State(state): State<AppState>,
-    _user: UserAuth,
-    ApiQuery(q): ApiQuery<IncidentQuery>,
-) -> AppResult<Json<Vec<IncidentRow>>> {
-    let filter = match q.state.as_deref().unwrap_or("open") {
-        "open" => Some("open"),
-        "resolved" => Some("resolved"),
-        "all" => None,
-        _ => return Err(AppError::Validation("state must be open, resolved or all".into())),
-    };
-    Ok(Json(state.store.incidents(filter, 1000, 0).await?))
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct IncidentDetail {
-    pub incident: IncidentRow,
-    /// The machines at fault (`source`) and those affected, while the incident is open.
-    pub machines: Vec<IncidentMachineRow>,
-    pub events: Vec<IncidentEventRow>,
-}
-
-#[utoipa::path(get, path = "/api/v1/incidents/{incident_id}", tag = "dashboard", params(("incident_id" = Uuid, Path)),
-    security(("user_token" = [])), responses((status = 200, body = IncidentDetail), (status = 404, body = rdpfleet_proto::error::ErrorBody)))]
-pub async fn incident(
-    State(state): State<AppState>,
-    _user: UserAuth,
-    ApiPath(id): ApiPath<Uuid>,
-) -> AppResult<Json<IncidentDetail>> {
-    let incident = state.store.incident(id).await?.ok_or(AppError::NotFound("incident"))?;
-    Ok(Json(IncidentDetail {
-        incident,
-        machines: state.store.incident_machines(id, 10_000).await?,
-        events: state.store.incident_events(id).await?,
     }))
 }
 

@@ -1,5 +1,6 @@
 //! JSON API for people and scripts (personal API tokens).
 pub mod fleet;
+pub mod incidents;
 pub mod machine_diagnoses;
 pub mod machine_history;
 pub mod machine_results;
