@@ -303,13 +303,12 @@ pub fn spawn_changes(store: Store) -> tokio::task::JoinHandle<()> {
                     observed_at: time::OffsetDateTime::now_utc(),
                     duration_ms: 2,
                 };
-                report(&store, &m.id, vec![r]).await;
+                report(&store, m.id.0, vec![r]).await;
             }
             if !outage_over && now_ms() - started > 10 * 60_000 {
                 outage_over = true;
                 for m in clients.iter().filter(|m| m.site.as_deref() == Some(OUTAGE_SITE)) {
-                    let Ok(id) = m.id.parse() else { continue };
-                    let Ok(results) = store.latest_results(id).await else { continue };
+                    let Ok(results) = store.latest_results(m.id.0).await else { continue };
                     let fixed = results
                         .iter()
                         .filter(|r| r.check_id == "rdp.path")
@@ -328,15 +327,14 @@ pub fn spawn_changes(store: Store) -> tokio::task::JoinHandle<()> {
                             }
                         })
                         .collect();
-                    report(&store, &m.id, fixed).await;
+                    report(&store, m.id.0, fixed).await;
                 }
             }
         }
     })
 }
 
-async fn report(store: &Store, id: &str, results: Vec<rdpfleet_proto::check::CheckResult>) {
-    let Ok(id) = id.parse::<uuid::Uuid>() else { return };
+async fn report(store: &Store, id: uuid::Uuid, results: Vec<rdpfleet_proto::check::CheckResult>) {
     let Ok(Some(m)) = store.machine(id).await else { return };
     let seq = u64::try_from(m.last_report_seq + 1).unwrap_or(1);
     if let Err(e) = store.store_report(id, seq, None, &results).await {

@@ -72,6 +72,7 @@ impl fmt::Display for Relation {
 pub struct Incident {
     pub id: IncidentId,
     /// What makes two drafts the same incident (kind, scope, and what they are about).
+    #[serde(rename = "incident_key")]
     pub key: String,
     pub kind: Kind,
     /// The host, gateway, site or machine it is about.

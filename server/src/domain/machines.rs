@@ -1,5 +1,25 @@
 //! The fleet's machines as people look for them: the filters of the Machines page and the API.
+use rdpfleet_proto::enroll::MachineRole;
+
+use crate::domain::health::Health;
+use crate::domain::ids::MachineId;
 use crate::domain::{DomainError, DomainResult};
+
+/// A machine as the fleet-wide lists show it (serialized as the exports write it).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MachineSummary {
+    pub id: MachineId,
+    pub hostname: String,
+    pub role: MachineRole,
+    pub site: Option<String>,
+    pub os: String,
+    pub agent_version: String,
+    /// The worst status of its current results.
+    pub health: Health,
+    /// How many of its checks fail.
+    pub failing: i64,
+    pub last_seen_at: i64,
+}
 
 /// Filters of the Machines page; every field optional.
 #[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
@@ -16,6 +36,19 @@ pub struct MachineFilter {
     /// hostname (default), last_seen, failing, site.
     pub sort: Option<String>,
     pub page: Option<u32>,
+}
+
+/// A machine on which a check fails or warns, and since when.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CheckFinding {
+    pub machine_id: MachineId,
+    pub hostname: String,
+    pub site: Option<String>,
+    pub target: String,
+    pub status: rdpfleet_proto::check::CheckStatus,
+    pub cause: Option<String>,
+    pub summary: String,
+    pub status_since: i64,
 }
 
 impl MachineFilter {

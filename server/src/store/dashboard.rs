@@ -1,7 +1,11 @@
 //! Read models of the dashboard pages. Fleet-wide numbers come from columns the report
 //! transaction keeps (machine health) and tables the correlation run refreshes (check stats,
 //! health samples), so no page scans the results of a large fleet.
-use super::{Store, StoreResult, now_ms, with_db};
+use rdpfleet_proto::enroll::MachineRole;
+
+use super::{Store, StoreError, StoreResult, now_ms, with_db};
+use crate::domain::health::Health;
+use crate::domain::machines::{CheckFinding, MachineSummary};
 
 #[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
 pub struct HealthCounts {
@@ -31,33 +35,74 @@ pub struct CheckStat {
     pub warning: i64,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
-pub struct MachineListRow {
-    pub id: String,
-    pub hostname: String,
-    pub role: String,
-    pub site: Option<String>,
-    pub os: String,
-    pub agent_version: String,
-    pub health: String,
-    pub failing: i64,
-    pub last_seen_at: i64,
+#[derive(sqlx::FromRow)]
+struct MachineListRow {
+    id: String,
+    hostname: String,
+    role: String,
+    site: Option<String>,
+    os: String,
+    agent_version: String,
+    health: String,
+    failing: i64,
+    last_seen_at: i64,
+}
+
+impl TryFrom<MachineListRow> for MachineSummary {
+    type Error = StoreError;
+    fn try_from(m: MachineListRow) -> StoreResult<MachineSummary> {
+        let corrupt = |what: &str, v: &str| StoreError::Corrupt(format!("{what} {v:?}"));
+        Ok(MachineSummary {
+            id: m.id.parse().map_err(|_| corrupt("machine id", &m.id))?,
+            role: MachineRole::parse(&m.role).ok_or_else(|| corrupt("role", &m.role))?,
+            health: Health::parse(&m.health).ok_or_else(|| corrupt("health", &m.health))?,
+            hostname: m.hostname,
+            site: m.site,
+            os: m.os,
+            agent_version: m.agent_version,
+            failing: m.failing,
+            last_seen_at: m.last_seen_at,
+        })
+    }
+}
+
+fn summaries(rows: Vec<MachineListRow>) -> StoreResult<Vec<MachineSummary>> {
+    rows.into_iter().map(MachineSummary::try_from).collect()
 }
 
 pub use crate::domain::machines::MachineFilter;
 
 pub const PAGE_SIZE: i64 = 50;
 
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
-pub struct CheckMachineRow {
-    pub machine_id: String,
-    pub hostname: String,
-    pub site: Option<String>,
-    pub target: String,
-    pub status: String,
-    pub cause: Option<String>,
-    pub summary: String,
-    pub status_since: i64,
+#[derive(sqlx::FromRow)]
+struct CheckMachineRow {
+    machine_id: String,
+    hostname: String,
+    site: Option<String>,
+    target: String,
+    status: String,
+    cause: Option<String>,
+    summary: String,
+    status_since: i64,
+}
+
+impl TryFrom<CheckMachineRow> for CheckFinding {
+    type Error = StoreError;
+    fn try_from(r: CheckMachineRow) -> StoreResult<CheckFinding> {
+        Ok(CheckFinding {
+            machine_id: r
+                .machine_id
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("machine id {:?}", r.machine_id)))?,
+            status: super::results::parse_status(&r.status)?,
+            hostname: r.hostname,
+            site: r.site,
+            target: r.target,
+            cause: r.cause,
+            summary: r.summary,
+            status_since: r.status_since,
+        })
+    }
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
@@ -221,7 +266,7 @@ impl Store {
     }
 
     /// A page of machines matching the filter, and how many match in all.
-    pub async fn machine_page(&self, f: &MachineFilter) -> StoreResult<(Vec<MachineListRow>, i64)> {
+    pub async fn machine_page(&self, f: &MachineFilter) -> StoreResult<(Vec<MachineSummary>, i64)> {
         let (clause, binds) = f.clause(self.backend());
         let offset = i64::from(f.page.unwrap_or(1).max(1) - 1) * PAGE_SIZE;
         let list = format!(
@@ -239,7 +284,7 @@ impl Store {
             }
             (q.fetch_all(p).await?, c.fetch_one(p).await?)
         });
-        Ok(out)
+        Ok((summaries(out.0)?, out.1))
     }
 
     pub async fn sites(&self) -> StoreResult<Vec<String>> {
@@ -252,7 +297,7 @@ impl Store {
     }
 
     /// Machines where a check fails or warns, longest-failing first.
-    pub async fn check_machines(&self, check: &str, limit: i64) -> StoreResult<Vec<CheckMachineRow>> {
+    pub async fn check_machines(&self, check: &str, limit: i64) -> StoreResult<Vec<CheckFinding>> {
         let rows = with_db!(self, p => {
             sqlx::query_as::<_, CheckMachineRow>(
                 "SELECT r.machine_id, m.hostname, m.site, r.target, r.status, r.cause, r.summary, r.status_since \
@@ -264,7 +309,7 @@ impl Store {
             .fetch_all(p)
             .await?
         });
-        Ok(rows)
+        rows.into_iter().map(CheckFinding::try_from).collect()
     }
 
     /// The connection map: paths grouped by client site (or by client within one site) × host.
@@ -300,7 +345,7 @@ pub struct ResultExportRow {
 }
 
 impl Store {
-    pub async fn machine_row(&self, id: uuid::Uuid) -> StoreResult<Option<MachineListRow>> {
+    pub async fn machine_summary(&self, id: uuid::Uuid) -> StoreResult<Option<MachineSummary>> {
         let row = with_db!(self, p => {
             sqlx::query_as::<_, MachineListRow>(
                 "SELECT m.id, m.hostname, m.role, m.site, m.os, m.agent_version, m.health, m.failing, m.last_seen_at \
@@ -310,11 +355,11 @@ impl Store {
             .fetch_optional(p)
             .await?
         });
-        Ok(row)
+        row.map(MachineSummary::try_from).transpose()
     }
 
     /// Every machine matching the filter (up to `limit`), for exports.
-    pub async fn machines_matching(&self, f: &MachineFilter, limit: i64) -> StoreResult<Vec<MachineListRow>> {
+    pub async fn machines_matching(&self, f: &MachineFilter, limit: i64) -> StoreResult<Vec<MachineSummary>> {
         let (clause, binds) = f.clause(self.backend());
         let sql = format!(
             "SELECT m.id, m.hostname, m.role, m.site, m.os, m.agent_version, m.health, m.failing, m.last_seen_at \
@@ -328,7 +373,7 @@ impl Store {
             }
             q.fetch_all(p).await?
         });
-        Ok(rows)
+        summaries(rows)
     }
 
     /// Latest results, optionally of one check and/or status (up to `limit`), for exports.

@@ -58,13 +58,13 @@ pub async fn machines_csv(
         &["id", "hostname", "role", "site", "os", "agent_version", "health", "failing_checks", "last_seen_at_ms"],
         rows.into_iter().map(|m| {
             vec![
-                m.id,
+                m.id.to_string(),
                 m.hostname,
-                m.role,
+                m.role.as_str().to_owned(),
                 m.site.unwrap_or_default(),
                 m.os,
                 m.agent_version,
-                m.health,
+                m.health.to_string(),
                 m.failing.to_string(),
                 m.last_seen_at.to_string(),
             ]

@@ -102,7 +102,7 @@ pub async fn machine(
 ) -> WebResult<Response> {
     let id = uuid_of(id)?;
     let s = &state.store;
-    let row = s.machine_row(id).await?.ok_or(WebError::NotFound)?;
+    let row = s.machine_summary(id).await?.ok_or(WebError::NotFound)?;
     let full = s.machine(id).await?.ok_or(WebError::NotFound)?;
     let results = s.latest_results(id).await?;
     let page = MachinePage {

@@ -3,8 +3,9 @@ use askama::Template;
 use rdpfleet_proto::causes;
 
 use crate::domain::incident::{Incident, IncidentEvent, IncidentMachine};
+use crate::domain::machines::{CheckFinding, MachineSummary};
 use crate::domain::rollout::{Rollout, Target, TargetState};
-use crate::store::dashboard::{CheckMachineRow, CheckStat, HealthCounts, HealthSample, MachineFilter, MachineListRow};
+use crate::store::dashboard::{CheckStat, HealthCounts, HealthSample, MachineFilter};
 use crate::store::now_ms;
 
 /// The navigation bar: who is signed in, and the CSRF token for the sign-out form.
@@ -210,15 +211,15 @@ pub struct MachineView {
 }
 
 impl MachineView {
-    pub fn of(m: &MachineListRow) -> MachineView {
+    pub fn of(m: &MachineSummary) -> MachineView {
         MachineView {
-            id: m.id.clone(),
+            id: m.id.to_string(),
             hostname: m.hostname.clone(),
-            role: m.role.clone(),
+            role: m.role.as_str().to_owned(),
             site: m.site.clone().unwrap_or_default(),
             os: m.os.clone(),
             agent_version: m.agent_version.clone(),
-            health: m.health.clone(),
+            health: m.health.to_string(),
             failing: m.failing,
             last_seen: ago(m.last_seen_at),
             offline: now_ms() - m.last_seen_at > crate::domain::health::OFFLINE_AFTER_MS,
@@ -346,13 +347,13 @@ pub struct CheckRowView {
 }
 
 impl CheckRowView {
-    pub fn of(r: &CheckMachineRow) -> CheckRowView {
+    pub fn of(r: &CheckFinding) -> CheckRowView {
         CheckRowView {
-            machine_id: r.machine_id.clone(),
+            machine_id: r.machine_id.to_string(),
             hostname: r.hostname.clone(),
             site: r.site.clone().unwrap_or_default(),
             target: r.target.clone(),
-            status: r.status.clone(),
+            status: r.status.as_str().to_owned(),
             cause: r.cause.clone(),
             summary: r.summary.clone(),
             since: format!("{} ({})", at(r.status_since), ago(r.status_since)),

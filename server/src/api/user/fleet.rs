@@ -7,12 +7,11 @@ use serde::{Deserialize, Serialize};
 use super::incidents::IncidentBody;
 use crate::auth::user::UserAuth;
 use crate::domain::health::OFFLINE_AFTER_MS;
+use crate::domain::machines::{CheckFinding, MachineSummary};
 use crate::error::{AppError, AppResult};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::state::AppState;
-use crate::store::dashboard::{
-    CheckMachineRow, CheckStat, HealthCounts, HealthSample, MachineFilter, MachineListRow, PAGE_SIZE, PathCell,
-};
+use crate::store::dashboard::{CheckStat, HealthCounts, HealthSample, MachineFilter, PAGE_SIZE, PathCell};
 use crate::store::now_ms;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -44,7 +43,41 @@ pub struct MachinePage {
     pub total: i64,
     pub page: u32,
     pub page_size: i64,
-    pub machines: Vec<MachineListRow>,
+    pub machines: Vec<MachineListItem>,
+}
+
+/// A machine in the fleet-wide list.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MachineListItem {
+    pub id: uuid::Uuid,
+    pub hostname: String,
+    pub role: rdpfleet_proto::enroll::MachineRole,
+    pub site: Option<String>,
+    pub os: String,
+    pub agent_version: String,
+    /// The worst status of its current results: pass, warn, fail, error or unknown.
+    #[schema(value_type = String)]
+    pub health: crate::domain::health::Health,
+    /// How many of its checks fail.
+    pub failing: i64,
+    /// Milliseconds since the Unix epoch.
+    pub last_seen_at: i64,
+}
+
+impl From<&MachineSummary> for MachineListItem {
+    fn from(m: &MachineSummary) -> MachineListItem {
+        MachineListItem {
+            id: m.id.0,
+            hostname: m.hostname.clone(),
+            role: m.role,
+            site: m.site.clone(),
+            os: m.os.clone(),
+            agent_version: m.agent_version.clone(),
+            health: m.health,
+            failing: m.failing,
+            last_seen_at: m.last_seen_at,
+        }
+    }
 }
 
 fn validate(f: &MachineFilter) -> AppResult<()> {
@@ -60,7 +93,37 @@ pub async fn machines(
 ) -> AppResult<Json<MachinePage>> {
     validate(&f)?;
     let (machines, total) = state.store.machine_page(&f).await?;
+    let machines = machines.iter().map(MachineListItem::from).collect();
     Ok(Json(MachinePage { total, page: f.page.unwrap_or(1).max(1), page_size: PAGE_SIZE, machines }))
+}
+
+/// A machine on which the check fails or warns.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CheckMachine {
+    pub machine_id: uuid::Uuid,
+    pub hostname: String,
+    pub site: Option<String>,
+    pub target: String,
+    pub status: rdpfleet_proto::check::CheckStatus,
+    pub cause: Option<String>,
+    pub summary: String,
+    /// Since when (milliseconds since the Unix epoch).
+    pub status_since: i64,
+}
+
+impl From<&CheckFinding> for CheckMachine {
+    fn from(r: &CheckFinding) -> CheckMachine {
+        CheckMachine {
+            machine_id: r.machine_id.0,
+            hostname: r.hostname.clone(),
+            site: r.site.clone(),
+            target: r.target.clone(),
+            status: r.status,
+            cause: r.cause.clone(),
+            summary: r.summary.clone(),
+            status_since: r.status_since,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -69,7 +132,7 @@ pub struct CheckReport {
     pub failing: i64,
     pub warning: i64,
     /// Machines where it fails or warns, longest first (500 at most).
-    pub machines: Vec<CheckMachineRow>,
+    pub machines: Vec<CheckMachine>,
 }
 
 #[utoipa::path(get, path = "/api/v1/checks/{check_id}", tag = "dashboard", params(("check_id" = String, Path)),
@@ -87,7 +150,7 @@ pub async fn check(
     Ok(Json(CheckReport {
         failing: stat.as_ref().map_or(0, |s| s.failing),
         warning: stat.as_ref().map_or(0, |s| s.warning),
-        machines,
+        machines: machines.iter().map(CheckMachine::from).collect(),
         check_id,
     }))
 }
