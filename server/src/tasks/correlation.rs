@@ -1,6 +1,6 @@
 //! The correlation task: every `correlation_interval_secs`, the replica holding the
-//! `correlation` lease turns the fleet's current failures into incidents (`engine`) and records a
-//! health sample for the trend chart.
+//! `correlation` lease turns the fleet's current failures into incidents (the engine is
+//! `domain::correlation`) and records a health sample for the trend chart.
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
