@@ -9,6 +9,7 @@ pub mod error;
 pub mod health;
 pub mod ids;
 pub mod incident;
+pub mod job;
 pub mod machines;
 pub mod rollout;
 pub mod throttle;

@@ -1,9 +1,12 @@
 //! Jobs queued for agents: at-least-once delivery with leases.
+use std::sync::LazyLock;
+
 use rdpfleet_proto::job::{JobAction, JobOutcome};
 use uuid::Uuid;
 
 use super::audit::{ActorKind, AuditAppend, NewAuditEntry};
 use super::{Store, StoreError, StoreResult, now_ms, parse_uuid, with_db};
+use crate::domain::job::JobState;
 
 #[derive(Debug, Clone)]
 pub struct NewJob<'a> {
@@ -59,6 +62,15 @@ pub enum FinishJob {
 
 const JOB_COLUMNS: &str = "id, machine_id, fix_id, action, params, nonce, signature, state, expires_at, attempts";
 
+/// Marks a machine's open jobs past their signed expiry as expired.
+static EXPIRE_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE jobs SET state = '{}', finished_at = $1 WHERE machine_id = $2 AND state IN ({}) AND expires_at <= $1",
+        JobState::Expired,
+        JobState::sql_from(JobState::Expired)
+    )
+});
+
 impl Store {
     pub async fn enqueue_job(&self, j: NewJob<'_>) -> StoreResult<Uuid> {
         let id = Uuid::new_v4();
@@ -92,11 +104,13 @@ impl Store {
         // On PostgreSQL, replicas serving the same machine skip rows another one is leasing.
         let skip_locked = if self.backend() == super::Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
         let sql = format!(
-            "UPDATE jobs SET state = 'leased', lease_expires_at = $1, attempts = attempts + 1 \
+            "UPDATE jobs SET state = '{leased}', lease_expires_at = $1, attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM jobs WHERE machine_id = $2 AND expires_at > $3 \
-                          AND (state = 'queued' OR (state = 'leased' AND lease_expires_at <= $3)) \
+                          AND (state = '{queued}' OR (state = '{leased}' AND lease_expires_at <= $3)) \
                           ORDER BY created_at LIMIT $4{skip_locked}) \
-             RETURNING {JOB_COLUMNS}"
+             RETURNING {JOB_COLUMNS}",
+            leased = JobState::Leased,
+            queued = JobState::Queued,
         );
         let rows = with_db!(self, p => {
             // Most polls find nothing: answer those with one indexed read, no write transaction.
@@ -112,10 +126,7 @@ impl Store {
                 return Ok(vec![]);
             }
             let mut tx = p.begin_with(self.begin_write()).await?;
-            sqlx::query(
-                "UPDATE jobs SET state = 'expired', finished_at = $1 \
-                 WHERE machine_id = $2 AND state IN ('queued', 'leased') AND expires_at <= $1",
-            )
+            sqlx::query(&EXPIRE_SQL)
             .bind(now)
             .bind(&machine)
             .execute(&mut *tx)
@@ -159,13 +170,15 @@ impl Store {
         evidence: &serde_json::Value,
     ) -> StoreResult<FinishJob> {
         let now = now_ms();
+        let answer = JobState::of_outcome(outcome);
         let result = with_db!(self, p => {
             let mut tx = p.begin_with(self.begin_write()).await?;
-            let n = sqlx::query(
+            let n = sqlx::query(&format!(
                 "UPDATE jobs SET state = $1, outcome_message = $2, evidence = $3, finished_at = $4 \
-                 WHERE id = $5 AND machine_id = $6 AND state IN ('queued', 'leased')",
-            )
-            .bind(outcome.as_str())
+                 WHERE id = $5 AND machine_id = $6 AND state IN ({})",
+                JobState::sql_from(answer)
+            ))
+            .bind(answer.as_str())
             .bind(message)
             .bind(evidence.to_string())
             .bind(now)
@@ -189,7 +202,7 @@ impl Store {
                 tx.rollback().await?;
                 match state {
                     None => FinishJob::NotFound,
-                    Some(s) if s == outcome.as_str() => FinishJob::AlreadyRecorded,
+                    Some(s) if JobState::parse(&s) == Some(answer) => FinishJob::AlreadyRecorded,
                     Some(_) => FinishJob::Conflict,
                 }
             }

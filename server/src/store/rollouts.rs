@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::audit::{AuditAppend, NewAuditEntry};
 use super::{Store, StoreError, StoreResult, now_ms, with_db};
 use crate::domain::ids::{JobId, MachineId, RolloutId, UserId};
+use crate::domain::job::JobState;
 use crate::domain::rollout::{Rollout, RolloutState, Target, TargetState};
 
 #[derive(sqlx::FromRow)]
@@ -341,17 +342,25 @@ impl Store {
     /// Brings targets in line with their jobs' answers; returns how many changed.
     pub async fn sync_rollout_targets(&self, rollout: RolloutId) -> StoreResult<u64> {
         let id = rollout.to_string();
-        // (target state waiting for the job, the job's column, the state when it succeeded)
-        let steps = [("running", "job_id", "succeeded"), ("rolling_back", "rollback_job_id", "rolled_back")];
+        // (target state waiting for the job, the job's column, the state when it succeeded);
+        // any other final state of the job fails the target.
+        let steps = [
+            (TargetState::Running, "job_id", TargetState::Succeeded),
+            (TargetState::RollingBack, "rollback_job_id", TargetState::RolledBack),
+        ];
+        debug_assert!(steps.iter().all(|(w, _, done)| w.can_move_to(*done) && w.can_move_to(TargetState::Failed)));
         let sql: Vec<String> = steps
             .iter()
             .map(|(waiting, column, done)| {
                 format!(
                     "UPDATE rollout_targets SET \
-                     state = CASE (SELECT j.state FROM jobs j WHERE j.id = rollout_targets.{column}) WHEN 'succeeded' THEN '{done}' ELSE 'failed' END, \
+                     state = CASE (SELECT j.state FROM jobs j WHERE j.id = rollout_targets.{column}) WHEN '{ok}' THEN '{done}' ELSE '{failed}' END, \
                      message = (SELECT COALESCE(j.outcome_message, j.state) FROM jobs j WHERE j.id = rollout_targets.{column}) \
                      WHERE rollout_id = $1 AND state = '{waiting}' AND EXISTS (SELECT 1 FROM jobs j WHERE j.id = rollout_targets.{column} \
-                     AND j.state IN ('succeeded', 'rolled_back', 'failed', 'refused', 'expired', 'cancelled'))"
+                     AND j.state IN ({final_states}))",
+                    final_states = JobState::sql_final(),
+                    ok = JobState::Succeeded,
+                    failed = TargetState::Failed,
                 )
             })
             .collect();
@@ -370,9 +379,14 @@ impl Store {
     /// Cancels the rollout's queued (not yet delivered) jobs and pending targets (abort).
     pub async fn cancel_rollout_work(&self, rollout: RolloutId) -> StoreResult<u64> {
         let id = rollout.to_string();
+        let cancel_jobs = format!(
+            "UPDATE jobs SET state = '{}', finished_at = $1 WHERE rollout_id = $2 AND state IN ({})",
+            JobState::Cancelled,
+            JobState::sql_from(JobState::Cancelled)
+        );
         let n = with_db!(self, p => {
             let mut tx = p.begin_with(self.begin_write()).await?;
-            let n = sqlx::query("UPDATE jobs SET state = 'cancelled', finished_at = $1 WHERE rollout_id = $2 AND state = 'queued'")
+            let n = sqlx::query(&cancel_jobs)
                 .bind(now_ms())
                 .bind(&id)
                 .execute(&mut *tx)
