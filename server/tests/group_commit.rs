@@ -70,7 +70,7 @@ async fn the_story(db: TestDb) {
     let out = store.store_reports(&batch).await.unwrap();
     assert_eq!(out.iter().map(|o| o.duplicate).collect::<Vec<_>>(), vec![false, false, true, false]);
     assert_eq!(out[1].transitions, 1, "fail → pass within the batch");
-    assert_eq!(store.latest_results(machines[0]).await.unwrap()[0].status, "pass", "the later report wins");
+    assert_eq!(store.latest_results(machines[0]).await.unwrap()[0].status, CheckStatus::Pass, "the later report wins");
     assert_eq!(store.transitions(machines[0], 10).await.unwrap().len(), 2);
     // Each stored report counts once; the agent's dropped count is kept.
     let (m0, m1) =
@@ -192,7 +192,7 @@ async fn two_writers_one_machine(db: TestDb) {
     let out = a.store_reports(&report(4, &fail)).await.unwrap();
     assert_eq!(out[0].transitions, 1);
     let latest = &a.transitions(m, 1).await.unwrap()[0];
-    assert_eq!((latest.from_status.as_deref(), latest.to_status.as_str()), (Some("pass"), "fail"));
+    assert_eq!((latest.from, latest.to), (Some(CheckStatus::Pass), CheckStatus::Fail));
     let m_row = a.machine(m).await.unwrap().unwrap();
     assert_eq!((m_row.last_report_seq, m_row.reports_received), (4, 4));
     a.close().await;

@@ -11,7 +11,7 @@ use ed25519_dalek::{Signature, SigningKey, Verifier};
 use http_body_util::BodyExt;
 use rdpfleet_e2e::TestDb;
 use rdpfleet_proto::enroll::MachineRole;
-use rdpfleet_proto::job::{Job, JobOutcome};
+use rdpfleet_proto::job::JobOutcome;
 use rdpfleet_server::config::Settings;
 use rdpfleet_server::domain::users::Role;
 use rdpfleet_server::secrets::token_hash;
@@ -55,17 +55,8 @@ impl T {
     async fn agents_answer(&self, machines: &[Uuid], outcome: impl Fn(Uuid) -> JobOutcome) -> usize {
         let mut n = 0;
         for &m in machines {
-            for row in self.store.lease_jobs(m, 60_000, 100).await.unwrap() {
-                let job = Job {
-                    id: row.id().unwrap(),
-                    machine_id: row.machine_id().unwrap(),
-                    fix: row.fix_id.clone(),
-                    action: row.action().unwrap(),
-                    params: row.params().unwrap(),
-                    nonce: row.nonce.clone(),
-                    expires_at: rdpfleet_server::store::time_of(row.expires_at),
-                    signature: row.signature.clone(),
-                };
+            for stored in self.store.lease_jobs(m, 60_000, 100).await.unwrap() {
+                let job = stored.job;
                 let sig = base64::engine::general_purpose::STANDARD.decode(job.signature.as_deref().unwrap()).unwrap();
                 self.key
                     .verifying_key()

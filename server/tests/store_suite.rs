@@ -5,6 +5,7 @@ use rdpfleet_e2e::TestDb;
 use rdpfleet_proto::check::{CheckResult, CheckStatus};
 use rdpfleet_proto::enroll::MachineRole;
 use rdpfleet_proto::job::{JobAction, JobOutcome};
+use rdpfleet_server::domain::job::JobState;
 use rdpfleet_server::domain::users::Role;
 use rdpfleet_server::secrets::token_hash;
 use rdpfleet_server::store::Store;
@@ -147,14 +148,11 @@ async fn the_suite(db: TestDb) {
     assert_eq!(history.len(), 5);
     let h0 = &history[0];
     assert_eq!(
-        (h0.check_id.as_str(), h0.from_status.as_deref(), h0.to_status.as_str(), h0.cause.as_deref()),
+        (h0.check_id.as_str(), h0.from.map(|s| s.as_str()), h0.to.as_str(), h0.cause.as_deref()),
         ("net.tcp", Some("fail"), "fail", Some("net.port_filtered"))
     );
     let h1 = &history[1];
-    assert_eq!(
-        (h1.check_id.as_str(), h1.from_status.as_deref(), h1.to_status.as_str()),
-        ("net.tcp", Some("pass"), "fail")
-    );
+    assert_eq!((h1.check_id.as_str(), h1.from.map(|s| s.as_str()), h1.to.as_str()), ("net.tcp", Some("pass"), "fail"));
     assert_eq!(tcp.status_since, h1.at, "status_since moves with the status, not the cause");
     assert_eq!(store.count_transitions().await.unwrap(), 5);
 
@@ -180,7 +178,7 @@ async fn the_suite(db: TestDb) {
     assert_eq!(summary, [(false, 1, 1), (false, 1, 1), (false, 1, 1), (true, 0, 0), (true, 0, 0)]);
     let history = store.transitions(m1, 2).await.unwrap();
     let moves: Vec<(Option<&str>, &str)> =
-        history.iter().map(|h| (h.from_status.as_deref(), h.to_status.as_str())).collect();
+        history.iter().map(|h| (h.from.map(|s| s.as_str()), h.to.as_str())).collect();
     assert_eq!(moves, [(Some("pass"), "fail"), (Some("fail"), "pass")]);
     assert_eq!(store.machine(m1).await.unwrap().unwrap().last_report_seq, 8);
     assert_eq!(store.machine(m2).await.unwrap().unwrap().reports_received, 1);
@@ -204,16 +202,16 @@ async fn the_suite(db: TestDb) {
     assert!(store.lease_jobs(m2, 60_000, 10).await.unwrap().is_empty(), "another machine sees nothing");
     let leased = store.lease_jobs(m1, 60_000, 10).await.unwrap();
     assert_eq!(leased.len(), 1);
-    assert_eq!((leased[0].id().unwrap(), leased[0].params().unwrap(), leased[0].attempts), (j1, params.clone(), 1));
-    assert_eq!(store.job(expired).await.unwrap().unwrap().state, "expired");
+    assert_eq!((leased[0].job.id, &leased[0].job.params, leased[0].attempts), (j1, &params, 1));
+    assert_eq!(store.job(expired).await.unwrap().unwrap().state, JobState::Expired);
     assert!(store.lease_jobs(m1, 60_000, 10).await.unwrap().is_empty(), "leased jobs are not redelivered early");
     let j3 = store.enqueue_job(NewJob { nonce: "n3", ..job.clone() }).await.unwrap();
     let again = store.lease_jobs(m1, -1, 10).await.unwrap();
     assert_eq!(again.len(), 1);
-    assert_eq!(again[0].id().unwrap(), j3);
+    assert_eq!(again[0].job.id, j3);
     let redelivered = store.lease_jobs(m1, 60_000, 10).await.unwrap();
     assert_eq!(redelivered.len(), 1, "a job whose lease ran out is delivered again");
-    assert_eq!((redelivered[0].id().unwrap(), redelivered[0].attempts), (j3, 2));
+    assert_eq!((redelivered[0].job.id, redelivered[0].attempts), (j3, 2));
     let ev = json!({"before": 0, "after": 1});
     assert_eq!(store.finish_job(m2, j1, JobOutcome::Succeeded, "", &ev).await.unwrap(), FinishJob::NotFound);
     assert_eq!(store.finish_job(m1, j1, JobOutcome::Succeeded, "ok", &ev).await.unwrap(), FinishJob::Recorded);

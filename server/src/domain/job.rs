@@ -95,6 +95,16 @@ impl JobState {
     }
 }
 
+/// A job as stored: the signed job an agent receives, where it stands, and how often it was
+/// handed out.
+#[derive(Debug, Clone)]
+pub struct StoredJob {
+    pub job: rdpfleet_proto::job::Job,
+    pub state: JobState,
+    /// Deliveries so far (a lease that ran out unanswered is delivered again).
+    pub attempts: i64,
+}
+
 impl fmt::Display for JobState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

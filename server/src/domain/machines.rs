@@ -51,6 +51,37 @@ pub struct CheckFinding {
     pub status_since: i64,
 }
 
+/// A machine's current result of one check for one target.
+#[derive(Debug, Clone)]
+pub struct CurrentResult {
+    pub check_id: String,
+    /// Empty for checks without a target.
+    pub target: String,
+    pub status: rdpfleet_proto::check::CheckStatus,
+    pub summary: String,
+    pub cause: Option<String>,
+    /// What the check saw (for `rdp.path`, a `Diagnosis`).
+    pub evidence: serde_json::Value,
+    pub observed_at: i64,
+    pub duration_ms: i64,
+    /// When the current status began.
+    pub status_since: i64,
+}
+
+/// A change of a check's status on a machine (its history).
+#[derive(Debug, Clone)]
+pub struct StatusChange {
+    pub id: i64,
+    pub check_id: String,
+    pub target: String,
+    /// None for the first result of a check.
+    pub from: Option<rdpfleet_proto::check::CheckStatus>,
+    pub to: rdpfleet_proto::check::CheckStatus,
+    pub cause: Option<String>,
+    pub summary: String,
+    pub at: i64,
+}
+
 impl MachineFilter {
     /// Rejects values outside their sets: the page would show nothing and hide the typo.
     pub fn validate(&self) -> DomainResult<()> {

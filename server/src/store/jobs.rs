@@ -1,12 +1,12 @@
 //! Jobs queued for agents: at-least-once delivery with leases.
 use std::sync::LazyLock;
 
-use rdpfleet_proto::job::{JobAction, JobOutcome};
+use rdpfleet_proto::job::{Job, JobAction, JobOutcome};
 use uuid::Uuid;
 
 use super::audit::{ActorKind, AuditAppend, NewAuditEntry};
 use super::{Store, StoreError, StoreResult, now_ms, parse_uuid, with_db};
-use crate::domain::job::JobState;
+use crate::domain::job::{JobState, StoredJob};
 
 #[derive(Debug, Clone)]
 pub struct NewJob<'a> {
@@ -20,33 +20,43 @@ pub struct NewJob<'a> {
     pub rollout_id: Option<Uuid>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct JobRow {
-    pub id: String,
-    pub machine_id: String,
-    pub fix_id: String,
-    pub action: String,
-    pub params: String,
-    pub nonce: String,
-    pub signature: Option<String>,
-    pub state: String,
-    pub expires_at: i64,
-    pub attempts: i64,
+#[derive(sqlx::FromRow)]
+struct JobRow {
+    id: String,
+    machine_id: String,
+    fix_id: String,
+    action: String,
+    params: String,
+    nonce: String,
+    signature: Option<String>,
+    state: String,
+    expires_at: i64,
+    attempts: i64,
 }
 
-impl JobRow {
-    pub fn id(&self) -> StoreResult<Uuid> {
-        parse_uuid(&self.id)
+impl TryFrom<JobRow> for StoredJob {
+    type Error = StoreError;
+    fn try_from(r: JobRow) -> StoreResult<StoredJob> {
+        let corrupt = |what: &str, v: &str| StoreError::Corrupt(format!("job {what} {v:?}"));
+        Ok(StoredJob {
+            job: Job {
+                id: parse_uuid(&r.id)?,
+                machine_id: parse_uuid(&r.machine_id)?,
+                action: JobAction::parse(&r.action).ok_or_else(|| corrupt("action", &r.action))?,
+                params: serde_json::from_str(&r.params).map_err(|_| corrupt("params", &r.params))?,
+                expires_at: super::time_of(r.expires_at),
+                fix: r.fix_id,
+                nonce: r.nonce,
+                signature: r.signature,
+            },
+            state: JobState::parse(&r.state).ok_or_else(|| corrupt("state", &r.state))?,
+            attempts: r.attempts,
+        })
     }
-    pub fn machine_id(&self) -> StoreResult<Uuid> {
-        parse_uuid(&self.machine_id)
-    }
-    pub fn action(&self) -> StoreResult<JobAction> {
-        JobAction::parse(&self.action).ok_or_else(|| StoreError::Corrupt(format!("job action {:?}", self.action)))
-    }
-    pub fn params(&self) -> StoreResult<serde_json::Value> {
-        serde_json::from_str(&self.params).map_err(|e| StoreError::Corrupt(format!("job params: {e}")))
-    }
+}
+
+fn stored(rows: Vec<JobRow>) -> StoreResult<Vec<StoredJob>> {
+    rows.into_iter().map(StoredJob::try_from).collect()
 }
 
 /// What happened when an agent reported a job's outcome.
@@ -98,7 +108,7 @@ impl Store {
 
     /// Leases the machine's deliverable jobs: queued ones, and leased ones whose lease ran out
     /// (the agent died or never answered). Expired jobs are marked expired, not delivered.
-    pub async fn lease_jobs(&self, machine_id: Uuid, lease_ms: i64, limit: i64) -> StoreResult<Vec<JobRow>> {
+    pub async fn lease_jobs(&self, machine_id: Uuid, lease_ms: i64, limit: i64) -> StoreResult<Vec<StoredJob>> {
         let now = now_ms();
         let machine = machine_id.to_string();
         // On PostgreSQL, replicas serving the same machine skip rows another one is leasing.
@@ -141,7 +151,7 @@ impl Store {
             tx.commit().await?;
             rows
         });
-        Ok(rows)
+        stored(rows)
     }
 
     /// Machines with a job a poll would act on now: queued, or leased with its lease or life
@@ -210,11 +220,11 @@ impl Store {
         Ok(result)
     }
 
-    pub async fn job(&self, job_id: Uuid) -> StoreResult<Option<JobRow>> {
+    pub async fn job(&self, job_id: Uuid) -> StoreResult<Option<StoredJob>> {
         let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
         let row = with_db!(self, p => {
             sqlx::query_as::<_, JobRow>(&sql).bind(job_id.to_string()).fetch_optional(p).await?
         });
-        Ok(row)
+        row.map(StoredJob::try_from).transpose()
     }
 }

@@ -9,6 +9,7 @@ use super::report_plan::{
 };
 use super::sql::{Arg, Params, Statement, bind_args};
 use super::{Backend, Store, StoreError, StoreResult, now_ms, with_db};
+use crate::domain::machines::{CurrentResult, StatusChange};
 
 pub use super::report_plan::{PATH_CHECK, host_of};
 
@@ -38,29 +39,63 @@ pub struct ReportOutcome {
 /// mark so far that every later genuine report looked like a duplicate (with `2^63-1`, forever).
 pub const MAX_SEQ_JUMP: i64 = 1_000_000;
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct LatestResultRow {
-    pub check_id: String,
-    pub target: String,
-    pub status: String,
-    pub summary: String,
-    pub cause: Option<String>,
-    pub evidence: String,
-    pub observed_at: i64,
-    pub duration_ms: i64,
-    pub status_since: i64,
+#[derive(sqlx::FromRow)]
+struct LatestResultRow {
+    check_id: String,
+    target: String,
+    status: String,
+    summary: String,
+    cause: Option<String>,
+    evidence: String,
+    observed_at: i64,
+    duration_ms: i64,
+    status_since: i64,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct TransitionRow {
-    pub id: i64,
-    pub check_id: String,
-    pub target: String,
-    pub from_status: Option<String>,
-    pub to_status: String,
-    pub cause: Option<String>,
-    pub summary: String,
-    pub at: i64,
+impl TryFrom<LatestResultRow> for CurrentResult {
+    type Error = StoreError;
+    fn try_from(r: LatestResultRow) -> StoreResult<CurrentResult> {
+        Ok(CurrentResult {
+            status: parse_status(&r.status)?,
+            // Evidence is what an agent sent: kept as text when it is not JSON.
+            evidence: serde_json::from_str(&r.evidence).unwrap_or(serde_json::Value::String(r.evidence)),
+            check_id: r.check_id,
+            target: r.target,
+            summary: r.summary,
+            cause: r.cause,
+            observed_at: r.observed_at,
+            duration_ms: r.duration_ms,
+            status_since: r.status_since,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct TransitionRow {
+    id: i64,
+    check_id: String,
+    target: String,
+    from_status: Option<String>,
+    to_status: String,
+    cause: Option<String>,
+    summary: String,
+    at: i64,
+}
+
+impl TryFrom<TransitionRow> for StatusChange {
+    type Error = StoreError;
+    fn try_from(t: TransitionRow) -> StoreResult<StatusChange> {
+        Ok(StatusChange {
+            id: t.id,
+            from: t.from_status.as_deref().map(parse_status).transpose()?,
+            to: parse_status(&t.to_status)?,
+            check_id: t.check_id,
+            target: t.target,
+            cause: t.cause,
+            summary: t.summary,
+            at: t.at,
+        })
+    }
 }
 
 impl Store {
@@ -171,7 +206,7 @@ impl Store {
         (current, unknown)
     }
 
-    pub async fn latest_results(&self, machine_id: Uuid) -> StoreResult<Vec<LatestResultRow>> {
+    pub async fn latest_results(&self, machine_id: Uuid) -> StoreResult<Vec<CurrentResult>> {
         let rows = with_db!(self, p => {
             sqlx::query_as::<_, LatestResultRow>(
                 "SELECT check_id, target, status, summary, cause, evidence, observed_at, duration_ms, status_since \
@@ -181,11 +216,11 @@ impl Store {
             .fetch_all(p)
             .await?
         });
-        Ok(rows)
+        rows.into_iter().map(CurrentResult::try_from).collect()
     }
 
     /// Newest transitions first.
-    pub async fn transitions(&self, machine_id: Uuid, limit: i64) -> StoreResult<Vec<TransitionRow>> {
+    pub async fn transitions(&self, machine_id: Uuid, limit: i64) -> StoreResult<Vec<StatusChange>> {
         let rows = with_db!(self, p => {
             sqlx::query_as::<_, TransitionRow>(
                 "SELECT id, check_id, target, from_status, to_status, cause, summary, at \
@@ -196,7 +231,7 @@ impl Store {
             .fetch_all(p)
             .await?
         });
-        Ok(rows)
+        rows.into_iter().map(StatusChange::try_from).collect()
     }
 
     /// Count of stored result rows, for tests and metrics.

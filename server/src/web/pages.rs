@@ -12,9 +12,11 @@ use super::session::Session;
 use super::view::*;
 use super::{WebError, WebResult, render};
 use crate::domain::incident::IncidentState;
+use crate::domain::machines::CurrentResult;
 use crate::state::AppState;
 use crate::store::dashboard::{MachineFilter, PAGE_SIZE};
 use crate::store::now_ms;
+use rdpfleet_proto::check::CheckStatus;
 
 const TREND_MS: i64 = 48 * 3_600_000;
 
@@ -66,8 +68,8 @@ pub async fn machines(
     render(&page)
 }
 
-fn path_view(r: &crate::store::results::LatestResultRow) -> PathView {
-    let d: Option<Diagnosis> = serde_json::from_str(&r.evidence).ok();
+fn path_view(r: &CurrentResult) -> PathView {
+    let d: Option<Diagnosis> = serde_json::from_value(r.evidence.clone()).ok();
     let layers = d
         .as_ref()
         .map(|d| {
@@ -87,7 +89,7 @@ fn path_view(r: &crate::store::results::LatestResultRow) -> PathView {
         .unwrap_or_default();
     PathView {
         target: r.target.clone(),
-        status: r.status.clone(),
+        status: r.status.as_str().to_owned(),
         summary: r.summary.clone(),
         cause: r.cause.clone(),
         layers,
@@ -116,7 +118,7 @@ pub async fn machine(
         results: results
             .iter()
             .map(|r| ResultView {
-                fix: (r.status == "fail" || r.status == "warn")
+                fix: matches!(r.status, CheckStatus::Fail | CheckStatus::Warn)
                     .then_some(r.cause.as_deref())
                     .flatten()
                     .and_then(rdpfleet_proto::causes::lookup)
@@ -125,15 +127,15 @@ pub async fn machine(
                     .map(str::to_owned),
                 check_id: r.check_id.clone(),
                 target: r.target.clone(),
-                status: r.status.clone(),
+                status: r.status.as_str().to_owned(),
                 summary: r.summary.clone(),
                 cause: r.cause.clone(),
                 since: ago(r.status_since),
                 observed: ago(r.observed_at),
-                evidence: serde_json::from_str::<serde_json::Value>(&r.evidence)
-                    .ok()
-                    .and_then(|v| serde_json::to_string_pretty(&v).ok())
-                    .unwrap_or_else(|| r.evidence.clone()),
+                evidence: match &r.evidence {
+                    serde_json::Value::String(text) => text.clone(),
+                    v => serde_json::to_string_pretty(v).unwrap_or_default(),
+                },
             })
             .collect(),
         history: s
@@ -144,8 +146,8 @@ pub async fn machine(
                 at: at(t.at),
                 check_id: t.check_id,
                 target: t.target,
-                from: t.from_status.unwrap_or_else(|| "new".into()),
-                to: t.to_status,
+                from: t.from.map_or_else(|| "new".into(), |f| f.as_str().to_owned()),
+                to: t.to.as_str().to_owned(),
                 cause: t.cause,
                 summary: t.summary,
             })

@@ -9,11 +9,9 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::auth::agent::AgentAuth;
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::extract::{ApiPath, ApiQuery};
 use crate::state::AppState;
-use crate::store::jobs::JobRow;
-use crate::store::time_of;
 use crate::tasks::job_wakeup::JobHint;
 
 /// How often a waiting poll asks the database again while the index of machines with jobs is
@@ -59,7 +57,7 @@ pub async fn poll(
         if hint != JobHint::Nothing {
             let rows = state.store.lease_jobs(machine_id, lease_ms, MAX_JOBS_PER_POLL).await?;
             if !rows.is_empty() {
-                let jobs = rows.iter().map(to_wire).collect::<Result<Vec<_>, _>>()?;
+                let jobs = rows.into_iter().map(|s| s.job).collect();
                 return Ok(answer(&state, jobs));
             }
             state.wakeups.settle(machine_id, hint);
@@ -81,17 +79,4 @@ pub async fn poll(
 /// The poll's answer: its jobs and every rotation of the signing key (agents follow those first).
 fn answer(state: &AppState, jobs: Vec<Job>) -> Json<JobPollResponse> {
     Json(JobPollResponse { jobs, key_rotations: state.key_rotations.to_vec() })
-}
-
-fn to_wire(row: &JobRow) -> Result<Job, AppError> {
-    Ok(Job {
-        id: row.id()?,
-        machine_id: row.machine_id()?,
-        fix: row.fix_id.clone(),
-        action: row.action()?,
-        params: row.params()?,
-        nonce: row.nonce.clone(),
-        expires_at: time_of(row.expires_at),
-        signature: row.signature.clone(),
-    })
 }

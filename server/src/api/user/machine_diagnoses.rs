@@ -27,7 +27,7 @@ pub async fn diagnoses(
     let out = rows
         .into_iter()
         .filter(|r| r.check_id == PATH_CHECK)
-        .filter_map(|r| serde_json::from_str::<Diagnosis>(&r.evidence).ok())
+        .filter_map(|r| serde_json::from_value::<Diagnosis>(r.evidence).ok())
         .collect();
     Ok(Json(out))
 }

@@ -9,7 +9,6 @@ use crate::auth::user::UserAuth;
 use crate::error::{AppError, AppResult};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::state::AppState;
-use crate::store::results::parse_status;
 use crate::store::time_of;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -51,8 +50,8 @@ pub async fn history(
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         out.push(TransitionView {
-            from: r.from_status.as_deref().map(parse_status).transpose()?,
-            to: parse_status(&r.to_status)?,
+            from: r.from,
+            to: r.to,
             target: Some(r.target).filter(|t| !t.is_empty()),
             check: r.check_id,
             cause: r.cause,
