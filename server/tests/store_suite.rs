@@ -87,9 +87,9 @@ async fn the_suite(db: TestDb) {
     assert_eq!(store.machines(100, 0).await.unwrap().len(), 2, "failed enrollments created no machine");
     let tokens = store.list_enrollment_tokens().await.unwrap();
     let two = tokens.iter().find(|t| t.label == "rfe_two").unwrap();
-    assert_eq!((two.uses, two.state(now_ms())), (2, "used_up"));
+    assert_eq!((two.uses, two.state(now_ms()).as_str()), (2, "used_up"));
     let old = tokens.iter().find(|t| t.label == "rfe_old").unwrap();
-    assert_eq!((old.uses, old.state(now_ms())), (0, "expired"));
+    assert_eq!((old.uses, old.state(now_ms()).as_str()), (0, "expired"));
     token(&store, "rfe_rev", 5, now + 60_000).await;
     let rev_id = store.list_enrollment_tokens().await.unwrap().into_iter().find(|t| t.label == "rfe_rev").unwrap().id;
     assert!(store.revoke_enrollment_token(rev_id.parse().unwrap(), audit("enrollment_token.revoked")).await.unwrap());

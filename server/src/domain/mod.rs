@@ -5,6 +5,7 @@
 //! only translate requests and answers.
 pub mod approval;
 pub mod correlation;
+pub mod enrollment;
 pub mod error;
 pub mod health;
 pub mod ids;

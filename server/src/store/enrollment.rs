@@ -4,28 +4,29 @@ use uuid::Uuid;
 
 use super::audit::{AuditAppend, NewAuditEntry};
 use super::{Store, StoreError, StoreResult, now_ms, with_db};
+use crate::domain::enrollment::EnrollmentToken;
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct EnrollmentTokenRow {
-    pub id: String,
-    pub label: String,
-    pub created_at: i64,
-    pub expires_at: i64,
-    pub max_uses: i64,
-    pub uses: i64,
-    pub revoked_at: Option<i64>,
+#[derive(sqlx::FromRow)]
+struct EnrollmentTokenRow {
+    id: String,
+    label: String,
+    created_at: i64,
+    expires_at: i64,
+    max_uses: i64,
+    uses: i64,
+    revoked_at: Option<i64>,
 }
 
-impl EnrollmentTokenRow {
-    pub fn state(&self, now: i64) -> &'static str {
-        if self.revoked_at.is_some() {
-            "revoked"
-        } else if self.uses >= self.max_uses {
-            "used_up"
-        } else if self.expires_at <= now {
-            "expired"
-        } else {
-            "active"
+impl From<EnrollmentTokenRow> for EnrollmentToken {
+    fn from(r: EnrollmentTokenRow) -> EnrollmentToken {
+        EnrollmentToken {
+            id: r.id,
+            label: r.label,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            max_uses: r.max_uses,
+            uses: r.uses,
+            revoked_at: r.revoked_at,
         }
     }
 }
@@ -91,7 +92,7 @@ impl Store {
         Ok(id)
     }
 
-    pub async fn list_enrollment_tokens(&self) -> StoreResult<Vec<EnrollmentTokenRow>> {
+    pub async fn list_enrollment_tokens(&self) -> StoreResult<Vec<EnrollmentToken>> {
         let rows = with_db!(self, p => {
             sqlx::query_as::<_, EnrollmentTokenRow>(
                 "SELECT id, label, created_at, expires_at, max_uses, uses, revoked_at FROM enrollment_tokens ORDER BY created_at",
@@ -99,7 +100,7 @@ impl Store {
             .fetch_all(p)
             .await?
         });
-        Ok(rows)
+        Ok(rows.into_iter().map(EnrollmentToken::from).collect())
     }
 
     /// Revokes a token; false when no unrevoked token has this id.

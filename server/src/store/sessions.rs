@@ -5,8 +5,9 @@ use uuid::Uuid;
 use super::{Store, StoreResult, now_ms, with_db};
 use crate::domain::users::User;
 
+/// A signed-in session: whose, its CSRF token, when it ends.
 #[derive(Debug, Clone)]
-pub struct SessionRow {
+pub struct StoredSession {
     pub user: User,
     pub csrf_token: String,
     pub expires_at: i64,
@@ -33,7 +34,7 @@ impl Store {
 
     /// The live session with this id hash (its user not disabled), its expiry pushed out by
     /// `idle_ms` when more than a minute has passed since the last renewal.
-    pub async fn session(&self, id_hash: &str, idle_ms: i64) -> StoreResult<Option<SessionRow>> {
+    pub async fn session(&self, id_hash: &str, idle_ms: i64) -> StoreResult<Option<StoredSession>> {
         let now = now_ms();
         let row: Option<(String, String, String, String, i64, i64)> = with_db!(self, p => {
             sqlx::query_as(
@@ -61,7 +62,7 @@ impl Store {
             });
         }
         let user = super::users::user_from_parts(&id, username, &role)?;
-        Ok(Some(SessionRow { user, csrf_token, expires_at }))
+        Ok(Some(StoredSession { user, csrf_token, expires_at }))
     }
 
     pub async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {

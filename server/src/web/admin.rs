@@ -178,7 +178,7 @@ async fn tokens_page(state: &AppState, session: &Session, created: Option<String
         .await?
         .into_iter()
         .map(|t| TokenView {
-            state: t.state(now).to_owned(),
+            state: t.state(now).as_str().to_owned(),
             uses: format!("{} / {}", t.uses, t.max_uses),
             expires: at(t.expires_at),
             id: t.id,
