@@ -387,7 +387,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             )
             .await
             .map_err(|e| match e {
-                crate::store::StoreError::Conflict => anyhow::anyhow!("user {username:?} already exists"),
+                crate::domain::DomainError::Conflict(_) => anyhow::anyhow!("user {username:?} already exists"),
                 e => e.into(),
             })?;
             eprintln!("created user {} with role {}", user.username, user.role.as_str());

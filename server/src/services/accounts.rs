@@ -5,9 +5,10 @@
 use uuid::Uuid;
 
 use crate::domain::users::{Role, User};
+use crate::domain::{DomainError, DomainResult};
 use crate::store::audit::{ActorKind, NewAuditEntry};
 use crate::store::users::{AccountChange, ChangeOutcome};
-use crate::store::{Store, StoreResult, now_ms};
+use crate::store::{Store, StoreError, now_ms};
 use crate::webhook::{Event, Notifier};
 
 /// Who makes a change: a signed-in user (by id) or the command line.
@@ -54,14 +55,18 @@ pub async fn create(
     username: &str,
     password_hash: &str,
     role: Role,
-) -> StoreResult<User> {
+) -> DomainResult<User> {
     let audit = actor
         .audit("user.created", username)
         .details(serde_json::json!({"role": role.as_str(), "created_by": actor.name}));
-    let user = match actor.user {
-        Some(creator) => store.create_user_by(username, password_hash, role, creator, audit).await?,
-        None => store.create_user(username, password_hash, role, audit).await?,
+    let created = match actor.user {
+        Some(creator) => store.create_user_by(username, password_hash, role, creator, audit).await,
+        None => store.create_user(username, password_hash, role, audit).await,
     };
+    let user = created.map_err(|e| match e {
+        StoreError::Conflict => DomainError::Conflict(format!("a user named {username} already exists")),
+        e => e.into(),
+    })?;
     if role == Role::Admin {
         let subject = serde_json::json!({"username": username, "by": actor.name});
         notify(notifier, delivery, "user.admin_created", subject).await;
@@ -77,7 +82,7 @@ pub async fn change(
     actor: &Actor,
     target: Uuid,
     change: AccountChange,
-) -> StoreResult<ChangeOutcome> {
+) -> DomainResult<ChangeOutcome> {
     let Some(before) = store.account(target).await? else { return Ok(ChangeOutcome::NotFound) };
     let (action, details) = match change {
         AccountChange::Disable => ("user.disabled", serde_json::json!({"role": before.role.as_str()})),

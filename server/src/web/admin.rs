@@ -10,11 +10,11 @@ use super::auth_pages::{MIN_PASSWORD, valid_username};
 use super::session::Session;
 use super::view::{AccountView, ApiTokenView, Nav, TokenView, TokensPage, UsersPage, at};
 use super::{WebError, WebResult, render};
+use crate::domain::DomainError;
 use crate::domain::users::Role;
 use crate::secrets::{TokenKind, hash_password, new_token, token_hash};
 use crate::services::accounts::{self, Actor, Delivery};
 use crate::state::AppState;
-use crate::store::StoreError;
 use crate::store::audit::{ActorKind, NewAuditEntry};
 use crate::store::enrollment::NewEnrollmentToken;
 use crate::store::now_ms;
@@ -106,7 +106,7 @@ pub async fn create_user(
     let actor = Actor::user(&session.user);
     match accounts::create(&state.store, &state.notifier, Delivery::Background, &actor, name, &hash, role).await {
         Ok(_) => Ok(Redirect::to("/admin/users").into_response()),
-        Err(StoreError::Conflict) => {
+        Err(DomainError::Conflict(_)) => {
             let page = users_page(&state, &session, Some(format!("A user named {name} already exists."))).await?;
             Ok((StatusCode::CONFLICT, render(&page)?).into_response())
         }
