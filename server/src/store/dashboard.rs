@@ -3,8 +3,9 @@
 //! health samples), so no page scans the results of a large fleet.
 use rdpfleet_proto::enroll::MachineRole;
 
-use super::{Store, StoreError, StoreResult, now_ms, with_db};
+use super::{Store, StoreError, StoreResult, convert, corrupt, now_ms, parse_uuid, with_db};
 use crate::domain::health::Health;
+use crate::domain::ids::MachineId;
 use crate::domain::machines::{CheckFinding, MachineSummary};
 
 #[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
@@ -51,9 +52,8 @@ struct MachineListRow {
 impl TryFrom<MachineListRow> for MachineSummary {
     type Error = StoreError;
     fn try_from(m: MachineListRow) -> StoreResult<MachineSummary> {
-        let corrupt = |what: &str, v: &str| StoreError::Corrupt(format!("{what} {v:?}"));
         Ok(MachineSummary {
-            id: m.id.parse().map_err(|_| corrupt("machine id", &m.id))?,
+            id: MachineId(parse_uuid(&m.id)?),
             role: MachineRole::parse(&m.role).ok_or_else(|| corrupt("role", &m.role))?,
             health: Health::parse(&m.health).ok_or_else(|| corrupt("health", &m.health))?,
             hostname: m.hostname,
@@ -64,10 +64,6 @@ impl TryFrom<MachineListRow> for MachineSummary {
             last_seen_at: m.last_seen_at,
         })
     }
-}
-
-fn summaries(rows: Vec<MachineListRow>) -> StoreResult<Vec<MachineSummary>> {
-    rows.into_iter().map(MachineSummary::try_from).collect()
 }
 
 pub use crate::domain::machines::MachineFilter;
@@ -284,7 +280,7 @@ impl Store {
             }
             (q.fetch_all(p).await?, c.fetch_one(p).await?)
         });
-        Ok((summaries(out.0)?, out.1))
+        Ok((convert(out.0)?, out.1))
     }
 
     pub async fn sites(&self) -> StoreResult<Vec<String>> {
@@ -309,7 +305,7 @@ impl Store {
             .fetch_all(p)
             .await?
         });
-        rows.into_iter().map(CheckFinding::try_from).collect()
+        convert(rows)
     }
 
     /// The connection map: paths grouped by client site (or by client within one site) × host.
@@ -373,7 +369,7 @@ impl Store {
             }
             q.fetch_all(p).await?
         });
-        summaries(rows)
+        convert(rows)
     }
 
     /// Latest results, optionally of one check and/or status (up to `limit`), for exports.

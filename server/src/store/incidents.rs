@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use uuid::Uuid;
 
-use super::{Store, StoreError, StoreResult, now_ms, with_db};
+use super::{Store, StoreError, StoreResult, convert, corrupt, now_ms, parse_uuid, with_db};
 use crate::domain::correlation::{Draft, Kind, LocalFailure, PathFailure};
 use crate::domain::health::Health;
 use crate::domain::ids::{IncidentId, MachineId};
@@ -27,15 +27,11 @@ struct IncidentRow {
     evidence: String,
 }
 
-fn corrupt(what: &str, value: &str) -> StoreError {
-    StoreError::Corrupt(format!("{what} {value:?}"))
-}
-
 impl TryFrom<IncidentRow> for Incident {
     type Error = StoreError;
     fn try_from(r: IncidentRow) -> StoreResult<Incident> {
         Ok(Incident {
-            id: r.id.parse::<IncidentId>().map_err(|_| corrupt("incident id", &r.id))?,
+            id: IncidentId(parse_uuid(&r.id)?),
             kind: Kind::parse(&r.kind).ok_or_else(|| corrupt("incident kind", &r.kind))?,
             state: IncidentState::parse(&r.state).ok_or_else(|| corrupt("incident state", &r.state))?,
             evidence: serde_json::from_str(&r.evidence).map_err(|_| corrupt("incident evidence", &r.evidence))?,
@@ -65,7 +61,7 @@ impl TryFrom<IncidentMachineRow> for IncidentMachine {
     type Error = StoreError;
     fn try_from(r: IncidentMachineRow) -> StoreResult<IncidentMachine> {
         Ok(IncidentMachine {
-            machine_id: r.machine_id.parse::<MachineId>().map_err(|_| corrupt("machine id", &r.machine_id))?,
+            machine_id: MachineId(parse_uuid(&r.machine_id)?),
             relation: Relation::parse(&r.relation).ok_or_else(|| corrupt("relation", &r.relation))?,
             health: Health::parse(&r.health).ok_or_else(|| corrupt("health", &r.health))?,
             hostname: r.hostname,
@@ -85,10 +81,6 @@ impl From<IncidentEventRow> for IncidentEvent {
     fn from(r: IncidentEventRow) -> IncidentEvent {
         IncidentEvent { at: r.at, event: r.event, detail: r.detail }
     }
-}
-
-fn convert<R, T: TryFrom<R, Error = StoreError>>(rows: Vec<R>) -> StoreResult<Vec<T>> {
-    rows.into_iter().map(T::try_from).collect()
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]

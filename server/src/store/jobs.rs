@@ -5,7 +5,7 @@ use rdpfleet_proto::job::{Job, JobAction, JobOutcome};
 use uuid::Uuid;
 
 use super::audit::{ActorKind, AuditAppend, NewAuditEntry};
-use super::{Store, StoreError, StoreResult, now_ms, parse_uuid, with_db};
+use super::{Store, StoreError, StoreResult, convert, corrupt, now_ms, parse_uuid, with_db};
 use crate::domain::job::{JobState, StoredJob};
 
 #[derive(Debug, Clone)]
@@ -37,26 +37,21 @@ struct JobRow {
 impl TryFrom<JobRow> for StoredJob {
     type Error = StoreError;
     fn try_from(r: JobRow) -> StoreResult<StoredJob> {
-        let corrupt = |what: &str, v: &str| StoreError::Corrupt(format!("job {what} {v:?}"));
         Ok(StoredJob {
             job: Job {
                 id: parse_uuid(&r.id)?,
                 machine_id: parse_uuid(&r.machine_id)?,
-                action: JobAction::parse(&r.action).ok_or_else(|| corrupt("action", &r.action))?,
-                params: serde_json::from_str(&r.params).map_err(|_| corrupt("params", &r.params))?,
+                action: JobAction::parse(&r.action).ok_or_else(|| corrupt("job action", &r.action))?,
+                params: serde_json::from_str(&r.params).map_err(|_| corrupt("job params", &r.params))?,
                 expires_at: super::time_of(r.expires_at),
                 fix: r.fix_id,
                 nonce: r.nonce,
                 signature: r.signature,
             },
-            state: JobState::parse(&r.state).ok_or_else(|| corrupt("state", &r.state))?,
+            state: JobState::parse(&r.state).ok_or_else(|| corrupt("job state", &r.state))?,
             attempts: r.attempts,
         })
     }
-}
-
-fn stored(rows: Vec<JobRow>) -> StoreResult<Vec<StoredJob>> {
-    rows.into_iter().map(StoredJob::try_from).collect()
 }
 
 /// What happened when an agent reported a job's outcome.
@@ -151,7 +146,7 @@ impl Store {
             tx.commit().await?;
             rows
         });
-        stored(rows)
+        convert(rows)
     }
 
     /// Machines with a job a poll would act on now: queued, or leased with its lease or life

@@ -281,6 +281,16 @@ pub(crate) fn parse_uuid(s: &str) -> StoreResult<uuid::Uuid> {
     uuid::Uuid::parse_str(s).map_err(|_| StoreError::Corrupt(format!("bad uuid {s:?}")))
 }
 
+/// A stored value that does not read back as its type.
+pub(crate) fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Corrupt(format!("{what} {value:?}"))
+}
+
+/// Rows into their domain type (the store's boundary); one bad row fails the read.
+pub(crate) fn convert<R, T: TryFrom<R, Error = StoreError>>(rows: Vec<R>) -> StoreResult<Vec<T>> {
+    rows.into_iter().map(T::try_from).collect()
+}
+
 #[cfg(all(test, unix))]
 mod file_mode_tests {
     use std::os::unix::fs::PermissionsExt;

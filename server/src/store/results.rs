@@ -8,7 +8,7 @@ use super::report_plan::{
     CauseFingerprint, Current, CurrentResults, NewTransition, PathRow, ReportPlan, ResultRow, plan, result_key,
 };
 use super::sql::{Arg, Params, Statement, bind_args};
-use super::{Backend, Store, StoreError, StoreResult, now_ms, with_db};
+use super::{Backend, Store, StoreError, StoreResult, convert, now_ms, with_db};
 use crate::domain::machines::{CurrentResult, StatusChange};
 
 pub use super::report_plan::{PATH_CHECK, host_of};
@@ -216,7 +216,7 @@ impl Store {
             .fetch_all(p)
             .await?
         });
-        rows.into_iter().map(CurrentResult::try_from).collect()
+        convert(rows)
     }
 
     /// Newest transitions first.
@@ -231,7 +231,7 @@ impl Store {
             .fetch_all(p)
             .await?
         });
-        rows.into_iter().map(StatusChange::try_from).collect()
+        convert(rows)
     }
 
     /// Count of stored result rows, for tests and metrics.

@@ -5,7 +5,7 @@
 use uuid::Uuid;
 
 use super::audit::{AuditAppend, NewAuditEntry};
-use super::{Store, StoreError, StoreResult, now_ms, with_db};
+use super::{Store, StoreError, StoreResult, convert, corrupt, now_ms, parse_uuid, with_db};
 use crate::domain::ids::{JobId, MachineId, RolloutId, UserId};
 use crate::domain::job::JobState;
 use crate::domain::rollout::{Rollout, RolloutState, Target, TargetState};
@@ -32,24 +32,16 @@ struct RolloutRow {
     approval_reasons: String,
 }
 
-fn corrupt(what: &str, value: &str) -> StoreError {
-    StoreError::Corrupt(format!("{what} {value:?}"))
-}
-
-fn id_of<T: std::str::FromStr>(what: &str, s: &str) -> StoreResult<T> {
-    s.parse().map_err(|_| corrupt(what, s))
-}
-
 impl TryFrom<RolloutRow> for Rollout {
     type Error = StoreError;
     fn try_from(r: RolloutRow) -> StoreResult<Rollout> {
         Ok(Rollout {
-            id: id_of("rollout id", &r.id)?,
+            id: RolloutId(parse_uuid(&r.id)?),
             state: RolloutState::parse(&r.state).ok_or_else(|| corrupt("rollout state", &r.state))?,
             params: serde_json::from_str(&r.params).map_err(|_| corrupt("rollout params", &r.params))?,
             approval_reasons: serde_json::from_str(&r.approval_reasons)
                 .map_err(|_| corrupt("approval reasons", &r.approval_reasons))?,
-            proposed_by_id: r.proposed_by_id.as_deref().map(|p| id_of::<UserId>("user id", p)).transpose()?,
+            proposed_by_id: r.proposed_by_id.as_deref().map(parse_uuid).transpose()?.map(UserId),
             fix_id: r.fix_id,
             dry_run: r.dry_run != 0,
             source: r.source,
@@ -82,9 +74,9 @@ struct TargetRow {
 impl TryFrom<TargetRow> for Target {
     type Error = StoreError;
     fn try_from(t: TargetRow) -> StoreResult<Target> {
-        let job = |j: Option<String>| j.as_deref().map(|j| id_of::<JobId>("job id", j)).transpose();
+        let job = |j: Option<String>| StoreResult::Ok(j.as_deref().map(parse_uuid).transpose()?.map(JobId));
         Ok(Target {
-            machine_id: id_of("machine id", &t.machine_id)?,
+            machine_id: MachineId(parse_uuid(&t.machine_id)?),
             state: TargetState::parse(&t.state).ok_or_else(|| corrupt("target state", &t.state))?,
             job_id: job(t.job_id)?,
             rollback_job_id: job(t.rollback_job_id)?,
@@ -96,10 +88,6 @@ impl TryFrom<TargetRow> for Target {
             message: t.message,
         })
     }
-}
-
-fn convert<R, T: TryFrom<R, Error = StoreError>>(rows: Vec<R>) -> StoreResult<Vec<T>> {
-    rows.into_iter().map(T::try_from).collect()
 }
 
 /// A move of a rollout's state, with the wave, halt reason and approver it sets (when given).
