@@ -110,13 +110,10 @@ impl IntoResponse for AppError {
     }
 }
 
+/// A store fault means what it means in the domain (a conflict, a saturated pool, a fault).
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Conflict => AppError::Conflict("already exists".into()),
-            StoreError::Sqlx(sqlx::Error::PoolTimedOut) => AppError::Unavailable,
-            other => AppError::Internal(other.into()),
-        }
+        DomainError::from(e).into()
     }
 }
 

@@ -20,40 +20,57 @@ impl Params {
 
     /// The next placeholder.
     pub(crate) fn one(&mut self) -> String {
-        let n = self.next;
-        self.next += 1;
+        let mut out = String::new();
+        self.push(&mut out);
+        out
+    }
+
+    /// Writes the next placeholder (wide statements write thousands: no string each).
+    fn push(&mut self, out: &mut String) {
         match self.backend {
-            Backend::Sqlite => "?".to_owned(),
-            Backend::Postgres => format!("${n}"),
+            Backend::Sqlite => out.push('?'),
+            Backend::Postgres => {
+                out.push('$');
+                out.push_str(&self.next.to_string());
+            }
         }
+        self.next += 1;
     }
 
     /// `n` placeholders as a list: `$1,$2,$3`.
     pub(crate) fn list(&mut self, n: usize) -> String {
-        (0..n).map(|_| self.one()).collect::<Vec<_>>().join(",")
+        let mut out = String::with_capacity(n * 5);
+        for i in 0..n {
+            if i > 0 {
+                out.push(',');
+            }
+            self.push(&mut out);
+        }
+        out
     }
 
     /// A multi-row `VALUES` body of `rows` rows of `cols` columns: `($1,$2),($3,$4)`.
     pub(crate) fn rows(&mut self, rows: usize, cols: usize) -> String {
-        self.typed(rows, &vec![""; cols])
+        self.values(rows, cols, &[])
     }
 
     /// Like [`Params::rows`] for a `VALUES` list that is not an INSERT's, where PostgreSQL cannot
     /// infer the parameters' types from a target column: one type per column (`$1::text`).
     pub(crate) fn typed_rows(&mut self, rows: usize, types: &[&str]) -> String {
-        self.typed(rows, types)
+        self.values(rows, types.len(), types)
     }
 
-    fn typed(&mut self, rows: usize, types: &[&str]) -> String {
-        let mut out = String::with_capacity(rows * types.len() * 6);
+    /// `types` is empty (untyped) or names every column's type.
+    fn values(&mut self, rows: usize, cols: usize, types: &[&str]) -> String {
+        let mut out = String::with_capacity(rows * cols * 6);
         for r in 0..rows {
             out.push_str(if r > 0 { ",(" } else { "(" });
-            for (c, ty) in types.iter().enumerate() {
+            for c in 0..cols {
                 if c > 0 {
                     out.push(',');
                 }
-                out.push_str(&self.one());
-                if self.backend == Backend::Postgres && !ty.is_empty() {
+                self.push(&mut out);
+                if let (Backend::Postgres, Some(ty)) = (self.backend, types.get(c)) {
                     out.push_str("::");
                     out.push_str(ty);
                 }
