@@ -55,26 +55,7 @@ pub enum Kind {
     Machine,
 }
 
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Host => "host",
-            Kind::Gateway => "gateway",
-            Kind::Network => "network",
-            Kind::Machine => "machine",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Kind> {
-        [Kind::Host, Kind::Gateway, Kind::Network, Kind::Machine].into_iter().find(|k| k.as_str() == s)
-    }
-}
-
-impl std::fmt::Display for Kind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+crate::domain::text_enum!(Kind { Host = "host", Gateway = "gateway", Network = "network", Machine = "machine" });
 
 /// One link of an incident's evidence chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -1,6 +1,4 @@
 //! Enrollment tokens: how many machines may still enroll with one, and until when.
-use std::fmt;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EnrollmentTokenState {
@@ -11,22 +9,7 @@ pub enum EnrollmentTokenState {
     Revoked,
 }
 
-impl EnrollmentTokenState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EnrollmentTokenState::Active => "active",
-            EnrollmentTokenState::Expired => "expired",
-            EnrollmentTokenState::UsedUp => "used_up",
-            EnrollmentTokenState::Revoked => "revoked",
-        }
-    }
-}
-
-impl fmt::Display for EnrollmentTokenState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+crate::domain::text_enum!(EnrollmentTokenState { Active = "active", Expired = "expired", UsedUp = "used_up", Revoked = "revoked" });
 
 /// An enrollment token as administrators see it (its secret is only ever stored hashed).
 #[derive(Debug, Clone)]

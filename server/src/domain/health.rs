@@ -1,5 +1,4 @@
 //! A machine's health: the worst status of its current check results.
-use std::fmt;
 
 /// Ordered from best to worst, so the worst of a set is its maximum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
@@ -14,23 +13,9 @@ pub enum Health {
     Fail,
 }
 
+crate::domain::text_enum!(Health { Unknown = "unknown", Pass = "pass", Warn = "warn", Error = "error", Fail = "fail" });
+
 impl Health {
-    pub const ALL: [Health; 5] = [Health::Unknown, Health::Pass, Health::Warn, Health::Error, Health::Fail];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Health::Unknown => "unknown",
-            Health::Pass => "pass",
-            Health::Warn => "warn",
-            Health::Error => "error",
-            Health::Fail => "fail",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Health> {
-        Self::ALL.into_iter().find(|h| h.as_str() == s)
-    }
-
     /// A result status's contribution (`skipped` and unknown statuses say nothing).
     fn of_status(s: &str) -> Health {
         Health::parse(s).unwrap_or(Health::Unknown)
@@ -46,12 +31,6 @@ impl Health {
             worst = worst.max(h);
         }
         (failing, worst)
-    }
-}
-
-impl fmt::Display for Health {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

@@ -1,8 +1,6 @@
 //! Incidents: one real fault, its root cause, the machines at fault (sources) and the machines
 //! that suffer from it (affected). The correlation engine (`domain::correlation`) drafts them;
 //! the store keeps them open until no machine shows the failure any more.
-use std::fmt;
-
 use crate::domain::correlation::Kind;
 use crate::domain::health::Health;
 use crate::domain::ids::{IncidentId, MachineId};
@@ -15,26 +13,7 @@ pub enum IncidentState {
     Resolved,
 }
 
-impl IncidentState {
-    pub const ALL: [IncidentState; 2] = [IncidentState::Open, IncidentState::Resolved];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IncidentState::Open => "open",
-            IncidentState::Resolved => "resolved",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<IncidentState> {
-        Self::ALL.into_iter().find(|x| x.as_str() == s)
-    }
-}
-
-impl fmt::Display for IncidentState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+crate::domain::text_enum!(IncidentState { Open = "open", Resolved = "resolved" });
 
 /// How a machine takes part in an incident.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
@@ -46,26 +25,7 @@ pub enum Relation {
     Affected,
 }
 
-impl Relation {
-    pub const ALL: [Relation; 2] = [Relation::Source, Relation::Affected];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Relation::Source => "source",
-            Relation::Affected => "affected",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Relation> {
-        Self::ALL.into_iter().find(|x| x.as_str() == s)
-    }
-}
-
-impl fmt::Display for Relation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+crate::domain::text_enum!(Relation { Source = "source", Affected = "affected" });
 
 /// An incident as stored.
 #[derive(Debug, Clone, serde::Serialize)]

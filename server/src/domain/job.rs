@@ -1,8 +1,6 @@
 //! A signed job's life on the server: queued for its machine, leased to a poll (again when the
 //! lease runs out unanswered), then answered by the agent — or expired, or cancelled with its
 //! rollout. This is the one table of those moves; the store's statements are written from it.
-use std::fmt;
-
 use rdpfleet_proto::job::JobOutcome;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -23,35 +21,9 @@ pub enum JobState {
     Cancelled,
 }
 
+crate::domain::text_enum!(JobState { Queued = "queued", Leased = "leased", Succeeded = "succeeded", RolledBack = "rolled_back", Failed = "failed", Refused = "refused", Expired = "expired", Cancelled = "cancelled" });
+
 impl JobState {
-    pub const ALL: [JobState; 8] = [
-        JobState::Queued,
-        JobState::Leased,
-        JobState::Succeeded,
-        JobState::RolledBack,
-        JobState::Failed,
-        JobState::Refused,
-        JobState::Expired,
-        JobState::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobState::Queued => "queued",
-            JobState::Leased => "leased",
-            JobState::Succeeded => "succeeded",
-            JobState::RolledBack => "rolled_back",
-            JobState::Failed => "failed",
-            JobState::Refused => "refused",
-            JobState::Expired => "expired",
-            JobState::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<JobState> {
-        Self::ALL.into_iter().find(|x| x.as_str() == s)
-    }
-
     /// The state an agent's answer puts the job in.
     pub fn of_outcome(outcome: JobOutcome) -> JobState {
         match outcome {
@@ -103,12 +75,6 @@ pub struct StoredJob {
     pub state: JobState,
     /// Deliveries so far (a lease that ran out unanswered is delivered again).
     pub attempts: i64,
-}
-
-impl fmt::Display for JobState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 #[cfg(test)]

@@ -2,8 +2,6 @@
 //! approval when the policy asks for it. This module defines its two state machines (the
 //! rollout's and each target machine's), the actions people take and what the engine does, and
 //! the only table of allowed transitions; the store refuses any move that is not in it.
-use std::fmt;
-
 use crate::domain::ids::{JobId, MachineId, RolloutId, UserId};
 use crate::domain::users::Role;
 
@@ -24,33 +22,9 @@ pub enum RolloutState {
     Completed,
 }
 
+crate::domain::text_enum!(RolloutState { AwaitingApproval = "awaiting_approval", Ready = "ready", Running = "running", Paused = "paused", Halted = "halted", Aborted = "aborted", Completed = "completed" });
+
 impl RolloutState {
-    pub const ALL: [RolloutState; 7] = [
-        RolloutState::AwaitingApproval,
-        RolloutState::Ready,
-        RolloutState::Running,
-        RolloutState::Paused,
-        RolloutState::Halted,
-        RolloutState::Aborted,
-        RolloutState::Completed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RolloutState::AwaitingApproval => "awaiting_approval",
-            RolloutState::Ready => "ready",
-            RolloutState::Running => "running",
-            RolloutState::Paused => "paused",
-            RolloutState::Halted => "halted",
-            RolloutState::Aborted => "aborted",
-            RolloutState::Completed => "completed",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<RolloutState> {
-        Self::ALL.into_iter().find(|x| x.as_str() == s)
-    }
-
     /// The one table of allowed moves. `Running → Running` is the engine opening the next wave.
     pub fn can_move_to(self, to: RolloutState) -> bool {
         use RolloutState::*;
@@ -67,12 +41,6 @@ impl RolloutState {
     /// The engine no longer hands out jobs (it may still collect rollback answers).
     pub fn is_final(self) -> bool {
         matches!(self, RolloutState::Aborted | RolloutState::Completed)
-    }
-}
-
-impl fmt::Display for RolloutState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -93,33 +61,9 @@ pub enum TargetState {
     Cancelled,
 }
 
+crate::domain::text_enum!(TargetState { Pending = "pending", Running = "running", Succeeded = "succeeded", Failed = "failed", RollingBack = "rolling_back", RolledBack = "rolled_back", Cancelled = "cancelled" });
+
 impl TargetState {
-    pub const ALL: [TargetState; 7] = [
-        TargetState::Pending,
-        TargetState::Running,
-        TargetState::Succeeded,
-        TargetState::Failed,
-        TargetState::RollingBack,
-        TargetState::RolledBack,
-        TargetState::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TargetState::Pending => "pending",
-            TargetState::Running => "running",
-            TargetState::Succeeded => "succeeded",
-            TargetState::Failed => "failed",
-            TargetState::RollingBack => "rolling_back",
-            TargetState::RolledBack => "rolled_back",
-            TargetState::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<TargetState> {
-        Self::ALL.into_iter().find(|x| x.as_str() == s)
-    }
-
     /// The one table of a target's allowed moves: a job goes out, its answer comes back.
     pub fn can_move_to(self, to: TargetState) -> bool {
         use TargetState::*;
@@ -135,12 +79,6 @@ impl TargetState {
     /// A job of this target is out and unanswered.
     pub fn is_in_flight(self) -> bool {
         matches!(self, TargetState::Running | TargetState::RollingBack)
-    }
-}
-
-impl fmt::Display for TargetState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

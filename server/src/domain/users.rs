@@ -8,18 +8,7 @@ pub enum Role {
     Admin,
 }
 
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Operator => "operator",
-            Role::Admin => "admin",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Role> {
-        [Role::Viewer, Role::Operator, Role::Admin].into_iter().find(|r| r.as_str() == s)
-    }
-}
+crate::domain::text_enum!(Role { Viewer = "viewer", Operator = "operator", Admin = "admin" });
 
 #[derive(Debug, Clone)]
 pub struct User {
@@ -36,17 +25,7 @@ pub enum TokenScope {
     Operate,
 }
 
-impl TokenScope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenScope::Read => "read",
-            TokenScope::Operate => "operate",
-        }
-    }
-    pub fn parse(s: &str) -> Option<TokenScope> {
-        [TokenScope::Read, TokenScope::Operate].into_iter().find(|t| t.as_str() == s)
-    }
-}
+crate::domain::text_enum!(TokenScope { Read = "read", Operate = "operate" });
 
 /// An account as administrators see it.
 #[derive(Debug, Clone)]
