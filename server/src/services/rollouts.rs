@@ -13,7 +13,7 @@ use crate::domain::approval::{self, ApprovalPolicy};
 use crate::domain::ids::{JobId, MachineId, RolloutId};
 use crate::domain::incident::Relation;
 use crate::domain::rollout::{Action, Rollout, RolloutState, Target, TargetState, WaveOutcome, waves};
-use crate::domain::users::User;
+use crate::domain::users::{Role, User};
 use crate::domain::{DomainError, DomainResult};
 use crate::store::audit::{ActorKind, NewAuditEntry};
 use crate::store::rollouts::{NewRollout, NewTarget, TargetJob, Transition};
@@ -48,6 +48,11 @@ pub struct RolloutDetail {
 pub async fn detail(store: &Store, id: RolloutId) -> DomainResult<RolloutDetail> {
     let rollout = store.rollout(id).await?.ok_or(DomainError::NotFound("rollout"))?;
     Ok(RolloutDetail { rollout, targets: store.rollout_targets(id).await? })
+}
+
+/// The person's role is at least `role`.
+fn require(user: &User, role: Role) -> DomainResult<()> {
+    if user.role < role { Err(DomainError::Forbidden("your role does not allow this")) } else { Ok(()) }
 }
 
 fn audit(user: &User, action: &'static str, id: RolloutId) -> NewAuditEntry {
@@ -135,9 +140,7 @@ pub async fn create(store: &Store, policy: ApprovalPolicy, proposer: &User, req:
 /// it. Aborting cancels the jobs not yet delivered.
 pub async fn act(store: &Store, user: &User, id: RolloutId, action: Action) -> DomainResult<()> {
     let rule = action.rule();
-    if user.role < rule.role {
-        return Err(DomainError::Forbidden("your role does not allow this"));
-    }
+    require(user, rule.role)?;
     let r = store.rollout(id).await?.ok_or(DomainError::NotFound("rollout"))?;
     let approver = (action == Action::Approve).then_some(user.username.as_str());
     if action == Action::Approve {
@@ -178,9 +181,7 @@ pub async fn roll_back(
     id: RolloutId,
     scope: RollbackScope,
 ) -> DomainResult<Vec<MachineId>> {
-    if user.role < crate::domain::users::Role::Operator {
-        return Err(DomainError::Forbidden("your role does not allow this"));
-    }
+    require(user, Role::Operator)?;
     let r = store.rollout(id).await?.ok_or(DomainError::NotFound("rollout"))?;
     if r.dry_run {
         return Err(DomainError::Conflict("a dry run changed nothing to roll back".into()));
