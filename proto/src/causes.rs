@@ -598,6 +598,14 @@ pub static CAUSES: &[Cause] = &[
     ),
 ];
 
+/// Causes a `warn` result carries when connections fail only some of the time: they form
+/// incidents (marked intermittent) although the path as a whole still works.
+pub static INTERMITTENT: &[&str] = &["net.tcp_intermittent"];
+
+pub fn means_intermittent(id: &str) -> bool {
+    INTERMITTENT.contains(&id)
+}
+
 /// The catalogue entry for a cause id.
 pub fn lookup(id: &str) -> Option<&'static Cause> {
     CAUSES.iter().find(|c| c.id == id)

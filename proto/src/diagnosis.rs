@@ -5,6 +5,9 @@ use time::OffsetDateTime;
 use crate::causes::Severity;
 use crate::check::CheckStatus;
 
+/// The check whose results are connection paths, with a [`Diagnosis`] as evidence.
+pub const PATH_CHECK: &str = "rdp.path";
+
 /// The layers, in the order a connection (and a troubleshooter) walks them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -43,12 +43,45 @@ impl Risk {
     }
 }
 
+/// Which machines a fix changes the right thing on: a host fix run on a client would change
+/// the client's own listener (and restart its services) without touching the host at fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FixTarget {
+    /// Machines that accept RDP connections (role host or both).
+    Hosts,
+    /// Machines that connect to RDP hosts (role client or both).
+    Clients,
+    /// Either: the setting matters on both sides (Schannel's TLS 1.2 for server and client).
+    Any,
+}
+
+impl FixTarget {
+    pub fn fits(self, role: crate::enroll::MachineRole) -> bool {
+        use crate::enroll::MachineRole;
+        match self {
+            FixTarget::Any => true,
+            FixTarget::Hosts => role != MachineRole::Client,
+            FixTarget::Clients => role != MachineRole::Host,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FixTarget::Hosts => "RDP hosts",
+            FixTarget::Clients => "RDP clients",
+            FixTarget::Any => "any machine",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct FixInfo {
     pub id: &'static str,
     pub title: &'static str,
     pub platform: FixPlatform,
     pub risk: Risk,
+    pub target: FixTarget,
 }
 
 impl FixInfo {
@@ -61,7 +94,29 @@ impl FixInfo {
 }
 
 const fn fix(id: &'static str, platform: FixPlatform, risk: Risk, title: &'static str) -> FixInfo {
-    FixInfo { id, title, platform, risk }
+    // The id's prefix names the side; the exceptions are set below with `on`.
+    let target = if starts_with(id, "client.") { FixTarget::Clients } else { FixTarget::Hosts };
+    FixInfo { id, title, platform, risk, target }
+}
+
+const fn on(mut f: FixInfo, target: FixTarget) -> FixInfo {
+    f.target = target;
+    f
+}
+
+const fn starts_with(s: &str, prefix: &str) -> bool {
+    let (s, p) = (s.as_bytes(), prefix.as_bytes());
+    if s.len() < p.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < p.len() {
+        if s[i] != p[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 use FixPlatform::{Windows, Xrdp};
@@ -72,7 +127,8 @@ pub static FIXES: &[FixInfo] = &[
     fix("host.nla.enable", Windows, Routine, "Require Network Level Authentication"),
     // It can set "negotiate", which lets clients fall back to the weaker RDP security layer.
     fix("host.security_layer.set", Windows, WidensExposure, "Set the RDP security layer to TLS or negotiate"),
-    fix("host.tls12.enable", Windows, Routine, "Enable TLS 1.2 in Schannel (server and client)"),
+    // Schannel's server and client settings at once: clients with TLS 1.2 off need it too.
+    on(fix("host.tls12.enable", Windows, Routine, "Enable TLS 1.2 in Schannel (server and client)"), FixTarget::Any),
     fix("host.cert.regenerate", Windows, Routine, "Regenerate the self-signed RDP certificate (restarts TermService)"),
     fix(
         "host.firewall.enable",
@@ -169,5 +225,18 @@ mod tests {
         assert!(validate_params("client.credentials.delete", &json!({"target": "rdp01"})).is_ok());
         assert!(validate_params("rm -rf", &json!({})).is_err());
         assert!(validate_params("xrdp.security_layer.set", &json!({"level": "rdp"})).is_err());
+    }
+
+    #[test]
+    fn each_fix_names_the_machines_it_may_change() {
+        use crate::enroll::MachineRole::{Both, Client, Host};
+        let target = |id: &str| lookup(id).map(|f| f.target);
+        assert_eq!(target("host.cert.regenerate"), Some(FixTarget::Hosts));
+        assert_eq!(target("xrdp.cert.renew"), Some(FixTarget::Hosts));
+        assert_eq!(target("client.mslicensing.clear"), Some(FixTarget::Clients));
+        assert_eq!(target("host.tls12.enable"), Some(FixTarget::Any));
+        assert!(!FixTarget::Hosts.fits(Client) && FixTarget::Hosts.fits(Host) && FixTarget::Hosts.fits(Both));
+        assert!(!FixTarget::Clients.fits(Host) && FixTarget::Clients.fits(Client) && FixTarget::Clients.fits(Both));
+        assert!(FixTarget::Any.fits(Client) && FixTarget::Any.fits(Host));
     }
 }

@@ -10,8 +10,10 @@ pub mod check;
 pub mod diagnosis;
 pub mod enroll;
 pub mod error;
+pub mod explains;
 pub mod fixes;
 pub mod job;
+pub mod remedies;
 pub mod report;
 
 /// Path prefix of version 1 of the agent API.

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use rdpfleet_e2e::TestDb;
 use rdpfleet_proto::check::{CheckResult, CheckStatus};
+use rdpfleet_proto::diagnosis::Layer;
 use rdpfleet_proto::enroll::MachineRole;
 use rdpfleet_server::domain::correlation::Kind;
 use rdpfleet_server::domain::correlation::Rules;
@@ -25,19 +26,22 @@ struct Fleet {
     n: usize,
 }
 
-/// A path result as the agent's rdp.path check reports it.
+/// A path result as the agent's rdp.path check reports it (a real Diagnosis as evidence).
 fn path(host: &str, gateway: Option<&str>, cause: Option<&str>, layer: Option<&str>, minutes_ago: i64) -> CheckResult {
-    let status = if cause.is_some() { CheckStatus::Fail } else { CheckStatus::Pass };
-    CheckResult {
-        check: "rdp.path".into(),
-        target: Some(format!("{host}:3389")),
-        status,
-        summary: cause.map_or("ok".into(), |c| format!("fails: {c}")),
-        cause: cause.map(Into::into),
-        evidence: json!({"host": host, "gateway": gateway, "first_failing_layer": layer}),
-        observed_at: time::OffsetDateTime::now_utc() - time::Duration::minutes(minutes_ago),
-        duration_ms: 10,
-    }
+    path_at(host, gateway, cause, layer, &[], minutes_ago)
+}
+
+fn path_at(
+    host: &str,
+    gateway: Option<&str>,
+    cause: Option<&str>,
+    layer: Option<&str>,
+    addresses: &[&str],
+    minutes_ago: i64,
+) -> CheckResult {
+    let layer: Option<Layer> = layer.map(|l| serde_json::from_value(json!(l)).unwrap());
+    let failure = cause.map(|c| (layer.unwrap_or(Layer::Tcp), c));
+    rdpfleet_e2e::diag::path_result(host, gateway, failure, addresses, minutes_ago)
 }
 
 fn local(check: &str, cause: Option<&str>) -> CheckResult {
@@ -285,5 +289,237 @@ async fn correlation_scenarios_sqlite() {
 async fn correlation_scenarios_postgres() {
     if let Some(db) = TestDb::postgres().await {
         scenarios(db).await;
+    }
+}
+
+/// The held-out kinds of fleet the first engine got wrong, in one realistic fleet: hosts with
+/// healthy clients beside failing ones, names spelt every way, causes it does not know, paths
+/// that flap, and an outage at a site.
+async fn true_root_causes(db: TestDb) {
+    let mut f = Fleet::new(&db).await;
+    let hosts: Vec<Uuid> = {
+        let mut v = Vec::new();
+        for name in ["rdp10", "RDP11", "rdp12", "rdp13", "rdp14"] {
+            v.push(f.machine(name, MachineRole::Host, "hq").await);
+        }
+        v
+    };
+    let mut pcs = Vec::new();
+    for i in 0..12 {
+        pcs.push(f.machine(&format!("ws-{i:02}"), MachineRole::Client, "hq").await);
+    }
+    let mut branch = Vec::new();
+    for i in 0..4 {
+        branch.push(f.machine(&format!("br-{i}"), MachineRole::Client, "branch").await);
+    }
+    for &h in &hosts {
+        f.report(h, vec![local("host.rdp_enabled", None), local("host.listener_cert", None)]).await;
+    }
+    for &c in pcs.iter().chain(&branch) {
+        let all = ["rdp10", "rdp11", "rdp12", "rdp13", "rdp14"]
+            .iter()
+            .map(|h| path(&format!("{h}.corp.example"), None, None, None, 0))
+            .collect();
+        f.report(c, all).await;
+        f.report(c, vec![local("client.tls12", None)]).await;
+    }
+    assert!(f.correlate().await.is_empty());
+
+    // 1. Causal order: rdp10's RDP is disabled, so nothing listens; clients find the port
+    //    closed. The root is "RDP disabled" with its fix, the rest are its symptoms.
+    f.report(
+        hosts[0],
+        vec![local("host.rdp_enabled", Some("host.rdp_disabled")), local("host.listener", Some("host.not_listening"))],
+    )
+    .await;
+    for &c in &pcs[..5] {
+        f.report(c, vec![path("rdp10.corp.example", None, Some("net.port_closed"), Some("tcp"), 0)]).await;
+    }
+    // A client whose own TLS 1.2 is off, and whose event log shows the 0x904 disconnect.
+    f.report(
+        pcs[11],
+        vec![
+            local("client.tls12", Some("client.tls12_disabled")),
+            local("events.recent", Some("client.disconnect_0x904")),
+        ],
+    )
+    .await;
+    let open = f.correlate().await;
+    let keys: Vec<(&str, &str, &str)> =
+        open.iter().map(|i| (i.kind.as_str(), i.scope.as_str(), i.root_cause.as_str())).collect();
+    assert_eq!(
+        keys,
+        vec![("host", "rdp10.corp.example", "host.rdp_disabled"), ("machine", "ws-11", "client.tls12_disabled")],
+        "{open:#?}"
+    );
+    assert_eq!(open[0].fix_id.as_deref(), Some("host.rdp.enable"));
+    let symptoms = &open[0].evidence["symptoms"];
+    assert_eq!(symptoms, &json!(["host.not_listening", "net.port_closed"]));
+    assert_eq!(f.members(&open[0]).await, (names(&["rdp10"]), names(&["ws-00", "ws-01", "ws-02", "ws-03", "ws-04"])));
+    assert_eq!(open[1].evidence["symptoms"], json!(["client.disconnect_0x904"]));
+    assert_eq!(open[0].evidence["groups"][0]["cause"], "host.rdp_disabled", "the root's group first");
+    // Recovery.
+    f.report(hosts[0], vec![local("host.rdp_enabled", None), local("host.listener", None)]).await;
+    for &c in &pcs[..5] {
+        f.report(c, vec![path("rdp10.corp.example", None, None, None, 0)]).await;
+    }
+    f.report(pcs[11], vec![local("client.tls12", None), local("events.recent", None)]).await;
+    assert!(f.correlate().await.is_empty());
+
+    // 2. Blame the side that differs. Three clients with TLS 1.2 off fail the handshake with
+    //    rdp11 while nine others reach it: one incident for those clients, none for rdp11.
+    for &c in &pcs[..3] {
+        f.report(
+            c,
+            vec![
+                local("client.tls12", Some("client.tls12_disabled")),
+                path("rdp11.corp.example", None, Some("tls.handshake_failed"), Some("tls"), 0),
+            ],
+        )
+        .await;
+    }
+    // The same handshake failure toward rdp12 from three clients with nothing different about
+    // them, while others reach rdp12: the host is blamed.
+    for &c in &pcs[6..9] {
+        f.report(c, vec![path("rdp12.corp.example", None, Some("tls.handshake_failed"), Some("tls"), 0)]).await;
+    }
+    let open = f.correlate().await;
+    let keys: Vec<(&str, &str, &str, i64)> =
+        open.iter().map(|i| (i.kind.as_str(), i.scope.as_str(), i.root_cause.as_str(), i.affected_count)).collect();
+    assert_eq!(
+        keys,
+        vec![
+            ("clients", "client.tls12_disabled", "client.tls12_disabled", 3),
+            ("host", "rdp12.corp.example", "tls.handshake_failed", 3),
+        ],
+        "{open:#?}"
+    );
+    assert_eq!(f.members(&open[0]).await, (names(&["ws-00", "ws-01", "ws-02"]), names(&[])));
+    assert_eq!(open[0].fix_id.as_deref(), Some("host.tls12.enable"));
+    assert_eq!(open[0].evidence["symptoms"], json!(["tls.handshake_failed"]));
+    for &c in &pcs[..3] {
+        f.report(c, vec![local("client.tls12", None), path("rdp11.corp.example", None, None, None, 0)]).await;
+    }
+    for &c in &pcs[6..9] {
+        f.report(c, vec![path("rdp12.corp.example", None, None, None, 0)]).await;
+    }
+    assert!(f.correlate().await.is_empty());
+
+    // 3. One name per host: clients call rdp13 "RDP13", "rdp13.corp.example." and by its
+    //    address; its own agent calls it "rdp13" and finds its certificate expired.
+    f.report(hosts[3], vec![local("host.listener_cert", Some("host.listener_cert_expired"))]).await;
+    f.report(pcs[0], vec![path_at("RDP13", None, Some("cert.expired"), Some("certificate"), &["10.1.0.13"], 0)]).await;
+    f.report(
+        pcs[1],
+        vec![path_at("rdp13.corp.example.", None, Some("cert.expired"), Some("certificate"), &["10.1.0.13"], 0)],
+    )
+    .await;
+    f.report(pcs[2], vec![path_at("10.1.0.13", None, Some("cert.expired"), Some("certificate"), &["10.1.0.13"], 0)])
+        .await;
+    let open = f.correlate().await;
+    assert_eq!(open.len(), 1, "{open:#?}");
+    assert_eq!((open[0].kind, open[0].scope.as_str()), (Kind::Host, "rdp13.corp.example"));
+    assert_eq!(open[0].root_cause, "host.listener_cert_expired");
+    assert_eq!(open[0].evidence["names"], json!(["10.1.0.13", "rdp13", "rdp13.corp.example"]));
+    assert_eq!(f.members(&open[0]).await, (names(&["rdp13"]), names(&["ws-00", "ws-01", "ws-02"])));
+    f.report(hosts[3], vec![local("host.listener_cert", None)]).await;
+    for (k, name) in ["RDP13", "rdp13.corp.example.", "10.1.0.13"].iter().enumerate() {
+        f.report(pcs[k], vec![path_at(name, None, None, None, &["10.1.0.13"], 0)]).await;
+    }
+    assert!(f.correlate().await.is_empty());
+
+    // 4. A cause this server does not know (a newer agent, a typo) never blames the host.
+    for &c in &pcs[3..6] {
+        f.report(c, vec![path("rdp14.corp.example", None, Some("cert.post_quantum_missing"), Some("certificate"), 0)])
+            .await;
+    }
+    let open = f.correlate().await;
+    assert_eq!(open.len(), 3, "{open:#?}");
+    assert!(open.iter().all(|i| i.kind == Kind::Machine && i.fix_id.is_none()), "{open:#?}");
+    assert!(open.iter().all(|i| i.evidence["unknown_cause"] == json!(true)));
+    for &c in &pcs[3..6] {
+        f.report(c, vec![path("rdp14.corp.example", None, None, None, 0)]).await;
+    }
+    assert!(f.correlate().await.is_empty());
+
+    // 5. Flapping: a path that fails, passes, fails and passes again is one intermittent
+    //    incident for the whole time, not one per failure.
+    let flappy = pcs[9];
+    let fail = || path("rdp14.corp.example", None, Some("net.port_filtered"), Some("tcp"), 0);
+    let ok = || path("rdp14.corp.example", None, None, None, 0);
+    f.report(flappy, vec![fail()]).await;
+    let first = f.correlate().await;
+    assert_eq!(first.len(), 1);
+    f.report(flappy, vec![ok()]).await;
+    assert!(f.correlate().await.is_empty(), "one failure that then passes resolves");
+    f.report(flappy, vec![fail()]).await;
+    let open = f.correlate().await;
+    assert_eq!(open.len(), 1);
+    let flapping = open[0].id;
+    assert_eq!(open[0].evidence["intermittent"], json!(true), "{open:#?}");
+    for _ in 0..3 {
+        f.report(flappy, vec![ok()]).await;
+        let open = f.correlate().await;
+        assert_eq!(open.iter().map(|i| i.id).collect::<Vec<_>>(), vec![flapping], "still the one incident");
+        f.report(flappy, vec![fail()]).await;
+        assert_eq!(f.correlate().await.iter().map(|i| i.id).collect::<Vec<_>>(), vec![flapping]);
+    }
+    let events = f.store.incident_events(flapping.0).await.unwrap();
+    assert_eq!(events.len(), 1, "no reopen or resolve on every flip: {events:?}");
+    f.report(flappy, vec![ok()]).await;
+    // Intermittent loss that warns, from three clients toward one host: the host's incident.
+    for &c in &pcs[..3] {
+        f.report(
+            c,
+            vec![rdpfleet_e2e::diag::path_status(
+                "rdp12.corp.example",
+                None,
+                Some((Layer::Tcp, "net.tcp_intermittent")),
+                &[],
+                0,
+                CheckStatus::Warn,
+            )],
+        )
+        .await;
+    }
+    let open = f.correlate().await;
+    let host12: Vec<_> = open.iter().filter(|i| i.scope == "rdp12.corp.example").collect();
+    assert_eq!(host12.len(), 1, "{open:#?}");
+    assert_eq!(
+        (host12[0].root_cause.as_str(), host12[0].evidence["intermittent"].clone()),
+        ("net.tcp_intermittent", json!(true))
+    );
+    for &c in &pcs[..3] {
+        f.report(c, vec![path("rdp12.corp.example", None, None, None, 0)]).await;
+    }
+
+    // 6. The branch loses its network: its clients' paths to several hosts fail together → one
+    //    site incident, not one per host.
+    for (k, &c) in branch.iter().enumerate() {
+        let down = ["rdp10", "rdp11", "rdp12"]
+            .iter()
+            .map(|h| path(&format!("{h}.corp.example"), None, Some("net.host_unreachable"), Some("tcp"), k as i64))
+            .collect();
+        f.report(c, down).await;
+    }
+    let open: Vec<_> = f.correlate().await.into_iter().filter(|i| i.evidence["intermittent"] != json!(true)).collect();
+    let keys: Vec<(&str, &str, i64)> =
+        open.iter().map(|i| (i.kind.as_str(), i.scope.as_str(), i.affected_count)).collect();
+    assert_eq!(keys, vec![("network", "branch", 4)], "{open:#?}");
+    assert_eq!(open[0].evidence["failures"], 12);
+    let groups = open[0].evidence["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 3, "one line per host: {groups:?}");
+    assert!(groups.iter().all(|g| g["machines"] == 4));
+}
+
+#[tokio::test]
+async fn true_root_causes_sqlite() {
+    true_root_causes(TestDb::sqlite()).await;
+}
+
+#[tokio::test]
+async fn true_root_causes_postgres() {
+    if let Some(db) = TestDb::postgres().await {
+        true_root_causes(db).await;
     }
 }

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // test support: a failed set-up should stop the test loudly
 
 pub mod certs;
+pub mod diag;
 pub mod http;
 pub mod jobs;
 pub mod pg;

@@ -94,6 +94,13 @@ pub fn report_body(agent: &Agent, n: usize, change_pct: u32) -> Value {
     let results: Vec<Value> = (0..n)
         .map(|i| {
             let fail = failing[i];
+            if CHECKS[i % CHECKS.len()] == "rdp.path" {
+                // A connection path carries the probe's Diagnosis, as a real agent's does.
+                let failure = fail.then_some((rdpfleet_proto::diagnosis::Layer::Certificate, "cert.expired"));
+                let host = format!("rdp{i:02}.corp.example");
+                let r = crate::diag::path_result(&host, None, failure, &["10.0.0.10"], 0);
+                return serde_json::to_value(r).unwrap();
+            }
             json!({
                 "check": CHECKS[i % CHECKS.len()],
                 "target": if i < CHECKS.len() { Value::Null } else { json!(format!("rdp{:02}.corp.example:3389", i)) },

@@ -37,6 +37,7 @@ pub mod correlation;
 pub mod enrollment;
 pub mod error;
 pub mod health;
+pub mod host_names;
 pub mod ids;
 pub mod incident;
 pub mod job;

@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
 use super::{Store, StoreError, StoreResult, convert, corrupt, now_ms, parse_uuid, with_db};
-use crate::domain::correlation::{Draft, Kind, LocalFailure, PathFailure};
+use rdpfleet_proto::causes;
+
+use crate::domain::correlation::{Draft, HostIdentity, Kind, LocalFailure, Observations, PathFailure};
 use crate::domain::health::Health;
 use crate::domain::ids::{IncidentId, MachineId};
 use crate::domain::incident::{Incident, IncidentEvent, IncidentMachine, IncidentState, Relation};
@@ -110,19 +112,61 @@ macro_rules! event {
 const INCIDENT_COLUMNS: &str = "id, incident_key, kind, scope, root_cause, title, fix_id, state, opened_at, resolved_at, \
      updated_at, affected_count, evidence";
 
-type PathTuple = (String, String, Option<String>, String, String, Option<String>, Option<String>, Option<String>, i64);
+type PathTuple = (
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+    String,
+    String,
+);
 type LocalTuple = (String, String, Option<String>, String, String, String, Option<String>, i64);
 
+const PATH_COLUMNS: &str = "c.machine_id, m.hostname, m.site, c.target, c.host, c.gateway, c.layer, c.cause, \
+     c.status_since, c.addresses, c.status";
+
+fn path_failure(t: PathTuple, intermittent: bool) -> PathFailure {
+    let (machine_id, hostname, site, target, host, gateway, layer, cause, since, addresses, _) = t;
+    PathFailure {
+        machine_id,
+        hostname,
+        site,
+        target,
+        host,
+        addresses: addresses.split_whitespace().map(str::to_owned).collect(),
+        gateway,
+        layer,
+        cause,
+        since,
+        intermittent,
+    }
+}
+
 impl Store {
-    /// The failures the engine correlates: failing paths and failing local checks.
-    pub async fn current_failures(&self) -> StoreResult<(Vec<PathFailure>, Vec<LocalFailure>)> {
-        let (paths, locals) = with_db!(self, p => {
-            let paths: Vec<PathTuple> = sqlx::query_as(
-                "SELECT c.machine_id, m.hostname, m.site, c.target, c.host, c.gateway, c.layer, c.cause, c.status_since \
-                 FROM connection_paths c JOIN machines m ON m.id = c.machine_id WHERE c.status = 'fail'",
-            )
-            .fetch_all(p)
-            .await?;
+    /// What the correlation engine reads: failing paths (and paths that flapped within
+    /// `flap_window_ms`, or warn of intermittent loss), failing local checks, the names clients
+    /// use for hosts with their addresses, how many clients reach each name, and the hosts' own
+    /// agents.
+    pub async fn observations(&self, flap_window_ms: i64) -> StoreResult<Observations> {
+        let since = now_ms() - flap_window_ms;
+        let intermittent_causes: Vec<&str> =
+            causes::CAUSES.iter().filter(|c| causes::means_intermittent(c.id)).map(|c| c.id).collect();
+        let (paths, locals, transitions, resolved, reachable, hosts) = with_db!(self, p => {
+            let mut q = sqlx::QueryBuilder::new(format!(
+                "SELECT {PATH_COLUMNS} FROM connection_paths c JOIN machines m ON m.id = c.machine_id \
+                 WHERE c.status = 'fail' OR (c.status = 'warn' AND c.cause IN ("
+            ));
+            let mut list = q.separated(", ");
+            for c in &intermittent_causes {
+                list.push_bind(*c);
+            }
+            q.push("))");
+            let paths: Vec<PathTuple> = q.build_query_as().fetch_all(p).await?;
             let locals: Vec<LocalTuple> = sqlx::query_as(
                 "SELECT r.machine_id, m.hostname, m.site, m.role, r.check_id, r.target, r.cause, r.status_since \
                  FROM check_results r JOIN machines m ON m.id = r.machine_id \
@@ -130,22 +174,72 @@ impl Store {
             )
             .fetch_all(p)
             .await?;
-            (paths, locals)
+            let transitions: Vec<(String, String, String, Option<String>, i64)> = sqlx::query_as(
+                "SELECT machine_id, target, to_status, cause, at FROM check_transitions \
+                 WHERE at >= $1 AND check_id = 'rdp.path' ORDER BY at",
+            )
+            .bind(since)
+            .fetch_all(p)
+            .await?;
+            let resolved: Vec<(String, String)> =
+                sqlx::query_as("SELECT DISTINCT host, addresses FROM connection_paths").fetch_all(p).await?;
+            let reachable: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT host, COUNT(DISTINCT machine_id) FROM connection_paths WHERE status = 'pass' GROUP BY host",
+            )
+            .fetch_all(p)
+            .await?;
+            let hosts: Vec<(String, String)> =
+                sqlx::query_as("SELECT id, hostname FROM machines WHERE role <> 'client'").fetch_all(p).await?;
+            (paths, locals, transitions, resolved, reachable, hosts)
         });
-        let paths = paths
-            .into_iter()
-            .map(|(machine_id, hostname, site, target, host, gateway, layer, cause, since)| PathFailure {
-                machine_id,
-                hostname,
-                site,
-                target,
-                host,
-                gateway,
-                layer,
-                cause: cause.unwrap_or_else(|| "rdp.no_reply".into()),
-                since,
-            })
-            .collect();
+        // Flapping: failed twice or more with one cause within the window (fail, pass, fail…);
+        // one failure that was then fixed is not, nor two different faults one after the
+        // other. The failure stays part of its incident between flips, under that cause.
+        let mut fails: BTreeMap<(String, String, String), (usize, i64)> = BTreeMap::new();
+        for (machine, target, to, cause, at) in transitions {
+            let Some(cause) = cause else { continue };
+            let intermittent_warn = to == "warn" && causes::means_intermittent(&cause);
+            if to == "fail" || intermittent_warn {
+                fails.entry((machine, target, cause)).or_insert((0, at)).0 += 1;
+            }
+        }
+        let mut flaps: BTreeMap<(String, String), (usize, Option<String>, i64)> = BTreeMap::new();
+        for ((machine, target, cause), (n, first)) in fails {
+            if n >= 2 {
+                flaps.insert((machine, target), (n, Some(cause), first));
+            }
+        }
+        let mut out_paths: Vec<PathFailure> = Vec::with_capacity(paths.len());
+        let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
+        for t in paths {
+            let key = (t.0.clone(), t.3.clone());
+            let warn = t.10 == "warn";
+            let flapping = flaps.contains_key(&key);
+            seen.insert(key);
+            out_paths.push(path_failure(t, warn || flapping));
+        }
+        for ((machine, target), (_, cause, first)) in flaps {
+            if seen.contains(&(machine.clone(), target.clone())) {
+                continue;
+            }
+            // Passing now, but not for long: the row still says where the path leads.
+            let row: Option<PathTuple> = with_db!(self, p => {
+                sqlx::query_as(&format!(
+                    "SELECT {PATH_COLUMNS} FROM connection_paths c JOIN machines m ON m.id = c.machine_id \
+                     WHERE c.machine_id = $1 AND c.target = $2"
+                ))
+                .bind(&machine)
+                .bind(&target)
+                .fetch_optional(p)
+                .await?
+            });
+            if let Some(t) = row {
+                let mut f = path_failure(t, true);
+                f.cause = cause;
+                f.since = first;
+                out_paths.push(f);
+            }
+        }
         let locals = locals
             .into_iter()
             .filter_map(|(machine_id, hostname, site, role, check, target, cause, since)| {
@@ -162,7 +256,19 @@ impl Store {
                 })
             })
             .collect();
-        Ok((paths, locals))
+        Ok(Observations {
+            paths: out_paths,
+            locals,
+            resolved: resolved
+                .into_iter()
+                .map(|(h, a)| (h, a.split_whitespace().map(str::to_owned).collect()))
+                .collect(),
+            reachable: reachable.into_iter().map(|(h, n)| (h, usize::try_from(n).unwrap_or(0))).collect(),
+            identities: hosts
+                .into_iter()
+                .map(|(machine_id, name)| HostIdentity { machine_id, names: vec![name], addresses: vec![] })
+                .collect(),
+        })
     }
 
     /// Brings the incident table in line with the engine's drafts: new keys open, known ones
@@ -213,7 +319,16 @@ impl Store {
                             .map(|m| (m.clone(), Relation::Affected.as_str().to_owned())),
                     )
                     .collect();
-                let evidence = serde_json::json!({"failures": d.failures, "chain": d.evidence}).to_string();
+                let evidence = serde_json::json!({
+                    "failures": d.failures,
+                    "chain": d.evidence,
+                    "groups": d.groups,
+                    "symptoms": d.symptoms,
+                    "names": d.names,
+                    "intermittent": d.intermittent,
+                    "unknown_cause": d.unknown_cause,
+                })
+                .to_string();
                 let id = match by_key.get(d.key.as_str()) {
                     Some((id, root)) => {
                         let old = members.get(*id).cloned().unwrap_or_default();

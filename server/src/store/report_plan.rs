@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
 use rdpfleet_proto::check::{CheckResult, CheckStatus};
+use serde::Deserialize;
 
 use super::ms_of;
 use crate::domain::health::Health;
@@ -53,7 +54,7 @@ impl CauseFingerprint {
 /// A fingerprint of what a connection-path row says (everything but its times).
 fn path_fingerprint(p: &PathRow) -> u32 {
     let mut h = std::hash::DefaultHasher::new();
-    (&p.target, &p.host, &p.gateway, p.status, &p.layer, &p.cause).hash(&mut h);
+    (&p.target, &p.host, &p.gateway, p.status, &p.layer, &p.cause, &p.addresses).hash(&mut h);
     h.finish() as u32
 }
 
@@ -101,26 +102,45 @@ pub(super) struct PathRow {
     pub status: &'static str,
     pub layer: Option<String>,
     pub cause: Option<String>,
+    /// Space-separated addresses the host name resolved to for the client.
+    pub addresses: String,
     /// When its status began, when new; a stored path keeps its own while the status holds.
     pub since: i64,
     pub observed: i64,
 }
 
+/// The parts of a `Diagnosis` a path row keeps (the report API has validated the whole).
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct PathEvidence {
+    host: Option<String>,
+    gateway: Option<String>,
+    first_failing_layer: Option<String>,
+    dns: Option<DnsEvidence>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct DnsEvidence {
+    addresses: Vec<String>,
+}
+
 impl PathRow {
     fn of(r: &CheckResult) -> PathRow {
-        let e = &r.evidence;
-        let text = |k: &str| e.get(k).and_then(serde_json::Value::as_str).map(str::to_owned);
+        let e = PathEvidence::deserialize(&r.evidence).unwrap_or_default();
         let target = r.target.clone().unwrap_or_default();
-        let host = text("host").unwrap_or_else(|| host_of(&target)).to_lowercase();
-        let gateway = text("gateway").map(|g| host_of(&g).to_lowercase());
+        let host = e.host.unwrap_or_else(|| host_of(&target)).to_lowercase();
+        let gateway = e.gateway.map(|g| host_of(&g).to_lowercase());
         let observed = ms_of(r.observed_at);
+        let addresses = e.dns.map(|d| d.addresses.join(" ")).unwrap_or_default();
         PathRow {
             target,
             host,
             gateway,
             status: r.status.as_str(),
-            layer: text("first_failing_layer"),
+            layer: e.first_failing_layer,
             cause: r.cause.clone(),
+            addresses,
             since: observed,
             observed,
         }

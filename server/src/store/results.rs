@@ -400,14 +400,15 @@ pub(super) fn insert_transitions<'a>(backend: Backend, moves: &[(&'a str, &'a Ne
 /// A path keeps its `status_since` while its status does not change.
 pub(super) fn upsert_paths<'a>(backend: Backend, paths: &[(&'a str, &'a PathRow)]) -> Statement<'a> {
     let sql = format!(
-        "INSERT INTO connection_paths (machine_id, target, host, gateway, status, layer, cause, status_since, observed_at) \
-         VALUES {} \
+        "INSERT INTO connection_paths (machine_id, target, host, gateway, status, layer, cause, status_since, observed_at, \
+         addresses) VALUES {} \
          ON CONFLICT (machine_id, target) DO UPDATE SET host = excluded.host, gateway = excluded.gateway, \
+         addresses = excluded.addresses, \
          status_since = CASE WHEN connection_paths.status = excluded.status THEN connection_paths.status_since ELSE excluded.status_since END, \
          status = excluded.status, layer = excluded.layer, cause = excluded.cause, observed_at = excluded.observed_at",
-        Params::new(backend).rows(paths.len(), 9)
+        Params::new(backend).rows(paths.len(), 10)
     );
-    let mut args = Vec::with_capacity(paths.len() * 9);
+    let mut args = Vec::with_capacity(paths.len() * 10);
     for (m, x) in paths {
         args.extend([
             Arg::Text(m),
@@ -419,6 +420,7 @@ pub(super) fn upsert_paths<'a>(backend: Backend, paths: &[(&'a str, &'a PathRow)
             Arg::MaybeText(x.cause.as_deref()),
             Arg::Int(x.since),
             Arg::Int(x.observed),
+            Arg::Text(&x.addresses),
         ]);
     }
     Statement { sql, args }

@@ -402,4 +402,21 @@ impl Store {
         });
         convert(rows)
     }
+
+    /// Another running or paused rollout of the same fix on a machine of `id`: (its id, the
+    /// machine's name). A dry run and a real run on one machine at once would race.
+    pub async fn overlapping_rollout(&self, id: RolloutId) -> StoreResult<Option<(String, String)>> {
+        let row = with_db!(self, p => {
+            sqlx::query_as::<_, (String, String)>(
+                "SELECT o.rollout_id, m.hostname FROM rollout_targets t \
+                 JOIN rollout_targets o ON o.machine_id = t.machine_id AND o.fix_id = t.fix_id AND o.rollout_id <> t.rollout_id \
+                 JOIN rollouts r ON r.id = o.rollout_id JOIN machines m ON m.id = t.machine_id \
+                 WHERE t.rollout_id = $1 AND r.state IN ('running', 'paused') LIMIT 1",
+            )
+            .bind(id.to_string())
+            .fetch_optional(p)
+            .await?
+        });
+        Ok(row)
+    }
 }

@@ -89,6 +89,7 @@ impl SeedMachine {
                 status: c.status,
                 layer: c.layer.clone(),
                 cause: c.cause.clone(),
+                addresses: String::new(),
                 since: c.since,
                 observed: c.observed_at,
             })

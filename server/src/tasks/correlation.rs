@@ -13,8 +13,8 @@ pub const SAMPLE_BUCKET_MS: i64 = 5 * 60 * 1000;
 
 /// One correlation pass: failures → drafts → incidents; then a health sample.
 pub async fn run_once(store: &Store, rules: &crate::domain::correlation::Rules) -> StoreResult<ReconcileStats> {
-    let (paths, locals) = store.current_failures().await?;
-    let drafts = crate::domain::correlation::correlate(&paths, &locals, rules);
+    let observations = store.observations(rules.flap_window_ms).await?;
+    let drafts = crate::domain::correlation::correlate(&observations, rules);
     let stats = store.reconcile_incidents(&drafts).await?;
     store.record_health_sample(now_ms() / SAMPLE_BUCKET_MS * SAMPLE_BUCKET_MS).await?;
     Ok(stats)

@@ -5,7 +5,9 @@ use axum::Json;
 use axum::extract::State;
 use rdpfleet_proto::MAX_RESULTS_PER_REPORT;
 use rdpfleet_proto::check::{CheckResult, MAX_CHECK_ID_LEN, MAX_SUMMARY_LEN, MAX_TARGET_LEN};
+use rdpfleet_proto::diagnosis::{Diagnosis, PATH_CHECK};
 use rdpfleet_proto::report::{ReportRequest, ReportResponse};
+use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::api::check_text;
@@ -104,6 +106,48 @@ fn validate_result(r: &CheckResult) -> Result<(), AppError> {
     }
     if r.duration_ms > i64::MAX as u64 {
         return Err(AppError::Validation("duration_ms out of range".into()));
+    }
+    if r.check == PATH_CHECK {
+        validate_path(r)?;
+    }
+    Ok(())
+}
+
+/// A connection path's evidence is the probe's `Diagnosis`: its host, gateway, first failing
+/// layer and DNS answers drive correlation, so it must be one, and agree with the result.
+fn validate_path(r: &CheckResult) -> Result<(), AppError> {
+    use rdpfleet_proto::check::CheckStatus;
+    // A probe that could not run has no diagnosis to give.
+    if matches!(r.status, CheckStatus::Error | CheckStatus::Skipped) {
+        return Ok(());
+    }
+    let d = Diagnosis::deserialize(&r.evidence).map_err(|e| {
+        AppError::Validation(format!(
+            "rdp.path result for {:?}: evidence is not a Diagnosis ({e})",
+            r.target.as_deref().unwrap_or("")
+        ))
+    })?;
+    let mismatch = |what: &str| {
+        AppError::Validation(format!(
+            "rdp.path result for {:?}: the Diagnosis {what} differs from the result's",
+            r.target.as_deref().unwrap_or("")
+        ))
+    };
+    if r.target.as_deref() != Some(d.target.as_str()) {
+        return Err(mismatch("target"));
+    }
+    if d.status != r.status {
+        return Err(mismatch("status"));
+    }
+    if d.cause != r.cause {
+        return Err(mismatch("cause"));
+    }
+    check_text("diagnosis host", &d.host, MAX_TARGET_LEN)?;
+    if let Some(g) = &d.gateway {
+        check_text("diagnosis gateway", g, MAX_TARGET_LEN)?;
+    }
+    if d.dns.as_ref().is_some_and(|dns| dns.addresses.iter().any(|a| a.parse::<std::net::IpAddr>().is_err())) {
+        return Err(AppError::Validation("rdp.path: diagnosis DNS addresses must be IP addresses".into()));
     }
     Ok(())
 }
