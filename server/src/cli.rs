@@ -361,8 +361,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 println!("Sign in as demo / {password}");
             }
             let live = crate::demo::spawn_changes(store.clone());
+            let agents = crate::demo_agents::spawn(store.clone());
             let result = serve(settings, store).await;
             live.abort();
+            agents.abort();
             result
         }
         Command::User(UserCmd::Create { username, role, password_stdin }) => {

@@ -20,7 +20,13 @@ pub const OUTAGE_SITE: &str = "branch-south";
 
 const HOUR: i64 = 3_600_000;
 
-fn diagnosis(target: &str, host: &str, gateway: Option<&str>, failing: Option<(&str, &str, &str)>, at: i64) -> String {
+pub(crate) fn diagnosis(
+    target: &str,
+    host: &str,
+    gateway: Option<&str>,
+    failing: Option<(&str, &str, &str)>,
+    at: i64,
+) -> String {
     let order = ["dns", "tcp", "negotiation", "tls", "certificate", "gateway", "clock"];
     let stop = failing.map(|(layer, _, _)| layer);
     let mut reached = true;

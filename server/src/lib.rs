@@ -11,6 +11,7 @@ pub mod cli;
 pub mod client_ip;
 pub mod config;
 pub mod demo;
+pub mod demo_agents;
 pub mod domain;
 pub mod error;
 pub mod extract;

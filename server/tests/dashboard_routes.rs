@@ -148,7 +148,8 @@ async fn seed(app: &App) -> (String, String) {
     .unwrap();
     let m = NewMachine {
         hostname: "<script>alert(1)</script>",
-        role: MachineRole::Client,
+        // Both roles: host fixes (NLA) and client fixes may be proposed for it.
+        role: MachineRole::Both,
         os: "windows",
         agent_version: "0.1.0",
         site: Some("hq"),
@@ -267,8 +268,8 @@ async fn every_page_for_every_role() {
         .await
         .unwrap();
     let op_page = app.get(&format!("/machines/{machine}"), Some(&oc)).await.body;
-    assert!(op_page.contains("Propose fix <code>host.nla.enable</code>"), "{op_page}");
-    assert!(!app.get(&format!("/machines/{machine}"), Some(&cookie)).await.body.contains("Propose fix"));
+    assert!(op_page.contains("Propose a dry run of <code>host.nla.enable</code>"), "{op_page}");
+    assert!(!app.get(&format!("/machines/{machine}"), Some(&cookie)).await.body.contains("Propose a dry run"));
 
     // Content: the machine, its incident and its check are on their pages.
     let page = app.get(&format!("/incidents/{incident}"), Some(&cookie)).await.body;
@@ -491,4 +492,108 @@ async fn every_page_is_also_json_in_the_openapi_document() {
     ] {
         assert!(doc["paths"].get(p).is_some(), "{p} documented");
     }
+}
+
+/// The admin's next action: the right fix on the right machine, refusals inside the layout,
+/// the propose form's defaults, manual steps, a dry run applied for real, and no dry run and
+/// real run of one fix on one machine at once.
+#[tokio::test]
+async fn the_next_action_is_the_right_fix_on_the_right_machine() {
+    let db = TestDb::sqlite();
+    let app = App::new(&db).await;
+    seed(&app).await;
+    let s = &app.store;
+    let enroll = |name: &'static str, role: MachineRole, n: u32| {
+        let m =
+            NewMachine { hostname: name, role, os: "windows", agent_version: "0.1.0", site: Some("hq"), labels: &[] };
+        async move { s.enroll(&token_hash("rfe_seed"), m, &token_hash(&format!("rfa_next_{n}"))).await.unwrap() }
+    };
+    let host = enroll("rdp01", MachineRole::Host, 1).await;
+    let client = enroll("pc-01", MachineRole::Client, 2).await;
+    let listener = CheckResult {
+        check: "host.listener_cert".into(),
+        target: None,
+        status: CheckStatus::Fail,
+        summary: "expired".into(),
+        cause: Some("host.listener_cert_expired".into()),
+        evidence: json!({}),
+        observed_at: time::OffsetDateTime::now_utc(),
+        duration_ms: 1,
+    };
+    s.store_report(host, 1, None, &[listener]).await.unwrap();
+    let path = rdpfleet_e2e::diag::path_result(
+        "rdp01.corp.example",
+        None,
+        Some((rdpfleet_proto::diagnosis::Layer::Certificate, "cert.expired")),
+        &["10.0.0.1"],
+        0,
+    );
+    s.store_report(client, 1, None, &[path]).await.unwrap();
+    rdpfleet_server::tasks::correlation::run_once(s, &Default::default()).await.unwrap();
+    let open = s.incidents(Some(rdpfleet_server::domain::incident::IncidentState::Open), 10, 0).await.unwrap();
+    let incident = open.iter().find(|i| i.scope == "rdp01.corp.example").unwrap().id.to_string();
+    let (cookie, csrf) = app.sign_in("operator").await;
+
+    // The client's page: the path fails for a host-side cause; the fix is offered on the host,
+    // never on the client.
+    let page = app.get(&format!("/machines/{client}"), Some(&cookie)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("The fault is on the host&#x27;s side")
+            || page.body.contains("The fault is on the host's side"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("/machines?q=rdp01.corp.example"), "links to the host");
+    assert!(!page.body.contains("name=\"fix\" value=\"host.cert.regenerate\""), "no host fix offered on a client");
+    assert!(page.body.contains("RDP certificate expired"), "the cause's title first");
+    // The host's page offers it, as a dry run.
+    let page = app.get(&format!("/machines/{host}"), Some(&cookie)).await;
+    assert!(page.body.contains("name=\"fix\" value=\"host.cert.regenerate\""), "{}", page.body);
+    assert!(page.body.contains("Propose a dry run"), "{}", page.body);
+
+    // Server-side: a host fix for a client is refused, in the page layout, and in the API.
+    let r =
+        app.post("/rollouts", Some(&cookie), &format!("csrf={csrf}&fix=host.cert.regenerate&machine={client}")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(r.body.contains("The rollout was not proposed") && r.body.contains("changes RDP hosts"), "{}", r.body);
+    assert!(r.body.contains("<nav") || r.body.contains("class=\"top\""), "inside the layout: {}", r.body);
+    // A fix the incident's causes do not call for is refused too.
+    let r = app.post("/rollouts", Some(&cookie), &format!("csrf={csrf}&fix=host.nla.enable&incident={incident}")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(r.body.contains("does not fix this incident"), "{}", r.body);
+
+    // The incident page: manual steps, the form with dry run on by default and the waves said.
+    let page = app.get(&format!("/incidents/{incident}"), Some(&cookie)).await;
+    assert!(page.body.contains("What to do") && page.body.contains("Remote Desktop store"), "{}", page.body);
+    assert!(page.body.contains("name=\"dry_run\" value=\"1\" checked"), "{}", page.body);
+    assert!(page.body.contains("1 machine(s) in one wave"), "{}", page.body);
+    assert!(page.body.contains("It explains: RDP certificate expired"), "{}", page.body);
+
+    // Propose the dry run from the incident: it targets the host only.
+    let r = app
+        .post(
+            "/rollouts",
+            Some(&cookie),
+            &format!("csrf={csrf}&fix=host.cert.regenerate&incident={incident}&dry_run=1"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let dry = r.location.unwrap();
+    let page = app.get(&dry, Some(&cookie)).await;
+    assert!(page.body.contains("rdp01") && !page.body.contains("pc-01"), "{}", page.body);
+    // Apply for real with the same targets.
+    let dry_id = dry.trim_start_matches("/rollouts/");
+    let r =
+        app.post("/rollouts", Some(&cookie), &format!("csrf={csrf}&fix=host.cert.regenerate&repeat_of={dry_id}")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let real = r.location.unwrap();
+    let page = app.get(&real, Some(&cookie)).await;
+    assert!(page.body.contains("rdp01") && !page.body.contains("(dry run)"), "{}", page.body);
+    // Started together, they would race on one machine: the second is refused.
+    let r = app.post(&format!("{dry}/start"), Some(&cookie), &format!("csrf={csrf}")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let r = app.post(&format!("{real}/start"), Some(&cookie), &format!("csrf={csrf}")).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert!(r.body.contains("of the same fix is running on rdp01"), "{}", r.body);
 }

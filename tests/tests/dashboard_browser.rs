@@ -153,7 +153,9 @@ async fn a_browser_signs_in_and_reads_the_dashboard() {
     assert!(body.contains("Root cause: The RDP listener's certificate has expired"), "{body}");
     assert!(body.contains("host.cert.regenerate"), "names the fix");
     assert!(body.contains("source") && body.contains("affected"), "{body}");
+    assert!(body.contains("What to do"), "manual steps beside the fix: {body}");
     shot(&c, "03-incident").await;
+    let incident_url = c.current_url().await.unwrap().to_string();
 
     // The host's machine page, then a client's connection paths as layers.
     c.find(Locator::LinkText("rdp03.corp.example")).await.unwrap().click().await.unwrap();
@@ -172,5 +174,51 @@ async fn a_browser_signs_in_and_reads_the_dashboard() {
     c.goto(&format!("{url}/map")).await.unwrap();
     c.find(Locator::Css("table.map td.bad")).await.expect("failing pairs are marked");
     shot(&c, "06-map").await;
+
+    // The next action, end to end: from the incident, a dry run (the form's default) on the
+    // machine at fault; it completes; then the same fix for real on the same machines; the
+    // demo's machines answer like agents, the host reports its certificate renewed, and the
+    // incident resolves.
+    c.goto(&incident_url).await.unwrap();
+    let dry = c.find(Locator::Css("form.propose input[name=dry_run]")).await.unwrap();
+    assert_eq!(dry.prop("checked").await.unwrap().as_deref(), Some("true"), "dry run is the default");
+    let preview = c.find(Locator::Css("form.propose [data-preview]")).await.unwrap().text().await.unwrap();
+    assert!(preview.contains("1 machine(s) in one wave"), "{preview}");
+    c.find(Locator::Css("form.propose button[type=submit]")).await.unwrap().click().await.unwrap();
+    let body = until(&c, "the dry run's page", |b| b.contains("(dry run)") && b.contains("ready")).await;
+    assert!(body.contains("rdp03"), "the host is the target, not a client: {body}");
+    shot(&c, "07-dry-run-proposed").await;
+    c.find(Locator::XPath("//button[text()='Start']")).await.unwrap().click().await.unwrap();
+    until(&c, "the dry run completes", |b| b.contains("(dry run) completed")).await;
+    shot(&c, "08-dry-run-completed").await;
+    c.find(Locator::XPath("//button[starts-with(text(), 'Apply for real')]")).await.unwrap().click().await.unwrap();
+    until(&c, "the real rollout's page", |b| !b.contains("(dry run)") && b.contains("ready")).await;
+    c.find(Locator::XPath("//button[text()='Start']")).await.unwrap().click().await.unwrap();
+    until(&c, "the rollout completes", |b| b.contains("completed") && b.contains("1 succeeded")).await;
+    shot(&c, "09-rollout-completed").await;
+    c.goto(&incident_url).await.unwrap();
+    until(&c, "the incident resolves", |b| b.contains("resolved")).await;
+    shot(&c, "10-incident-resolved").await;
     c.close().await.unwrap();
+}
+
+/// Waits (reloading the page now and then) until its text satisfies `ok`; fails with the page.
+async fn until(c: &fantoccini::Client, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    let mut n = 0u32;
+    loop {
+        let body = text(c).await;
+        if ok(&body) {
+            return body;
+        }
+        if std::time::Instant::now() > deadline {
+            shot(c, &format!("timeout-{}", what.replace(' ', "-"))).await;
+            panic!("{what}: not seen in time; the page shows {body}");
+        }
+        n += 1;
+        if n % 6 == 0 {
+            c.refresh().await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }

@@ -30,8 +30,10 @@ pub struct Proposal {
     pub params: serde_json::Value,
     /// The machines to fix...
     pub machines: Vec<Uuid>,
-    /// ...or an incident, whose machines at fault (its sources) are fixed.
+    /// ...or an incident, whose machines at fault (its sources) are fixed...
     pub incident: Option<Uuid>,
+    /// ...or the machines, fix and parameters of an earlier rollout (a dry run applied for real).
+    pub repeat_of: Option<RolloutId>,
     pub dry_run: bool,
     pub canary: Option<i64>,
     pub growth: Option<i64>,
@@ -61,6 +63,26 @@ fn audit(user: &User, action: &'static str, id: RolloutId) -> NewAuditEntry {
 
 /// Validates a proposal and creates the rollout, audited.
 pub async fn create(store: &Store, policy: ApprovalPolicy, proposer: &User, req: &Proposal) -> DomainResult<RolloutId> {
+    let repeated;
+    let req = match req.repeat_of {
+        Some(earlier) => {
+            let d = detail(store, earlier).await?;
+            if !req.machines.is_empty() || req.incident.is_some() {
+                return Err(DomainError::Invalid(
+                    "give machines, an incident or a rollout to repeat, one of them".into(),
+                ));
+            }
+            repeated = Proposal {
+                fix: d.rollout.fix_id.clone(),
+                params: d.rollout.params.clone(),
+                machines: d.targets.iter().map(|t| t.machine_id.0).collect(),
+                repeat_of: None,
+                ..req.clone()
+            };
+            &repeated
+        }
+        None => req,
+    };
     let info = fixes::lookup(&req.fix).ok_or_else(|| DomainError::Invalid(format!("unknown fix {:?}", req.fix)))?;
     let (canary, growth, max_failures) =
         (req.canary.unwrap_or(1), req.growth.unwrap_or(2), req.max_failures.unwrap_or(0));
@@ -73,7 +95,15 @@ pub async fn create(store: &Store, policy: ApprovalPolicy, proposer: &User, req:
             if !machines.is_empty() {
                 return Err(DomainError::Invalid("give machines or an incident, not both".into()));
             }
-            store.incident(i).await?.ok_or(DomainError::NotFound("incident"))?;
+            let incident = store.incident(i).await?.ok_or(DomainError::NotFound("incident"))?;
+            if !incident_calls_for(&incident, info.id) {
+                return Err(DomainError::Invalid(format!(
+                    "{} does not fix this incident: its root cause {} (and the causes it explains) call for {}",
+                    info.id,
+                    incident.root_cause,
+                    incident.fix_id.as_deref().unwrap_or("no automatic fix; see the manual steps on its page")
+                )));
+            }
             machines = store
                 .incident_machines(i, 100_000)
                 .await?
@@ -95,6 +125,16 @@ pub async fn create(store: &Store, policy: ApprovalPolicy, proposer: &User, req:
     let mut found = Vec::with_capacity(machines.len());
     for id in &machines {
         let m = store.machine(*id).await?.ok_or_else(|| DomainError::Invalid(format!("no machine {id}")))?;
+        // A host fix on a client would change the client's own listener, not the host at fault.
+        if !info.target.fits(m.role) {
+            return Err(DomainError::Invalid(format!(
+                "{} changes {}; {} is a machine of role {} — propose it for the machine at fault (see its incident)",
+                req.fix,
+                info.target.as_str(),
+                m.hostname,
+                m.role.as_str()
+            )));
+        }
         let fix = fixes::for_os(&req.fix, &m.os)
             .ok_or_else(|| DomainError::Invalid(format!("{} does not apply to {} ({})", req.fix, m.hostname, m.os)))?;
         fixes::validate_params(fix, &req.params).map_err(DomainError::Invalid)?;
@@ -135,6 +175,17 @@ pub async fn create(store: &Store, policy: ApprovalPolicy, proposer: &User, req:
     Ok(store.create_rollout(r, audit).await?)
 }
 
+/// Whether `fix` is one the incident's causes call for (its root cause's, or another cause's in
+/// its evidence). The machines it goes to are the incident's machines at fault, and each must
+/// be of a role the fix is for.
+fn incident_calls_for(incident: &crate::domain::incident::Incident, fix: &str) -> bool {
+    let mut named: Vec<&str> = vec![incident.root_cause.as_str()];
+    if let Some(groups) = incident.evidence["groups"].as_array() {
+        named.extend(groups.iter().filter_map(|g| g["cause"].as_str()));
+    }
+    named.iter().filter_map(|c| rdpfleet_proto::causes::lookup(c)).any(|c| c.fix == Some(fix))
+}
+
 /// Applies a person's action, audited: `Forbidden` for the wrong role or an approval by the
 /// proposer (or someone the proposer made), `Conflict` when the rollout's state does not allow
 /// it. Aborting cancels the jobs not yet delivered.
@@ -149,6 +200,13 @@ pub async fn act(store: &Store, user: &User, id: RolloutId, action: Action) -> D
         let proposer = r.proposed_by_id.map(Uuid::from);
         if let Some(why) = approval::approver_refusal(&account, &sponsors, proposer, &r.proposed_by, r.created_at) {
             return Err(DomainError::Forbidden(why));
+        }
+    }
+    if matches!(action, Action::Start | Action::Resume) {
+        if let Some((other, machine)) = store.overlapping_rollout(id).await? {
+            return Err(DomainError::Conflict(format!(
+                "rollout {other} of the same fix is running on {machine}; finish or abort it first"
+            )));
         }
     }
     let step = Transition { from: rule.from, to: rule.to, wave: None, reason: None, approved_by: approver };

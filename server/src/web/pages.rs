@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use rdpfleet_proto::diagnosis::Diagnosis;
+use rdpfleet_proto::diagnosis::{Diagnosis, PATH_CHECK};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -117,25 +117,34 @@ pub async fn machine(
         paths: results.iter().filter(|r| r.check_id == "rdp.path").map(path_view).collect(),
         results: results
             .iter()
-            .map(|r| ResultView {
-                fix: matches!(r.status, CheckStatus::Fail | CheckStatus::Warn)
-                    .then_some(r.cause.as_deref())
-                    .flatten()
-                    .and_then(rdpfleet_proto::causes::lookup)
-                    .and_then(|c| c.fix)
-                    .and_then(|f| rdpfleet_proto::fixes::for_os(f, &full.os))
-                    .map(str::to_owned),
-                check_id: r.check_id.clone(),
-                target: r.target.clone(),
-                status: r.status.as_str().to_owned(),
-                summary: r.summary.clone(),
-                cause: r.cause.clone(),
-                since: ago(r.status_since),
-                observed: ago(r.observed_at),
-                evidence: match &r.evidence {
-                    serde_json::Value::String(text) => text.clone(),
-                    v => serde_json::to_string_pretty(v).unwrap_or_default(),
-                },
+            .map(|r| {
+                let problem = matches!(r.status, CheckStatus::Fail | CheckStatus::Warn);
+                let cause = r.cause.as_deref().filter(|_| problem).and_then(rdpfleet_proto::causes::lookup);
+                // A path's cause on the host's (or gateway's) side is fixed there, not here.
+                let elsewhere =
+                    r.check_id == PATH_CHECK && cause.is_some_and(|c| c.side != rdpfleet_proto::causes::Side::Client);
+                ResultView {
+                    fix: cause
+                        .filter(|_| !elsewhere)
+                        .and_then(|c| c.fix)
+                        .and_then(|f| rdpfleet_proto::fixes::for_os(f, &full.os))
+                        .filter(|f| rdpfleet_proto::fixes::lookup(f).is_some_and(|f| f.target.fits(full.role)))
+                        .map(str::to_owned),
+                    fault_on: elsewhere.then(|| crate::store::results::host_of(&r.target)),
+                    cause_title: r.cause.as_deref().map(cause_title).unwrap_or_default(),
+                    remedy: cause.and_then(|c| rdpfleet_proto::remedies::remedy(c.id)),
+                    check_id: r.check_id.clone(),
+                    target: r.target.clone(),
+                    status: r.status.as_str().to_owned(),
+                    summary: r.summary.clone(),
+                    cause: r.cause.clone(),
+                    since: ago(r.status_since),
+                    observed: ago(r.observed_at),
+                    evidence: match &r.evidence {
+                        serde_json::Value::String(text) => text.clone(),
+                        v => serde_json::to_string_pretty(v).unwrap_or_default(),
+                    },
+                }
             })
             .collect(),
         history: s
@@ -237,10 +246,35 @@ pub async fn incident(
                 .collect()
         })
         .unwrap_or_default();
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    let list = |k: &str| i.evidence[k].as_array().cloned().unwrap_or_default();
+    let groups = list("groups")
+        .iter()
+        .map(|g| GroupView {
+            cause_title: cause_title(&text(&g["cause"])),
+            cause: text(&g["cause"]),
+            check: text(&g["check"]),
+            host: text(&g["host"]),
+            machines: g["machines"].as_i64().unwrap_or(0),
+            failures: g["failures"].as_i64().unwrap_or(0),
+            examples: g["examples"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|m| m.as_str()).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default(),
+        })
+        .collect();
+    let machines = s.incident_machines(id, 1000).await?;
     let page = IncidentPage {
         can_propose: session.user.role >= crate::domain::users::Role::Operator,
         nav: Nav::of(&session, "incidents"),
-        machines: s.incident_machines(id, 1000).await?,
+        remedy: rdpfleet_proto::remedies::remedy(&i.root_cause),
+        symptoms: list("symptoms").iter().map(|c| (text(c), cause_title(&text(c)))).collect(),
+        names: list("names").iter().map(text).collect::<Vec<_>>().join(", "),
+        intermittent: i.evidence["intermittent"].as_bool().unwrap_or(false),
+        unknown_cause: i.evidence["unknown_cause"].as_bool().unwrap_or(false),
+        groups,
+        sources: machines.iter().filter(|m| m.relation == crate::domain::incident::Relation::Source).count(),
+        machines,
         events: s.incident_events(id).await?.into_iter().map(|e| (at(e.at), e)).collect(),
         failures: i.evidence["failures"].as_i64().unwrap_or(0),
         chain,

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::session::Session;
-use super::view::{Nav, RolloutPage, RolloutView, RolloutsPage, TargetView, at};
+use super::view::{Nav, ProblemPage, RolloutPage, RolloutView, RolloutsPage, TargetView, at};
 use super::{WebError, WebResult, render};
 use crate::domain::ids::RolloutId;
 use crate::domain::rollout::{Action, RolloutState};
@@ -61,6 +61,8 @@ pub struct ProposeForm {
     #[serde(default)]
     machine: Option<Uuid>,
     #[serde(default)]
+    repeat_of: Option<Uuid>,
+    #[serde(default)]
     canary: Option<i64>,
     #[serde(default)]
     growth: Option<i64>,
@@ -88,13 +90,16 @@ pub async fn propose(
         params,
         machines: f.machine.into_iter().collect(),
         incident: f.incident,
+        repeat_of: f.repeat_of.map(RolloutId),
         dry_run: f.dry_run.is_some(),
         canary: f.canary,
         growth: f.growth,
         max_failures: f.max_failures,
     };
-    let id = rollouts::create(&state.store, state.settings.approval_policy(), &session.user, &req).await?;
-    Ok(Redirect::to(&format!("/rollouts/{id}")).into_response())
+    match rollouts::create(&state.store, state.settings.approval_policy(), &session.user, &req).await {
+        Ok(id) => Ok(Redirect::to(&format!("/rollouts/{id}")).into_response()),
+        Err(e) => problem(&session, "The rollout was not proposed", e.into()),
+    }
 }
 
 #[derive(Deserialize)]
@@ -121,7 +126,21 @@ pub async fn act(
         state.wakeups.wake_all(queued.iter().map(|m| m.0));
     } else {
         let action = Action::parse(&action).ok_or(WebError::NotFound)?;
-        rollouts::act(&state.store, &session.user, id, action).await?;
+        if let Err(e) = rollouts::act(&state.store, &session.user, id, action).await {
+            return problem(&session, "The rollout did not change", e.into());
+        }
     }
     Ok(Redirect::to(&format!("/rollouts/{id}")).into_response())
+}
+
+/// A refused form, shown inside the dashboard's layout with what went wrong and a way back;
+/// errors that are not the form's fault keep their own pages.
+fn problem(session: &Session, title: &'static str, e: WebError) -> WebResult<Response> {
+    let status = match &e {
+        WebError::BadRequest(_) => axum::http::StatusCode::BAD_REQUEST,
+        WebError::Conflict(_) => axum::http::StatusCode::CONFLICT,
+        _ => return Err(e),
+    };
+    let page = ProblemPage { nav: Nav::of(session, "rollouts"), title, message: e.to_string() };
+    Ok((status, render(&page)?).into_response())
 }

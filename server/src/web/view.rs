@@ -298,8 +298,16 @@ pub struct PathView {
 }
 
 pub struct ResultView {
-    /// The fix for this result's cause on this machine's platform, when one exists.
+    /// The fix for this result's cause on this machine's platform, when one exists and this
+    /// machine is where it belongs.
     pub fix: Option<String>,
+    /// The host at fault, for a path failure whose cause is on the host's side: the fix is
+    /// proposed there, never on this machine.
+    pub fault_on: Option<String>,
+    /// Human title of the cause.
+    pub cause_title: String,
+    /// What a person does about the cause.
+    pub remedy: Option<&'static str>,
     pub check_id: String,
     pub target: String,
     pub status: String,
@@ -388,10 +396,32 @@ pub struct LinkView {
     pub since: String,
 }
 
+pub struct GroupView {
+    pub cause: String,
+    pub cause_title: String,
+    pub check: String,
+    pub host: String,
+    pub machines: i64,
+    pub failures: i64,
+    pub examples: String,
+}
+
 #[derive(Template)]
 #[template(path = "incident.html")]
 pub struct IncidentPage {
     pub nav: Nav,
+    /// What a person does about the root cause (beside or instead of the automatic fix).
+    pub remedy: Option<&'static str>,
+    /// Causes present that the root cause explains: (id, title).
+    pub symptoms: Vec<(String, String)>,
+    /// The names seen for the host.
+    pub names: String,
+    pub intermittent: bool,
+    pub unknown_cause: bool,
+    /// The evidence counted by cause and host.
+    pub groups: Vec<GroupView>,
+    /// Machines at fault, which a rollout from here changes.
+    pub sources: usize,
     /// Operators and admins may propose a rollout of the fix from here.
     pub can_propose: bool,
     pub i: IncidentView,
@@ -587,6 +617,14 @@ impl TargetView {
             changes,
         }
     }
+}
+
+#[derive(Template)]
+#[template(path = "problem.html")]
+pub struct ProblemPage {
+    pub nav: Nav,
+    pub title: &'static str,
+    pub message: String,
 }
 
 #[derive(Template)]

@@ -47,6 +47,7 @@ impl From<ProposeRollout> for Proposal {
             params: r.params,
             machines: r.machines,
             incident: r.incident,
+            repeat_of: None,
             dry_run: r.dry_run,
             canary: r.canary,
             growth: r.growth,
