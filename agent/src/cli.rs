@@ -281,6 +281,10 @@ async fn enroll(
         );
     }
     let base = parse_server_url(&server, config.allow_insecure_http)?;
+    // The credential is written after the server has made the machine: a state directory that
+    // cannot take it would leave a machine on the server that no agent will ever report for.
+    crate::fsutil::check_writable(&config.state_dir)
+        .with_context(|| format!("the state directory {} is not writable", config.state_dir.display()))?;
     let client = Client::new(base, None)?;
     let req = EnrollRequest {
         token: token.trim().to_owned(),

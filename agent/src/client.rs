@@ -49,6 +49,15 @@ pub struct Client {
 /// Checks the server URL; plain HTTP is only allowed to loopback unless explicitly permitted,
 /// because the agent token would otherwise cross the network in clear.
 pub fn parse_server_url(url: &str, allow_insecure_http: bool) -> Result<Url, ClientError> {
+    // `--server host:port` parses as a URL whose scheme is the host name: say what is meant.
+    if !url.contains("://") {
+        return Err(ClientError::BadUrl(
+            url.to_owned(),
+            format!(
+                "give the whole URL with its scheme, e.g. https://{url} (http:// only for a server on this machine)"
+            ),
+        ));
+    }
     let parsed = Url::parse(url).map_err(|e| ClientError::BadUrl(url.to_owned(), e.to_string()))?;
     match parsed.scheme() {
         "https" => {}
@@ -167,5 +176,8 @@ mod tests {
         assert!(parse_server_url("http://rdpfleet.corp.example", true).is_ok());
         assert!(parse_server_url("ftp://x", true).is_err());
         assert!(parse_server_url("not a url", true).is_err());
+        // host:port without a scheme gets a hint, not "unsupported scheme rdpfleet.corp.example".
+        let e = parse_server_url("rdpfleet.corp.example:8443", false).unwrap_err().to_string();
+        assert!(e.contains("https://rdpfleet.corp.example:8443"), "{e}");
     }
 }

@@ -29,3 +29,23 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     drop(f);
     std::fs::rename(&tmp, path)
 }
+
+/// Whether the agent can create its files in `dir` (made if missing): a probe file is written
+/// the way the credential will be, then removed.
+pub fn check_writable(dir: &Path) -> std::io::Result<()> {
+    let probe = dir.join(".write-test");
+    write_private(&probe, b"rdpfleet")?;
+    std::fs::remove_file(&probe)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_writable_directory_passes_and_a_file_in_the_way_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        super::check_writable(&dir.path().join("state")).unwrap();
+        assert!(!dir.path().join("state/.write-test").exists(), "the probe is removed");
+        std::fs::write(dir.path().join("blocked"), b"x").unwrap();
+        assert!(super::check_writable(&dir.path().join("blocked")).is_err(), "a file where the directory should be");
+    }
+}

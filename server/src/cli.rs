@@ -28,6 +28,9 @@ pub struct Cli {
     /// Database URL, overriding the file and RDPFLEET_DATABASE_URL.
     #[arg(long, global = true)]
     pub database_url: Option<String>,
+    /// Address to serve on (serve is the default command), e.g. 0.0.0.0:8080.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -228,9 +231,14 @@ pub enum AgentCmd {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let listen = match &cli.command {
-        Some(Command::Serve { listen } | Command::Demo { listen, .. }) => *listen,
-        _ => None,
+    let listen = match (&cli.command, cli.listen) {
+        (None, top) => top,
+        (Some(Command::Serve { listen } | Command::Demo { listen, .. }), top) => listen.or(top),
+        (Some(_), Some(_)) => {
+            eprintln!("error: --listen is for serving (rdpfleet-server --listen ADDR, or serve / demo --listen ADDR)");
+            return ExitCode::from(2);
+        }
+        (Some(_), None) => None,
     };
     // The demo gets its own database unless one is named.
     let database_url = cli.database_url.clone().or_else(|| {
@@ -701,6 +709,11 @@ async fn serve(settings: Settings, store: Store) -> anyhow::Result<()> {
         .map(|r| serde_json::from_str::<rdpfleet_proto::job::KeyRotation>(r))
         .collect::<Result<Vec<_>, _>>()
         .context("a stored key rotation is damaged")?;
+    // Bound before the first start writes credentials: a busy port must not leave a
+    // credentials file (and an admin) behind for a server that never ran.
+    let listener = tokio::net::TcpListener::bind(settings.listen).await.with_context(|| {
+        format!("cannot listen on {} (is another server running there? choose another with --listen)", settings.listen)
+    })?;
     if let Some(b) = crate::bootstrap::first_start(&store).await? {
         let path = PathBuf::from("initial-credentials.txt");
         crate::bootstrap::write_credentials(&path, &b, &settings.agent_url())
@@ -715,9 +728,6 @@ async fn serve(settings: Settings, store: Store) -> anyhow::Result<()> {
         println!("More tokens: rdpfleet-server enroll-token create --label NAME --max-uses N");
         println!("API token for the JSON API: rdpfleet-server user token --username admin");
     }
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, database = %redact_url(&settings.database_url), backend = ?store.backend(), "listening");
     // A stable line on stdout that scripts and the end-to-end tests wait for.
@@ -751,5 +761,22 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    #[test]
+    fn listen_works_at_the_top_level_where_serve_is_the_default() {
+        let cli = Cli::try_parse_from(["rdpfleet-server", "--listen", "127.0.0.1:9443"]).expect("parses");
+        assert!(cli.command.is_none());
+        assert_eq!(cli.listen.map(|a| a.port()), Some(9443));
+        let cli = Cli::try_parse_from(["rdpfleet-server", "serve", "--listen", "127.0.0.1:1"]).expect("parses");
+        assert!(matches!(cli.command, Some(Command::Serve { listen: Some(_) })));
+        assert!(Cli::try_parse_from(["rdpfleet-server", "--listen", "not-an-address"]).is_err());
     }
 }
