@@ -428,6 +428,29 @@ async fn true_root_causes(db: TestDb) {
     }
     assert!(f.correlate().await.is_empty());
 
+    // A client that uses rdp14's bare address (no DNS answer to go by): the host's own agent
+    // reports that address (host.identity), so it is still rdp14.
+    f.report(
+        hosts[4],
+        vec![
+            CheckResult {
+                evidence: json!({"names": ["rdp14"], "addresses": ["10.1.0.14", "127.0.1.1"]}),
+                ..local("host.identity", None)
+            },
+            local("host.listener_cert", Some("host.listener_cert_expired")),
+        ],
+    )
+    .await;
+    f.report(pcs[7], vec![path("10.1.0.14", None, Some("cert.expired"), Some("certificate"), 0)]).await;
+    let open = f.correlate().await;
+    assert_eq!(open.len(), 1, "{open:#?}");
+    assert_eq!((open[0].kind, open[0].scope.as_str()), (Kind::Host, "rdp14.corp.example"));
+    assert_eq!(open[0].evidence["names"], json!(["10.1.0.14", "rdp14", "rdp14.corp.example"]));
+    assert_eq!(f.members(&open[0]).await, (names(&["rdp14"]), names(&["ws-07"])));
+    f.report(hosts[4], vec![local("host.listener_cert", None)]).await;
+    f.report(pcs[7], vec![path("10.1.0.14", None, None, None, 0)]).await;
+    assert!(f.correlate().await.is_empty());
+
     // 4. A cause this server does not know (a newer agent, a typo) never blames the host.
     for &c in &pcs[3..6] {
         f.report(c, vec![path("rdp14.corp.example", None, Some("cert.post_quantum_missing"), Some("certificate"), 0)])

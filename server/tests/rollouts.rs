@@ -70,15 +70,9 @@ impl T {
     }
 }
 
-async fn machine(store: &Store, n: usize, os: &str) -> Uuid {
-    let m = NewMachine {
-        hostname: &format!("h{n:02}"),
-        role: MachineRole::Host,
-        os,
-        agent_version: "0.1.0",
-        site: Some("hq"),
-        labels: &[],
-    };
+async fn machine(store: &Store, n: usize, os: &str, role: MachineRole) -> Uuid {
+    let m =
+        NewMachine { hostname: &format!("h{n:02}"), role, os, agent_version: "0.1.0", site: Some("hq"), labels: &[] };
     store.enroll(&token_hash("rfe_r"), m, &token_hash(&format!("rfa_{n}"))).await.unwrap()
 }
 
@@ -111,9 +105,10 @@ async fn the_story(db: TestDb) {
         .unwrap();
     let mut linux = Vec::new();
     for i in 0..5 {
-        linux.push(machine(&store, i, "linux debian 12").await);
+        linux.push(machine(&store, i, "linux debian 12", MachineRole::Host).await);
     }
-    let windows = machine(&store, 9, "windows 10.0.22631").await;
+    // A Windows machine that is both an RDP host and a client: host and client fixes fit it.
+    let windows = machine(&store, 9, "windows 10.0.22631", MachineRole::Both).await;
     let ids: Vec<String> = linux.iter().map(Uuid::to_string).collect();
 
     // Who may propose.

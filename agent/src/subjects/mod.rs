@@ -7,6 +7,7 @@ use crate::engine::check::Check;
 use crate::engine::fix::Fix;
 
 pub mod events;
+pub mod identity;
 pub mod rdp_path;
 pub mod registry_fixes;
 pub mod windows_client;
@@ -27,6 +28,7 @@ pub fn all_checks() -> Vec<Box<dyn Check>> {
     v.extend(windows_host::checks::checks());
     v.extend(windows_client::checks::checks());
     v.push(Box::new(events::RecentEvents));
+    v.push(Box::new(identity::HostIdentity));
     v.extend(xrdp::host_checks::checks());
     v
 }

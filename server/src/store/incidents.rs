@@ -147,6 +147,21 @@ fn path_failure(t: PathTuple, intermittent: bool) -> PathFailure {
     }
 }
 
+/// A host's names and addresses: its machine name, and what its `host.identity` check reports.
+fn identity(machine_id: String, hostname: String, evidence: Option<String>) -> HostIdentity {
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default)]
+    struct Reported {
+        names: Vec<String>,
+        addresses: Vec<String>,
+    }
+    let reported: Reported = evidence.and_then(|e| serde_json::from_str(&e).ok()).unwrap_or_default();
+    let mut names = vec![hostname];
+    names.extend(reported.names.into_iter().filter(|n| n.len() <= 255).take(16));
+    let addresses = reported.addresses.into_iter().filter(|a| a.parse::<std::net::IpAddr>().is_ok()).take(32).collect();
+    HostIdentity { machine_id, names, addresses }
+}
+
 impl Store {
     /// What the correlation engine reads: failing paths (and paths that flapped within
     /// `flap_window_ms`, or warn of intermittent loss), failing local checks, the names clients
@@ -188,8 +203,12 @@ impl Store {
             )
             .fetch_all(p)
             .await?;
-            let hosts: Vec<(String, String)> =
-                sqlx::query_as("SELECT id, hostname FROM machines WHERE role <> 'client'").fetch_all(p).await?;
+            let hosts: Vec<(String, String, Option<String>)> = sqlx::query_as(
+                "SELECT m.id, m.hostname, r.evidence FROM machines m LEFT JOIN check_results r \
+                 ON r.machine_id = m.id AND r.check_id = 'host.identity' AND r.target = '' WHERE m.role <> 'client'",
+            )
+            .fetch_all(p)
+            .await?;
             (paths, locals, transitions, resolved, reachable, hosts)
         });
         // Flapping: failed twice or more with one cause within the window (fail, pass, fail…);
@@ -266,7 +285,7 @@ impl Store {
             reachable: reachable.into_iter().map(|(h, n)| (h, usize::try_from(n).unwrap_or(0))).collect(),
             identities: hosts
                 .into_iter()
-                .map(|(machine_id, name)| HostIdentity { machine_id, names: vec![name], addresses: vec![] })
+                .map(|(machine_id, name, evidence)| identity(machine_id, name, evidence))
                 .collect(),
         })
     }
