@@ -7,6 +7,7 @@
 
 pub mod causes;
 pub mod check;
+pub mod checks;
 pub mod diagnosis;
 pub mod enroll;
 pub mod error;

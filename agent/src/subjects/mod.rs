@@ -50,6 +50,14 @@ pub fn find_fix(id: &str) -> Option<Box<dyn Fix>> {
 
 #[cfg(test)]
 mod catalogue_tests {
+    /// The dashboard names checks by the shared titles: every check this agent has has one.
+    #[test]
+    fn every_check_has_a_title_in_the_shared_catalogue() {
+        for c in super::all_checks() {
+            assert!(rdpfleet_proto::checks::title(c.id()).is_some(), "{} has no title in proto::checks", c.id());
+        }
+    }
+
     /// The server validates rollouts against `rdpfleet_proto::fixes`, and the agent takes each
     /// fix's title and risk from it: it must list exactly the fixes this agent has.
     #[test]

@@ -33,6 +33,8 @@ pub struct MachineFilter {
     pub status: Option<String>,
     /// Only machines where this check fails or warns.
     pub check: Option<String>,
+    /// Only clients whose path toward this host (the name they use) fails or warns.
+    pub toward: Option<String>,
     /// hostname (default), last_seen, failing, site.
     pub sort: Option<String>,
     pub page: Option<u32>,
@@ -95,7 +97,10 @@ impl MachineFilter {
         let healths: Vec<&str> = crate::domain::health::Health::ALL.iter().map(|h| h.as_str()).collect();
         check(&self.status, &healths, "status")?;
         check(&self.sort, &["hostname", "last_seen", "failing", "site"], "sort")?;
-        if self.q.as_deref().is_some_and(|q| q.len() > 253) || self.check.as_deref().is_some_and(|c| c.len() > 64) {
+        if self.q.as_deref().is_some_and(|q| q.len() > 253)
+            || self.check.as_deref().is_some_and(|c| c.len() > 64)
+            || self.toward.as_deref().is_some_and(|t| t.len() > 253)
+        {
             return Err(DomainError::Invalid("search text too long".into()));
         }
         Ok(())

@@ -64,9 +64,12 @@ fn audit(user: &User, action: &'static str, id: RolloutId) -> NewAuditEntry {
 /// Validates a proposal and creates the rollout, audited.
 pub async fn create(store: &Store, policy: ApprovalPolicy, proposer: &User, req: &Proposal) -> DomainResult<RolloutId> {
     let repeated;
+    let mut inherited_source = None;
     let req = match req.repeat_of {
         Some(earlier) => {
             let d = detail(store, earlier).await?;
+            // Applied for real, it keeps what the dry run came from (its incident).
+            inherited_source = Some(d.rollout.source.clone().unwrap_or_else(|| format!("rollout:{earlier}")));
             if !req.machines.is_empty() || req.incident.is_some() {
                 return Err(DomainError::Invalid(
                     "give machines, an incident or a rollout to repeat, one of them".into(),
@@ -113,7 +116,7 @@ pub async fn create(store: &Store, policy: ApprovalPolicy, proposer: &User, req:
                 .collect();
             Some(format!("incident:{i}"))
         }
-        None => None,
+        None => inherited_source,
     };
     machines.sort();
     machines.dedup();

@@ -18,6 +18,11 @@ pub struct HealthCounts {
     pub unknown: i64,
     /// Not heard from within `offline_after_ms`.
     pub offline: i64,
+    /// Connection paths (client → host) in all, and those failing or warning now: a machine
+    /// count alone hides that one failing host breaks hundreds of paths.
+    pub paths: i64,
+    pub paths_failing: i64,
+    pub paths_warning: i64,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
@@ -155,6 +160,13 @@ impl MachineFilter {
                 "m.id IN (SELECT r.machine_id FROM check_results r WHERE r.check_id = ? AND r.status IN ('fail', 'warn'))",
             );
         }
+        if let Some(t) = self.toward.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            bind(
+                t.to_ascii_lowercase(),
+                &mut conds,
+                "m.id IN (SELECT c.machine_id FROM connection_paths c WHERE c.host = ? AND c.status IN ('fail', 'warn'))",
+            );
+        }
         let sql = if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) };
         (sql, binds)
     }
@@ -172,15 +184,26 @@ impl MachineFilter {
 impl Store {
     pub async fn health_counts(&self, offline_after_ms: i64) -> StoreResult<HealthCounts> {
         let cutoff = now_ms() - offline_after_ms;
-        let (rows, offline): (Vec<(String, i64)>, i64) = with_db!(self, p => {
+        type Counts = (Vec<(String, i64)>, i64, Vec<(String, i64)>);
+        let (rows, offline, paths): Counts = with_db!(self, p => {
             let rows = sqlx::query_as("SELECT health, COUNT(*) FROM machines GROUP BY health").fetch_all(p).await?;
             let offline = sqlx::query_scalar("SELECT COUNT(*) FROM machines WHERE last_seen_at < $1")
                 .bind(cutoff)
                 .fetch_one(p)
                 .await?;
-            (rows, offline)
+            let paths: Vec<(String, i64)> =
+                sqlx::query_as("SELECT status, COUNT(*) FROM connection_paths GROUP BY status").fetch_all(p).await?;
+            (rows, offline, paths)
         });
         let mut c = HealthCounts { offline, ..HealthCounts::default() };
+        for (status, n) in paths {
+            c.paths += n;
+            match status.as_str() {
+                "fail" => c.paths_failing = n,
+                "warn" => c.paths_warning = n,
+                _ => {}
+            }
+        }
         for (h, n) in rows {
             c.total += n;
             match h.as_str() {
@@ -283,6 +306,68 @@ impl Store {
         Ok((convert(out.0)?, out.1))
     }
 
+    /// The causes the given machines fail or warn with now: (machine id, cause), for a list
+    /// page's cause column.
+    pub async fn current_causes(&self, machines: &[uuid::Uuid]) -> StoreResult<Vec<(String, String)>> {
+        if machines.is_empty() {
+            return Ok(vec![]);
+        }
+        let rows = with_db!(self, p => {
+            let mut q = sqlx::QueryBuilder::new(
+                "SELECT DISTINCT machine_id, cause FROM check_results WHERE status IN ('fail', 'warn') \
+                 AND cause IS NOT NULL AND machine_id IN (",
+            );
+            let mut list = q.separated(", ");
+            for m in machines {
+                list.push_bind(m.to_string());
+            }
+            q.push(")");
+            q.build_query_as::<(String, String)>().fetch_all(p).await?
+        });
+        Ok(rows)
+    }
+
+    /// Clients' paths toward a host that fail or warn now, by the names and addresses it goes
+    /// by (`short` also matches every FQDN it is the first label of): up to `limit`, and how
+    /// many in all.
+    pub async fn inbound_failures(
+        &self,
+        names: &[String],
+        short: &str,
+        limit: i64,
+    ) -> StoreResult<(Vec<InboundPath>, i64)> {
+        let like = format!("{}.%", short.replace(['%', '_', '\\'], ""));
+        let out = with_db!(self, p => {
+            let mut q = sqlx::QueryBuilder::new(
+                "SELECT c.machine_id, m.hostname, c.target, c.status, c.cause, c.status_since \
+                 FROM connection_paths c JOIN machines m ON m.id = c.machine_id \
+                 WHERE c.status IN ('fail', 'warn') AND (c.host LIKE ",
+            );
+            q.push_bind(like.clone());
+            q.push(" OR c.host IN (");
+            let mut list = q.separated(", ");
+            for n in names {
+                list.push_bind(n.clone());
+            }
+            q.push(")) ORDER BY c.status_since, m.hostname LIMIT ");
+            q.push_bind(limit);
+            let rows: Vec<InboundPath> = q.build_query_as().fetch_all(p).await?;
+            let mut c = sqlx::QueryBuilder::new(
+                "SELECT COUNT(*) FROM connection_paths c WHERE c.status IN ('fail', 'warn') AND (c.host LIKE ",
+            );
+            c.push_bind(like);
+            c.push(" OR c.host IN (");
+            let mut list = c.separated(", ");
+            for n in names {
+                list.push_bind(n.clone());
+            }
+            c.push("))");
+            let total: i64 = c.build_query_scalar().fetch_one(p).await?;
+            (rows, total)
+        });
+        Ok(out)
+    }
+
     pub async fn sites(&self) -> StoreResult<Vec<String>> {
         let rows = with_db!(self, p => {
             sqlx::query_scalar::<_, String>("SELECT DISTINCT site FROM machines WHERE site IS NOT NULL ORDER BY site LIMIT 500")
@@ -293,15 +378,18 @@ impl Store {
     }
 
     /// Machines where a check fails or warns, longest-failing first.
-    pub async fn check_machines(&self, check: &str, limit: i64) -> StoreResult<Vec<CheckFinding>> {
+    /// Machines failing or warning on a check, the longest-failing first, a page at a time.
+    pub async fn check_machines(&self, check: &str, limit: i64, offset: i64) -> StoreResult<Vec<CheckFinding>> {
         let rows = with_db!(self, p => {
             sqlx::query_as::<_, CheckMachineRow>(
                 "SELECT r.machine_id, m.hostname, m.site, r.target, r.status, r.cause, r.summary, r.status_since \
                  FROM check_results r JOIN machines m ON m.id = r.machine_id \
-                 WHERE r.check_id = $1 AND r.status IN ('fail', 'warn') ORDER BY r.status_since, m.hostname LIMIT $2",
+                 WHERE r.check_id = $1 AND r.status IN ('fail', 'warn') \
+                 ORDER BY r.status_since, m.hostname, r.machine_id, r.target LIMIT $2 OFFSET $3",
             )
             .bind(check)
             .bind(limit)
+            .bind(offset)
             .fetch_all(p)
             .await?
         });
@@ -394,4 +482,15 @@ impl Store {
         });
         Ok(rows)
     }
+}
+
+/// A client's path toward a host that fails or warns now.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InboundPath {
+    pub machine_id: String,
+    pub hostname: String,
+    pub target: String,
+    pub status: String,
+    pub cause: Option<String>,
+    pub status_since: i64,
 }

@@ -55,9 +55,27 @@ pub async fn machines(
     let (rows, total) = state.store.machine_page(&f).await?;
     let pages = u32::try_from((total + PAGE_SIZE - 1) / PAGE_SIZE).unwrap_or(u32::MAX).max(1);
     let fv = FilterView::of(&f);
+    let ids: Vec<Uuid> = rows.iter().map(|m| m.id.0).collect();
+    let mut worst: BTreeMap<String, &'static rdpfleet_proto::causes::Cause> = BTreeMap::new();
+    for (machine, cause) in state.store.current_causes(&ids).await? {
+        if let Some(c) = rdpfleet_proto::causes::lookup(&cause) {
+            let e = worst.entry(machine).or_insert(c);
+            if c.severity > e.severity {
+                *e = c;
+            }
+        }
+    }
+    let views = rows
+        .iter()
+        .map(|m| {
+            let mut v = MachineView::of(m);
+            v.cause = worst.get(&v.id).map(|c| c.title.to_owned()).unwrap_or_default();
+            v
+        })
+        .collect();
     let page = MachinesPage {
         nav: Nav::of(&session, "machines"),
-        rows: rows.iter().map(MachineView::of).collect(),
+        rows: views,
         total,
         page: f.page.unwrap_or(1).max(1),
         pages,
@@ -106,8 +124,50 @@ pub async fn machine(
     let s = &state.store;
     let row = s.machine_summary(id).await?.ok_or(WebError::NotFound)?;
     let full = s.machine(id).await?.ok_or(WebError::NotFound)?;
-    let results = s.latest_results(id).await?;
+    let mut results = s.latest_results(id).await?;
+    // What needs attention first, then by check.
+    let rank = |st: CheckStatus| match st {
+        CheckStatus::Fail => 0,
+        CheckStatus::Error => 1,
+        CheckStatus::Warn => 2,
+        CheckStatus::Pass => 3,
+        CheckStatus::Skipped => 4,
+    };
+    results.sort_by(|a, b| {
+        rank(a.status).cmp(&rank(b.status)).then(a.check_id.cmp(&b.check_id)).then(a.target.cmp(&b.target))
+    });
+    // A host's page shows the clients that fail toward it, by every name it goes by.
+    let (inbound, inbound_total) = if full.role == rdpfleet_proto::enroll::MachineRole::Client {
+        (vec![], 0)
+    } else {
+        let lower = full.hostname.to_lowercase();
+        let short = lower.split('.').next().unwrap_or(&lower).to_owned();
+        let mut names = vec![lower.clone(), short.clone()];
+        if let Some(identity) = results.iter().find(|r| r.check_id == "host.identity") {
+            names.extend(
+                identity.evidence["addresses"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|a| a.as_str().map(str::to_owned)),
+            );
+        }
+        s.inbound_failures(&names, &short, 50).await?
+    };
     let page = MachinePage {
+        inbound: inbound
+            .iter()
+            .map(|p| InboundView {
+                machine_id: p.machine_id.clone(),
+                hostname: p.hostname.clone(),
+                target: p.target.clone(),
+                status: p.status.clone(),
+                cause_title: p.cause.as_deref().map(cause_title).unwrap_or_default(),
+                cause: p.cause.clone().unwrap_or_default(),
+                since: ago(p.status_since),
+            })
+            .collect(),
+        inbound_total,
         can_propose: session.user.role >= crate::domain::users::Role::Operator,
         nav: Nav::of(&session, "machines"),
         m: MachineView::of(&row),
@@ -124,6 +184,7 @@ pub async fn machine(
                 let elsewhere =
                     r.check_id == PATH_CHECK && cause.is_some_and(|c| c.side != rdpfleet_proto::causes::Side::Client);
                 ResultView {
+                    check_title: check_title(&r.check_id),
                     fix: cause
                         .filter(|_| !elsewhere)
                         .and_then(|c| c.fix)
@@ -166,23 +227,37 @@ pub async fn machine(
     render(&page)
 }
 
+#[derive(Debug, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct PageQuery {
+    pub page: Option<u32>,
+}
+
 pub async fn check(
     State(state): State<AppState>,
     session: Session,
     p: Result<Path<String>, PathRejection>,
+    q: Result<Query<PageQuery>, QueryRejection>,
 ) -> WebResult<Response> {
     let Path(check_id) = p.map_err(|_| WebError::NotFound)?;
+    let Query(q) = q.map_err(bad_query)?;
     if check_id.is_empty() || check_id.len() > 64 {
         return Err(WebError::NotFound);
     }
-    let rows = state.store.check_machines(&check_id, 500).await?;
     let stat = state.store.check_stats(1000).await?.into_iter().find(|s| s.check_id == check_id);
+    let (failing, warning) = stat.as_ref().map_or((0, 0), |s| (s.failing, s.warning));
+    let pages = u32::try_from((failing + warning + PAGE_SIZE - 1) / PAGE_SIZE).unwrap_or(u32::MAX).max(1);
+    let page = q.page.unwrap_or(1).clamp(1, pages);
+    let rows = state.store.check_machines(&check_id, PAGE_SIZE, i64::from(page - 1) * PAGE_SIZE).await?;
     let page = CheckPage {
         nav: Nav::of(&session, "machines"),
-        failing: stat.as_ref().map_or(0, |s| s.failing),
-        warning: stat.as_ref().map_or(0, |s| s.warning),
+        title: check_title(&check_id),
+        failing,
+        warning,
         rows: rows.iter().map(CheckRowView::of).collect(),
         check_id,
+        page,
+        pages,
     };
     render(&page)
 }
@@ -329,6 +404,7 @@ pub async fn map(
                 .iter()
                 .map(|h| match by.get(&(client, h.as_str())) {
                     Some(c) => MapCellView {
+                        host: h.clone(),
                         paths: c.paths,
                         failing: c.failing,
                         warning: c.warning,
@@ -341,7 +417,14 @@ pub async fn map(
                             "ok"
                         },
                     },
-                    None => MapCellView { paths: 0, failing: 0, warning: 0, layer: String::new(), class: "none" },
+                    None => MapCellView {
+                        host: h.clone(),
+                        paths: 0,
+                        failing: 0,
+                        warning: 0,
+                        layer: String::new(),
+                        class: "none",
+                    },
                 })
                 .collect(),
         })

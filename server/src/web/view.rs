@@ -62,6 +62,11 @@ pub fn time_of_day(ms: i64) -> String {
     format!("{:02}:{:02}:{:02} UTC", t.hour(), t.minute(), t.second())
 }
 
+/// A check's title, its id when the catalogue does not know it.
+pub fn check_title(id: &str) -> String {
+    rdpfleet_proto::checks::title(id).map_or_else(|| id.to_owned(), str::to_owned)
+}
+
 pub fn cause_title(id: &str) -> String {
     causes::lookup(id).map_or_else(|| id.to_owned(), |c| c.title.to_owned())
 }
@@ -132,6 +137,11 @@ pub struct Chart {
     pub fail_points: String,
     pub warn_points: String,
     pub max: i64,
+    /// The y-axis: half the peak (the peak and 0 are the axis' ends).
+    pub half: i64,
+    /// Where the gridlines for the peak and its half are drawn.
+    pub y_max: i64,
+    pub y_half: i64,
     pub from: String,
     pub to: String,
     pub empty: bool,
@@ -155,6 +165,9 @@ impl Chart {
             height,
             fail_points: points(&|s| s.failing_machines),
             warn_points: points(&|s| s.warning_machines),
+            half: max / 2,
+            y_max: height - (height - 10),
+            y_half: height - (max / 2) * (height - 10) / max,
             max,
             from: samples.first().map(|s| at(s.bucket_at)).unwrap_or_default(),
             to: samples.last().map(|s| at(s.bucket_at)).unwrap_or_default(),
@@ -165,6 +178,7 @@ impl Chart {
 
 pub struct CheckBar {
     pub check_id: String,
+    pub title: String,
     pub failing: i64,
     pub warning: i64,
     /// Bar length in the SVG, 0..=300.
@@ -177,6 +191,7 @@ pub fn bars(stats: &[CheckStat]) -> Vec<CheckBar> {
         .iter()
         .map(|s| CheckBar {
             check_id: s.check_id.clone(),
+            title: check_title(&s.check_id),
             failing: s.failing,
             warning: s.warning,
             width: (s.failing + s.warning) * 300 / max,
@@ -208,6 +223,10 @@ pub struct MachineView {
     pub failing: i64,
     pub last_seen: String,
     pub offline: bool,
+    /// Its worst current cause, in words (filled in by list pages).
+    pub cause: String,
+    /// Whether its agent has reported at all.
+    pub reported: bool,
 }
 
 impl MachineView {
@@ -223,6 +242,8 @@ impl MachineView {
             failing: m.failing,
             last_seen: ago(m.last_seen_at),
             offline: now_ms() - m.last_seen_at > crate::domain::health::OFFLINE_AFTER_MS,
+            cause: String::new(),
+            reported: m.health != crate::domain::health::Health::Unknown,
         }
     }
 }
@@ -248,6 +269,7 @@ pub struct FilterView {
     pub site: String,
     pub status: String,
     pub check: String,
+    pub toward: String,
     pub sort: String,
 }
 
@@ -260,6 +282,7 @@ impl FilterView {
             site: s(&f.site),
             status: s(&f.status),
             check: s(&f.check),
+            toward: s(&f.toward),
             sort: s(&f.sort),
         }
     }
@@ -271,6 +294,7 @@ impl FilterView {
             ("site", &self.site),
             ("status", &self.status),
             ("check", &self.check),
+            ("toward", &self.toward),
             ("sort", &self.sort),
         ]
         .iter()
@@ -301,6 +325,7 @@ pub struct ResultView {
     /// The fix for this result's cause on this machine's platform, when one exists and this
     /// machine is where it belongs.
     pub fix: Option<String>,
+    pub check_title: String,
     /// The host at fault, for a path failure whose cause is on the host's side: the fix is
     /// proposed there, never on this machine.
     pub fault_on: Option<String>,
@@ -341,6 +366,19 @@ pub struct MachinePage {
     pub results: Vec<ResultView>,
     pub history: Vec<TransitionView>,
     pub incidents: Vec<IncidentView>,
+    /// Clients' paths toward this host that fail or warn (the first 50), and how many in all.
+    pub inbound: Vec<InboundView>,
+    pub inbound_total: i64,
+}
+
+pub struct InboundView {
+    pub machine_id: String,
+    pub hostname: String,
+    pub target: String,
+    pub status: String,
+    pub cause: String,
+    pub cause_title: String,
+    pub since: String,
 }
 
 pub struct CheckRowView {
@@ -350,6 +388,7 @@ pub struct CheckRowView {
     pub target: String,
     pub status: String,
     pub cause: Option<String>,
+    pub cause_title: String,
     pub summary: String,
     pub since: String,
 }
@@ -363,6 +402,7 @@ impl CheckRowView {
             target: r.target.clone(),
             status: r.status.as_str().to_owned(),
             cause: r.cause.clone(),
+            cause_title: r.cause.as_deref().map(cause_title).unwrap_or_default(),
             summary: r.summary.clone(),
             since: format!("{} ({})", at(r.status_since), ago(r.status_since)),
         }
@@ -374,9 +414,13 @@ impl CheckRowView {
 pub struct CheckPage {
     pub nav: Nav,
     pub check_id: String,
+    /// What the check looks at, in words.
+    pub title: String,
     pub rows: Vec<CheckRowView>,
     pub failing: i64,
     pub warning: i64,
+    pub page: u32,
+    pub pages: u32,
 }
 
 #[derive(Template)]
@@ -434,6 +478,8 @@ pub struct IncidentPage {
 }
 
 pub struct MapCellView {
+    /// The host of its column (the name clients use).
+    pub host: String,
     pub paths: i64,
     pub failing: i64,
     pub warning: i64,
@@ -512,6 +558,8 @@ pub struct RolloutView {
     pub state: String,
     pub dry_run: bool,
     pub source: String,
+    /// The page of what it came from (its incident, or the dry run it applies).
+    pub source_href: Option<String>,
     pub proposed_by: String,
     pub approved_by: String,
     pub wave: i64,
@@ -550,6 +598,15 @@ impl RolloutView {
             state: r.state.to_string(),
             dry_run: r.dry_run,
             source: r.source.clone().unwrap_or_default(),
+            source_href: r.source.as_deref().and_then(|s| {
+                let (kind, id) = s.split_once(':')?;
+                let id = uuid::Uuid::parse_str(id).ok()?;
+                match kind {
+                    "incident" => Some(format!("/incidents/{id}")),
+                    "rollout" => Some(format!("/rollouts/{id}")),
+                    _ => None,
+                }
+            }),
             proposed_by: r.proposed_by.clone(),
             approved_by: r.approved_by.clone().unwrap_or_default(),
             wave: r.current_wave,
@@ -653,7 +710,37 @@ pub struct AuditView {
     pub actor_kind: String,
     pub action: String,
     pub subject: String,
-    pub details: String,
+    /// Where the subject's page is, when it has one.
+    pub link: Option<String>,
+    /// The details as fields (nested values as compact JSON).
+    pub details: Vec<(String, String)>,
+}
+
+/// A page for an audited subject: rollouts, incidents and machines by id.
+fn subject_link(action: &str, subject: &str) -> Option<String> {
+    let id = uuid::Uuid::parse_str(subject).ok()?;
+    let kind = action.split('.').next()?;
+    match kind {
+        "rollout" => Some(format!("/rollouts/{id}")),
+        "incident" => Some(format!("/incidents/{id}")),
+        "machine" | "agent" => Some(format!("/machines/{id}")),
+        _ => None,
+    }
+}
+
+fn detail_fields(details: &str) -> Vec<(String, String)> {
+    let short =
+        |t: String| if t.chars().count() > 200 { format!("{}…", t.chars().take(200).collect::<String>()) } else { t };
+    match serde_json::from_str::<serde_json::Value>(details) {
+        Ok(serde_json::Value::Null) => vec![],
+        Ok(serde_json::Value::Object(o)) => o
+            .into_iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| (k, short(v.as_str().map_or_else(|| v.to_string(), str::to_owned))))
+            .collect(),
+        Ok(v) => vec![(String::new(), short(v.to_string()))],
+        Err(_) => vec![(String::new(), short(details.to_owned()))],
+    }
 }
 
 impl AuditView {
@@ -665,7 +752,8 @@ impl AuditView {
             actor_kind: r.actor_kind.clone(),
             action: r.action.clone(),
             subject: r.subject.clone(),
-            details: if r.details == "null" { String::new() } else { r.details.chars().take(400).collect() },
+            link: subject_link(&r.action, &r.subject),
+            details: detail_fields(&r.details),
         }
     }
 }

@@ -145,7 +145,7 @@ pub async fn check(
     if check_id.is_empty() || check_id.len() > 64 {
         return Err(AppError::Validation("check ids are 1-64 characters".into()));
     }
-    let machines = state.store.check_machines(&check_id, 500).await?;
+    let machines = state.store.check_machines(&check_id, 500, 0).await?;
     let stat = state.store.check_stats(1000).await?.into_iter().find(|s| s.check_id == check_id);
     Ok(Json(CheckReport {
         failing: stat.as_ref().map_or(0, |s| s.failing),
