@@ -209,6 +209,9 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("rdpfleet-agent: {e:#}");
+            if let Some(h) = crate::hints::hint(&e) {
+                eprintln!("hint: {h}");
+            }
             ExitCode::from(2)
         }
     }
@@ -502,6 +505,19 @@ fn print_table(results: &[CheckResult], color: bool) {
     if results.is_empty() {
         say!("no checks ran: configure [[targets]] in the agent configuration");
     }
+    for line in table_lines(results, color) {
+        say!("{line}");
+    }
+}
+
+/// The table `check` prints: a header, then one line per result with the columns as wide as
+/// their longest value (targets capped at 40), and the cause once — after the summary unless
+/// the summary already names it.
+fn table_lines(results: &[CheckResult], color: bool) -> Vec<String> {
+    let target = |r: &CheckResult| r.target.clone().unwrap_or_else(|| "-".to_owned());
+    let check_w = results.iter().map(|r| r.check.len()).max().unwrap_or(5).max(5);
+    let target_w = results.iter().map(|r| target(r).chars().count()).max().unwrap_or(6).clamp(6, 40);
+    let mut out = vec![format!("{:<7} {:<check_w$} {:<target_w$} SUMMARY", "STATUS", "CHECK", "TARGET")];
     for r in results {
         let status = r.status.as_str().to_uppercase();
         let status = if color {
@@ -515,7 +531,62 @@ fn print_table(results: &[CheckResult], color: bool) {
         } else {
             format!("{status:<7}")
         };
-        let cause = r.cause.as_deref().map(|c| format!(" [{c}]")).unwrap_or_default();
-        say!("{status} {:<8} {:<30} {}{cause}", r.check, r.target.as_deref().unwrap_or("-"), r.summary);
+        let cause = match r.cause.as_deref() {
+            Some(c) if !r.summary.contains(c) => format!(" [{c}]"),
+            _ => String::new(),
+        };
+        let mut t = target(r);
+        if t.chars().count() > target_w {
+            t = format!("{}…", t.chars().take(target_w - 1).collect::<String>());
+        }
+        out.push(format!("{status} {:<check_w$} {t:<target_w$} {}{cause}", r.check, r.summary));
+    }
+    out
+}
+
+#[cfg(test)]
+mod table_tests {
+    use rdpfleet_proto::check::{CheckResult, CheckStatus};
+
+    fn result(check: &str, target: Option<&str>, summary: &str, cause: Option<&str>) -> CheckResult {
+        CheckResult {
+            check: check.into(),
+            target: target.map(str::to_owned),
+            status: if cause.is_some() { CheckStatus::Fail } else { CheckStatus::Pass },
+            summary: summary.into(),
+            cause: cause.map(str::to_owned),
+            evidence: serde_json::Value::Null,
+            observed_at: time::OffsetDateTime::UNIX_EPOCH,
+            duration_ms: 1,
+        }
+    }
+
+    #[test]
+    fn columns_align_and_the_cause_is_printed_once() {
+        let lines = super::table_lines(
+            &[
+                result(
+                    "rdp.path",
+                    Some("rdp01.corp.example:3389"),
+                    "TCP fails: net.port_closed",
+                    Some("net.port_closed"),
+                ),
+                result(
+                    "client.cert_warning_override",
+                    None,
+                    "warnings silenced",
+                    Some("client.cert_warnings_silenced"),
+                ),
+                result("host.nla", None, "compliant", None),
+            ],
+            false,
+        );
+        // Every line's summary starts in the same column.
+        let col = lines[0].find("SUMMARY").unwrap();
+        assert!(lines[1][col..].starts_with("TCP fails"), "{lines:#?}");
+        assert!(lines[2][col..].starts_with("warnings silenced"), "{lines:#?}");
+        assert!(lines[3][col..].starts_with("compliant"), "{lines:#?}");
+        assert_eq!(lines[1].matches("net.port_closed").count(), 1, "the cause once: {}", lines[1]);
+        assert!(lines[2].ends_with("[client.cert_warnings_silenced]"), "{}", lines[2]);
     }
 }

@@ -9,6 +9,7 @@ pub mod credential;
 pub mod engine;
 pub mod evidence;
 pub mod fsutil;
+pub mod hints;
 pub mod jobs;
 pub mod outbox;
 pub mod platform;

@@ -725,6 +725,12 @@ async fn serve(settings: Settings, store: Store) -> anyhow::Result<()> {
             settings.agent_url(),
             path.display()
         );
+        if settings.known_agent_url().is_none() {
+            println!(
+                "  (this server listens on every address and has no public_url: replace SERVER-NAME with the name \
+                 agents reach it by, or set public_url in the configuration)"
+            );
+        }
         println!("More tokens: rdpfleet-server enroll-token create --label NAME --max-uses N");
         println!("API token for the JSON API: rdpfleet-server user token --username admin");
     }

@@ -201,8 +201,33 @@ impl Settings {
     }
 
     /// The URL agents should enroll against.
+    /// The URL agents use: `public_url`, else the listen address when it names one host. A
+    /// server listening on every address (0.0.0.0) cannot know its own name: `None`.
+    pub fn known_agent_url(&self) -> Option<String> {
+        match &self.public_url {
+            Some(u) => Some(u.clone()),
+            None if self.listen.ip().is_unspecified() => None,
+            None => Some(format!("http://{}", self.listen)),
+        }
+    }
+
+    /// [`Settings::known_agent_url`], or a placeholder to replace, never `0.0.0.0`.
     pub fn agent_url(&self) -> String {
-        self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen))
+        self.known_agent_url().unwrap_or_else(|| format!("https://SERVER-NAME:{}", self.listen.port()))
+    }
+
+    /// Whether browsers reach the dashboard without TLS although its cookies need it: a
+    /// `Secure` cookie is dropped over plain HTTP except on loopback, so sign-in cannot stick.
+    pub fn sign_in_will_not_stick(&self, host_header: Option<&str>) -> bool {
+        if !self.secure_cookies || self.public_url.as_deref().is_some_and(|u| u.starts_with("https://")) {
+            return false;
+        }
+        let host = host_header.unwrap_or_default();
+        let name = host.rsplit_once(':').filter(|(_, p)| p.parse::<u16>().is_ok()).map_or(host, |(h, _)| h);
+        let name = name.trim_start_matches('[').trim_end_matches(']');
+        let loopback =
+            name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        !loopback && !name.is_empty()
     }
 }
 
@@ -251,6 +276,31 @@ impl std::fmt::Debug for Settings {
 #[allow(clippy::result_large_err)] // figment's Jail API returns its own large error
 mod tests {
     use super::*;
+
+    #[test]
+    fn agents_are_never_told_to_reach_0_0_0_0() {
+        let all = Settings { listen: "0.0.0.0:8080".parse().unwrap(), ..Settings::default() };
+        assert_eq!(all.known_agent_url(), None);
+        assert_eq!(all.agent_url(), "https://SERVER-NAME:8080");
+        let one = Settings { listen: "10.0.0.9:8080".parse().unwrap(), ..Settings::default() };
+        assert_eq!(one.agent_url(), "http://10.0.0.9:8080");
+        let public = Settings { public_url: Some("https://rdpfleet.corp.example".into()), ..all };
+        assert_eq!(public.agent_url(), "https://rdpfleet.corp.example");
+    }
+
+    #[test]
+    fn secure_cookies_over_plain_http_away_from_loopback_are_named() {
+        let s = Settings::default();
+        assert!(s.sign_in_will_not_stick(Some("rdpfleet.corp.example:8080")));
+        assert!(s.sign_in_will_not_stick(Some("10.0.0.9")));
+        for local in ["localhost:8080", "127.0.0.1:8080", "[::1]:8080", "LOCALHOST"] {
+            assert!(!s.sign_in_will_not_stick(Some(local)), "{local}");
+        }
+        let https = Settings { public_url: Some("https://rdpfleet.corp.example".into()), ..Settings::default() };
+        assert!(!https.sign_in_will_not_stick(Some("rdpfleet.corp.example")));
+        let plain = Settings { secure_cookies: false, ..Settings::default() };
+        assert!(!plain.sign_in_will_not_stick(Some("rdpfleet.corp.example")));
+    }
 
     #[test]
     fn layers_override_in_order() {

@@ -590,10 +590,76 @@ async fn the_next_action_is_the_right_fix_on_the_right_machine() {
     let real = r.location.unwrap();
     let page = app.get(&real, Some(&cookie)).await;
     assert!(page.body.contains("rdp01") && !page.body.contains("(dry run)"), "{}", page.body);
+    // The dry run's page links its incident; the real one's links the same incident.
+    assert!(page.body.contains(&format!("href=\"/incidents/{incident}\"")), "{}", page.body);
+
+    // Aggregates and links: the host's page lists the clients failing toward it, the list has
+    // a cause column, the map links a failing cell to those clients, checks read by title.
+    let page = app.get(&format!("/machines/{host}"), Some(&cookie)).await;
+    assert!(page.body.contains("Clients failing toward this host") && page.body.contains("pc-01"), "{}", page.body);
+    let list = app.get("/machines?q=pc-01", Some(&cookie)).await;
+    assert!(list.body.contains("Worst cause") && list.body.contains("RDP certificate expired"), "{}", list.body);
+    let toward = app.get("/machines?toward=rdp01.corp.example", Some(&cookie)).await;
+    assert!(toward.body.contains("pc-01") && !toward.body.contains(">rdp01<"), "{}", toward.body);
+    assert!(toward.body.contains("1 machine(s)"), "{}", toward.body);
+    let map = app.get("/map", Some(&cookie)).await;
+    assert!(map.body.contains("/machines?toward=rdp01.corp.example&amp;site=hq"), "{}", map.body);
+    let check = app.get("/checks/rdp.path", Some(&cookie)).await;
+    assert!(check.body.contains("Connection path to an RDP host") && check.body.contains("RDP certificate expired"));
+    assert_eq!(app.get("/checks/rdp.path?page=2", Some(&cookie)).await.status, StatusCode::OK);
+    assert_eq!(app.get("/checks/rdp.path?page=x", Some(&cookie)).await.status, StatusCode::BAD_REQUEST);
+    let overview = app.get("/", Some(&cookie)).await;
+    assert!(overview.body.contains("connection paths (client → host)") && overview.body.contains("machines failing"));
+    // A machine enrolled but silent says so instead of contradictory counts.
+    let silent = enroll("new-pc", MachineRole::Client, 3).await;
+    let page = app.get(&format!("/machines/{silent}"), Some(&cookie)).await;
+    assert!(page.body.contains("has enrolled but not reported yet"), "{}", page.body);
+
     // Started together, they would race on one machine: the second is refused.
     let r = app.post(&format!("{dry}/start"), Some(&cookie), &format!("csrf={csrf}")).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let r = app.post(&format!("{real}/start"), Some(&cookie), &format!("csrf={csrf}")).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
     assert!(r.body.contains("of the same fix is running on rdp01"), "{}", r.body);
+}
+
+/// First-run pages: empty states say what to do, the enrollment page gives complete commands
+/// per OS with the server's reachable address (never 0.0.0.0), the audit reads as fields with
+/// links, and the sign-in page warns when secure cookies cannot stick.
+#[tokio::test]
+async fn first_run_pages_say_what_to_do_next() {
+    let db = TestDb::sqlite();
+    let store = Store::connect(db.url()).await.unwrap();
+    let settings =
+        Settings { database_url: db.url().to_owned(), listen: "0.0.0.0:8080".parse().unwrap(), ..Settings::default() };
+    let state = rdpfleet_server::app_state(settings, store.clone(), ed25519_dalek::SigningKey::from_bytes(&[1u8; 32]));
+    let app = App { router: rdpfleet_server::router::router(state), store };
+    for (name, role) in [("admin", Role::Admin)] {
+        app.store.create_user(name, &hash_password(PASSWORD).unwrap(), role, audit()).await.unwrap();
+    }
+    // The sign-in page over plain HTTP at a network name: signing in would not stick.
+    let login = app.get("/login", None).await;
+    assert!(login.body.contains("signing in will not stick"), "{}", login.body);
+    let (cookie, csrf) = app.sign_in("admin").await;
+    let overview = app.get("/", Some(&cookie)).await;
+    assert!(overview.body.contains("No machine has enrolled yet"), "{}", overview.body);
+    let machines = app.get("/machines", Some(&cookie)).await;
+    assert!(machines.body.contains("No machine has enrolled yet"), "{}", machines.body);
+    let tokens = app.get("/admin/tokens", Some(&cookie)).await;
+    assert!(!tokens.body.contains("0.0.0.0"), "{}", tokens.body);
+    assert!(tokens.body.contains("https://SERVER-NAME:8080") && tokens.body.contains("public_url"), "{}", tokens.body);
+    assert!(tokens.body.contains("service install") && tokens.body.contains("systemctl enable --now rdpfleet-agent"));
+    // A created token is in the commands.
+    let r = app.post("/admin/tokens", Some(&cookie), &format!("csrf={csrf}&label=pcs&max_uses=5&hours=24")).await;
+    let page = if r.status == StatusCode::OK {
+        r.body
+    } else {
+        app.get(r.location.as_deref().unwrap(), Some(&cookie)).await.body
+    };
+    let token = page.split("<pre>").nth(1).unwrap().split("</pre>").next().unwrap().trim().to_owned();
+    assert!(token.starts_with("rfe_"), "{page}");
+    assert!(page.contains(&format!("--token {token} --role client")), "{page}");
+    // The audit: the token's creation with its details as fields.
+    let audit_page = app.get("/audit", Some(&cookie)).await;
+    assert!(audit_page.body.contains("<dl class=\"fields\">"), "{}", audit_page.body);
 }

@@ -185,7 +185,14 @@ async fn tokens_page(state: &AppState, session: &Session, created: Option<String
             label: t.label,
         })
         .collect();
-    Ok(TokensPage { nav: Nav::of(session, "tokens"), tokens, created, agent_url: state.settings.agent_url() })
+    Ok(TokensPage {
+        nav: Nav::of(session, "tokens"),
+        tokens,
+        token: created.clone().unwrap_or_else(|| "TOKEN".to_owned()),
+        created,
+        agent_url: state.settings.agent_url(),
+        agent_url_known: state.settings.known_agent_url().is_some(),
+    })
 }
 
 pub async fn tokens(State(state): State<AppState>, session: Session) -> WebResult<Response> {

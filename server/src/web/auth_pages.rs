@@ -31,11 +31,20 @@ pub struct NextQuery {
     next: String,
 }
 
-pub async fn login_page(State(state): State<AppState>, Query(q): Query<NextQuery>) -> WebResult<Response> {
+pub async fn login_page(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    Query(q): Query<NextQuery>,
+) -> WebResult<Response> {
     if state.store.count_users().await? == 0 {
         return Ok(Redirect::to("/setup").into_response());
     }
-    render(&LoginPage { error: None, next: safe_next(&q.next).to_owned() })
+    let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok());
+    render(&LoginPage {
+        error: None,
+        next: safe_next(&q.next).to_owned(),
+        cookie_warning: state.settings.sign_in_will_not_stick(host),
+    })
 }
 
 #[derive(Deserialize)]
@@ -87,8 +96,11 @@ pub async fn login(
         _ => {
             let name: String = f.username.chars().take(64).collect();
             state.store.append_audit(&NewAuditEntry::new(ActorKind::User, &name, "session.failed", &name)).await?;
-            let page =
-                LoginPage { error: Some("Wrong user name or password.".into()), next: safe_next(&f.next).to_owned() };
+            let page = LoginPage {
+                error: Some("Wrong user name or password.".into()),
+                next: safe_next(&f.next).to_owned(),
+                cookie_warning: false,
+            };
             Ok((StatusCode::UNAUTHORIZED, render(&page)?).into_response())
         }
     }

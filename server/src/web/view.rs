@@ -83,6 +83,8 @@ pub struct ErrorPage {
 pub struct LoginPage {
     pub error: Option<String>,
     pub next: String,
+    /// Secure cookies over plain HTTP to a non-loopback address: say why sign-in will not stick.
+    pub cookie_warning: bool,
 }
 
 #[derive(Template)]
@@ -548,7 +550,12 @@ pub struct TokensPage {
     pub tokens: Vec<TokenView>,
     /// A token just created: shown once.
     pub created: Option<String>,
+    /// The token in the commands: the one just created, else a placeholder.
+    pub token: String,
     pub agent_url: String,
+    /// False when the server cannot know the name agents reach it by (no public_url, listening
+    /// on every address): the commands carry a placeholder to replace.
+    pub agent_url_known: bool,
 }
 
 pub struct RolloutView {
