@@ -328,6 +328,7 @@ pub async fn incident(
         .map(|g| GroupView {
             cause_title: cause_title(&text(&g["cause"])),
             cause: text(&g["cause"]),
+            check_title: check_title(&text(&g["check"])),
             check: text(&g["check"]),
             host: text(&g["host"]),
             machines: g["machines"].as_i64().unwrap_or(0),

@@ -67,8 +67,10 @@ pub fn check_title(id: &str) -> String {
     rdpfleet_proto::checks::title(id).map_or_else(|| id.to_owned(), str::to_owned)
 }
 
+/// A cause's title; a cause this server does not know (a newer agent, a typo) says so.
 pub fn cause_title(id: &str) -> String {
-    causes::lookup(id).map_or_else(|| id.to_owned(), |c| c.title.to_owned())
+    causes::lookup(id)
+        .map_or_else(|| "Unknown cause (not in this server's catalogue)".to_owned(), |c| c.title.to_owned())
 }
 
 #[derive(Template)]
@@ -446,6 +448,7 @@ pub struct GroupView {
     pub cause: String,
     pub cause_title: String,
     pub check: String,
+    pub check_title: String,
     pub host: String,
     pub machines: i64,
     pub failures: i64,
