@@ -610,6 +610,16 @@ async fn the_next_action_is_the_right_fix_on_the_right_machine() {
     assert_eq!(app.get("/checks/rdp.path?page=x", Some(&cookie)).await.status, StatusCode::BAD_REQUEST);
     let overview = app.get("/", Some(&cookie)).await;
     assert!(overview.body.contains("connection paths (client → host)") && overview.body.contains("machines failing"));
+    // Versions: their distribution on the Overview, each a link to its machines.
+    assert!(overview.body.contains("Agent versions") && overview.body.contains("href=\"/machines?version=0.1.0\""));
+    let v = app.get("/machines?version=0.1.0", Some(&cookie)).await;
+    assert!(v.body.contains("pc-01") && v.body.contains("rdp01"), "{}", v.body);
+    let none = app.get("/machines?version=9.9.9", Some(&cookie)).await;
+    assert!(
+        none.body.contains("0 machine(s)") && none.body.contains("No machine matches these filters"),
+        "{}",
+        none.body
+    );
     // A machine enrolled but silent says so instead of contradictory counts.
     let silent = enroll("new-pc", MachineRole::Client, 3).await;
     let page = app.get(&format!("/machines/{silent}"), Some(&cookie)).await;

@@ -35,6 +35,8 @@ pub struct MachineFilter {
     pub check: Option<String>,
     /// Only clients whose path toward this host (the name they use) fails or warns.
     pub toward: Option<String>,
+    /// Only machines whose agent reports this version.
+    pub version: Option<String>,
     /// hostname (default), last_seen, failing, site.
     pub sort: Option<String>,
     pub page: Option<u32>,
@@ -100,6 +102,7 @@ impl MachineFilter {
         if self.q.as_deref().is_some_and(|q| q.len() > 253)
             || self.check.as_deref().is_some_and(|c| c.len() > 64)
             || self.toward.as_deref().is_some_and(|t| t.len() > 253)
+            || self.version.as_deref().is_some_and(|v| v.len() > 64)
         {
             return Err(DomainError::Invalid("search text too long".into()));
         }

@@ -23,6 +23,14 @@ pub struct HealthCounts {
     pub paths: i64,
     pub paths_failing: i64,
     pub paths_warning: i64,
+    /// Machines per agent version, the most common first (at most 20 versions).
+    pub versions: Vec<VersionCount>,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
+pub struct VersionCount {
+    pub version: String,
+    pub machines: i64,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
@@ -160,6 +168,9 @@ impl MachineFilter {
                 "m.id IN (SELECT r.machine_id FROM check_results r WHERE r.check_id = ? AND r.status IN ('fail', 'warn'))",
             );
         }
+        if let Some(v) = self.version.as_deref().filter(|v| !v.is_empty()) {
+            bind(v.to_owned(), &mut conds, "m.agent_version = ?");
+        }
         if let Some(t) = self.toward.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
             bind(
                 t.to_ascii_lowercase(),
@@ -184,8 +195,8 @@ impl MachineFilter {
 impl Store {
     pub async fn health_counts(&self, offline_after_ms: i64) -> StoreResult<HealthCounts> {
         let cutoff = now_ms() - offline_after_ms;
-        type Counts = (Vec<(String, i64)>, i64, Vec<(String, i64)>);
-        let (rows, offline, paths): Counts = with_db!(self, p => {
+        type Counts = (Vec<(String, i64)>, i64, Vec<(String, i64)>, Vec<(String, i64)>);
+        let (rows, offline, paths, versions): Counts = with_db!(self, p => {
             let rows = sqlx::query_as("SELECT health, COUNT(*) FROM machines GROUP BY health").fetch_all(p).await?;
             let offline = sqlx::query_scalar("SELECT COUNT(*) FROM machines WHERE last_seen_at < $1")
                 .bind(cutoff)
@@ -193,9 +204,15 @@ impl Store {
                 .await?;
             let paths: Vec<(String, i64)> =
                 sqlx::query_as("SELECT status, COUNT(*) FROM connection_paths GROUP BY status").fetch_all(p).await?;
-            (rows, offline, paths)
+            let versions: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT agent_version, COUNT(*) FROM machines GROUP BY agent_version ORDER BY 2 DESC, 1 LIMIT 20",
+            )
+            .fetch_all(p)
+            .await?;
+            (rows, offline, paths, versions)
         });
-        let mut c = HealthCounts { offline, ..HealthCounts::default() };
+        let versions = versions.into_iter().map(|(version, machines)| VersionCount { version, machines }).collect();
+        let mut c = HealthCounts { offline, versions, ..HealthCounts::default() };
         for (status, n) in paths {
             c.paths += n;
             match status.as_str() {

@@ -274,6 +274,7 @@ pub struct FilterView {
     pub status: String,
     pub check: String,
     pub toward: String,
+    pub version: String,
     pub sort: String,
 }
 
@@ -287,6 +288,7 @@ impl FilterView {
             status: s(&f.status),
             check: s(&f.check),
             toward: s(&f.toward),
+            version: s(&f.version),
             sort: s(&f.sort),
         }
     }
@@ -299,6 +301,7 @@ impl FilterView {
             ("status", &self.status),
             ("check", &self.check),
             ("toward", &self.toward),
+            ("version", &self.version),
             ("sort", &self.sort),
         ]
         .iter()
