@@ -140,7 +140,7 @@ async fn seed(app: &App) -> (String, String) {
             label: "seed",
             token_hash: &token_hash("rfe_seed"),
             expires_at: now_ms() + 3_600_000,
-            max_uses: 5,
+            max_uses: 100,
         },
         audit(),
     )
@@ -631,6 +631,26 @@ async fn the_next_action_is_the_right_fix_on_the_right_machine() {
     let r = app.post(&format!("{real}/start"), Some(&cookie), &format!("csrf={csrf}")).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
     assert!(r.body.contains("of the same fix is running on rdp01"), "{}", r.body);
+
+    // A large incident lists its source and its first affected machines, and counts the rest.
+    for n in 0..27u32 {
+        let name: &'static str = Box::leak(format!("ws-{n:02}").into_boxed_str());
+        let m = enroll(name, MachineRole::Client, 100 + n).await;
+        let path = rdpfleet_e2e::diag::path_result(
+            "rdp01.corp.example",
+            None,
+            Some((rdpfleet_proto::diagnosis::Layer::Certificate, "cert.expired")),
+            &[],
+            0,
+        );
+        s.store_report(m, 1, None, &[path]).await.unwrap();
+    }
+    rdpfleet_server::tasks::correlation::run_once(s, &Default::default()).await.unwrap();
+    let page = app.get(&format!("/incidents/{incident}"), Some(&cookie)).await;
+    assert!(page.body.contains("and 3 more affected machine(s)"), "{}", page.body);
+    assert!(page.body.contains("/machines?toward=rdp01.corp.example"), "{}", page.body);
+    let listed = page.body.matches("<tr><td><a href=\"/machines/").count();
+    assert_eq!(listed, 26, "the source and 25 affected machines");
 }
 
 /// First-run pages: empty states say what to do, the enrollment page gives complete commands

@@ -295,6 +295,9 @@ pub async fn incidents(
     })
 }
 
+/// Affected machines listed on an incident page.
+const AFFECTED_LISTED: usize = 25;
+
 pub async fn incident(
     State(state): State<AppState>,
     session: Session,
@@ -339,7 +342,13 @@ pub async fn incident(
                 .unwrap_or_default(),
         })
         .collect();
-    let machines = s.incident_machines(id, 1000).await?;
+    // Sources come first in the store's order; a large incident lists its first affected
+    // machines and counts the rest (the evidence above is already counted by cause and host).
+    let mut machines = s.incident_machines(id, 1000).await?;
+    let sources_n = machines.iter().filter(|m| m.relation == crate::domain::incident::Relation::Source).count();
+    machines.truncate(sources_n + AFFECTED_LISTED);
+    let members = if machines.is_empty() { 0 } else { usize::try_from(i.affected_count).unwrap_or(0) };
+    let more_affected = members.saturating_sub(machines.len());
     let page = IncidentPage {
         can_propose: session.user.role >= crate::domain::users::Role::Operator,
         nav: Nav::of(&session, "incidents"),
@@ -349,7 +358,8 @@ pub async fn incident(
         intermittent: i.evidence["intermittent"].as_bool().unwrap_or(false),
         unknown_cause: i.evidence["unknown_cause"].as_bool().unwrap_or(false),
         groups,
-        sources: machines.iter().filter(|m| m.relation == crate::domain::incident::Relation::Source).count(),
+        sources: sources_n,
+        more_affected,
         machines,
         events: s.incident_events(id).await?.into_iter().map(|e| (at(e.at), e)).collect(),
         failures: i.evidence["failures"].as_i64().unwrap_or(0),

@@ -477,7 +477,10 @@ pub struct IncidentPage {
     /// Operators and admins may propose a rollout of the fix from here.
     pub can_propose: bool,
     pub i: IncidentView,
+    /// The machines at fault, then the first affected ones.
     pub machines: Vec<IncidentMachine>,
+    /// Affected machines beyond those listed.
+    pub more_affected: usize,
     pub events: Vec<(String, IncidentEvent)>,
     pub chain: Vec<LinkView>,
     pub failures: i64,
