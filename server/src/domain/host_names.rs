@@ -50,6 +50,10 @@ pub struct HostNames {
     names: Vec<String>,
     /// Host agents (machine ids) per root.
     agents: BTreeMap<usize, BTreeSet<String>>,
+    /// Filled once the joins are done, so each lookup is one map access (correlation asks for
+    /// every failing path, and a fleet has thousands of names).
+    members: BTreeMap<usize, BTreeSet<String>>,
+    canonical: BTreeMap<usize, String>,
 }
 
 impl HostNames {
@@ -116,7 +120,28 @@ impl HostNames {
                 }
             }
         }
+        h.settle();
         h
+    }
+
+    /// Records each host's names and its one name.
+    fn settle(&mut self) {
+        for i in 0..self.names.len() {
+            let root = self.find(i);
+            self.members.entry(root).or_default().insert(self.names[i].clone());
+        }
+        for (root, names) in &self.members {
+            let best = names.iter().max_by(|a, b| {
+                (!is_address(a), a.matches('.').count(), std::cmp::Reverse(a.as_str())).cmp(&(
+                    !is_address(b),
+                    b.matches('.').count(),
+                    std::cmp::Reverse(b.as_str()),
+                ))
+            });
+            if let Some(best) = best {
+                self.canonical.insert(*root, best.clone());
+            }
+        }
     }
 
     fn id(&mut self, name: &str) -> usize {
@@ -170,25 +195,15 @@ impl HostNames {
 
     /// Every name of the host `name` belongs to (itself alone when unknown), sorted.
     pub fn names_of(&self, name: &str) -> BTreeSet<String> {
-        let Some(root) = self.root_readonly(name) else {
-            return BTreeSet::from([normalise(name)]);
-        };
-        self.names.iter().filter(|n| self.root_readonly(n) == Some(root)).cloned().collect()
+        self.root_readonly(name)
+            .and_then(|root| self.members.get(&root).cloned())
+            .unwrap_or_else(|| BTreeSet::from([normalise(name)]))
     }
 
     /// The one name for the host `name` belongs to: its longest DNS name (an FQDN over a short
     /// name), an address only when no name is known; ties by text, so it is stable.
     pub fn canonical(&self, name: &str) -> String {
-        self.names_of(name)
-            .into_iter()
-            .max_by(|a, b| {
-                (!is_address(a), a.matches('.').count(), std::cmp::Reverse(a.as_str())).cmp(&(
-                    !is_address(b),
-                    b.matches('.').count(),
-                    std::cmp::Reverse(b.as_str()),
-                ))
-            })
-            .unwrap_or_else(|| normalise(name))
+        self.root_readonly(name).and_then(|root| self.canonical.get(&root).cloned()).unwrap_or_else(|| normalise(name))
     }
 
     /// The host agents (machine ids) of the host `name` belongs to.

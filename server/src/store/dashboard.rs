@@ -330,18 +330,21 @@ impl Store {
             return Ok(vec![]);
         }
         let rows = with_db!(self, p => {
-            let mut q = sqlx::QueryBuilder::new(
-                "SELECT DISTINCT machine_id, cause FROM check_results WHERE status IN ('fail', 'warn') \
-                 AND cause IS NOT NULL AND machine_id IN (",
-            );
+            // Driven by the machines (their primary-key prefix), not by the fleet-wide status
+            // index a planner might pick for `status IN (...)`; the few rows are sifted here.
+            let mut q = sqlx::QueryBuilder::new("SELECT machine_id, status, cause FROM check_results WHERE machine_id IN (");
             let mut list = q.separated(", ");
             for m in machines {
                 list.push_bind(m.to_string());
             }
             q.push(")");
-            q.build_query_as::<(String, String)>().fetch_all(p).await?
+            q.build_query_as::<(String, String, Option<String>)>().fetch_all(p).await?
         });
-        Ok(rows)
+        Ok(rows
+            .into_iter()
+            .filter(|(_, status, _)| status == "fail" || status == "warn")
+            .filter_map(|(m, _, cause)| Some((m, cause?)))
+            .collect())
     }
 
     /// Clients' paths toward a host that fail or warn now, by the names and addresses it goes

@@ -13,9 +13,20 @@ pub const SAMPLE_BUCKET_MS: i64 = 5 * 60 * 1000;
 
 /// One correlation pass: failures → drafts → incidents; then a health sample.
 pub async fn run_once(store: &Store, rules: &crate::domain::correlation::Rules) -> StoreResult<ReconcileStats> {
+    let t0 = std::time::Instant::now();
     let observations = store.observations(rules.flap_window_ms).await?;
+    let t1 = std::time::Instant::now();
     let drafts = crate::domain::correlation::correlate(&observations, rules);
+    let t2 = std::time::Instant::now();
     let stats = store.reconcile_incidents(&drafts).await?;
+    tracing::debug!(
+        read_ms = (t1 - t0).as_millis() as u64,
+        engine_ms = (t2 - t1).as_millis() as u64,
+        write_ms = t2.elapsed().as_millis() as u64,
+        paths = observations.paths.len(),
+        incidents = drafts.len(),
+        "correlation run"
+    );
     store.record_health_sample(now_ms() / SAMPLE_BUCKET_MS * SAMPLE_BUCKET_MS).await?;
     Ok(stats)
 }
