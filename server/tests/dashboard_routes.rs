@@ -547,6 +547,8 @@ async fn the_next_action_is_the_right_fix_on_the_right_machine() {
     assert!(page.body.contains("/machines?q=rdp01.corp.example"), "links to the host");
     assert!(!page.body.contains("name=\"fix\" value=\"host.cert.regenerate\""), "no host fix offered on a client");
     assert!(page.body.contains("RDP certificate expired"), "the cause's title first");
+    // Manual steps sit beside each failing result.
+    assert!(page.body.contains("what to do by hand"), "{}", page.body);
     // The host's page offers it, as a dry run.
     let page = app.get(&format!("/machines/{host}"), Some(&cookie)).await;
     assert!(page.body.contains("name=\"fix\" value=\"host.cert.regenerate\""), "{}", page.body);
@@ -620,6 +622,24 @@ async fn the_next_action_is_the_right_fix_on_the_right_machine() {
         "{}",
         none.body
     );
+    // Failing results come first on a machine page.
+    let ok = CheckResult {
+        check: "host.nla".into(),
+        target: None,
+        status: CheckStatus::Pass,
+        summary: "compliant".into(),
+        cause: None,
+        evidence: json!({}),
+        observed_at: time::OffsetDateTime::now_utc(),
+        duration_ms: 1,
+    };
+    s.store_report(host, 2, None, &[ok]).await.unwrap();
+    let page = app.get(&format!("/machines/{host}"), Some(&cookie)).await;
+    let (fail_at, pass_at) = (
+        page.body.find("RDP listener certificate").unwrap(),
+        page.body.find("Network Level Authentication required").unwrap(),
+    );
+    assert!(fail_at < pass_at, "the failing result before the passing one");
     // A machine enrolled but silent says so instead of contradictory counts.
     let silent = enroll("new-pc", MachineRole::Client, 3).await;
     let page = app.get(&format!("/machines/{silent}"), Some(&cookie)).await;
@@ -631,6 +651,9 @@ async fn the_next_action_is_the_right_fix_on_the_right_machine() {
     let r = app.post(&format!("{real}/start"), Some(&cookie), &format!("csrf={csrf}")).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
     assert!(r.body.contains("of the same fix is running on rdp01"), "{}", r.body);
+    // The audit links a rollout's entries to its page, details as fields.
+    let audit_page = app.get("/audit?action=rollout.", Some(&cookie)).await;
+    assert!(audit_page.body.contains(&format!("href=\"{dry}\"")), "{}", audit_page.body);
 
     // A large incident lists its source and its first affected machines, and counts the rest.
     for n in 0..27u32 {
