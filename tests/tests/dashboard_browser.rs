@@ -85,8 +85,39 @@ async fn shot(c: &fantoccini::Client, name: &str) {
     println!("screenshot: {}", path.display());
 }
 
+/// The page's text; empty while the browser is between two documents (after a form post, or
+/// while the live refresh swaps the page), so callers that wait simply look again.
 async fn text(c: &fantoccini::Client) -> String {
-    c.find(Locator::Css("body")).await.unwrap().text().await.unwrap()
+    match c.find(Locator::Css("body")).await {
+        Ok(body) => body.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// Clicks the button `xpath` names, again if the page was swapped under the click (the rollout
+/// page refreshes itself every 3 s): up to 30 s.
+async fn click(c: &fantoccini::Client, xpath: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let clicked = match c.find(Locator::XPath(xpath)).await {
+            Ok(button) => button.click().await.is_ok(),
+            Err(_) => false,
+        };
+        if clicked {
+            return;
+        }
+        // A click that took the browser to the next page can still report an error: when the
+        // button is gone a moment later, it was pressed (the caller then waits for its effect).
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if c.find(Locator::XPath(xpath)).await.is_err() {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            shot(c, "timeout-click").await;
+            panic!("no clickable {xpath}: the page shows {}", text(c).await);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }
 
 #[tokio::test]
@@ -184,16 +215,16 @@ async fn a_browser_signs_in_and_reads_the_dashboard() {
     assert_eq!(dry.prop("checked").await.unwrap().as_deref(), Some("true"), "dry run is the default");
     let preview = c.find(Locator::Css("form.propose [data-preview]")).await.unwrap().text().await.unwrap();
     assert!(preview.contains("1 machine(s) in one wave"), "{preview}");
-    c.find(Locator::Css("form.propose button[type=submit]")).await.unwrap().click().await.unwrap();
+    click(&c, "//form[contains(@class, 'propose')]//button[@type='submit']").await;
     let body = until(&c, "the dry run's page", |b| b.contains("(dry run)") && b.contains("ready")).await;
     assert!(body.contains("rdp03"), "the host is the target, not a client: {body}");
     shot(&c, "07-dry-run-proposed").await;
-    c.find(Locator::XPath("//button[text()='Start']")).await.unwrap().click().await.unwrap();
+    click(&c, "//button[text()='Start']").await;
     until(&c, "the dry run completes", |b| b.contains("(dry run) completed")).await;
     shot(&c, "08-dry-run-completed").await;
-    c.find(Locator::XPath("//button[starts-with(text(), 'Apply for real')]")).await.unwrap().click().await.unwrap();
+    click(&c, "//button[starts-with(text(), 'Apply for real')]").await;
     until(&c, "the real rollout's page", |b| !b.contains("(dry run)") && b.contains("ready")).await;
-    c.find(Locator::XPath("//button[text()='Start']")).await.unwrap().click().await.unwrap();
+    click(&c, "//button[text()='Start']").await;
     until(&c, "the rollout completes", |b| b.contains("completed") && b.contains("1 succeeded")).await;
     shot(&c, "09-rollout-completed").await;
     c.goto(&incident_url).await.unwrap();
