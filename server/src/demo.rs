@@ -341,11 +341,21 @@ pub fn spawn_changes(store: Store) -> tokio::task::JoinHandle<()> {
 }
 
 async fn report(store: &Store, id: uuid::Uuid, results: Vec<rdpfleet_proto::check::CheckResult>) {
-    let Ok(Some(m)) = store.machine(id).await else { return };
-    let seq = u64::try_from(m.last_report_seq + 1).unwrap_or(1);
-    if let Err(e) = store.store_report(id, seq, None, &results).await {
+    if let Err(e) = report_next(store, id, &results).await {
         tracing::warn!(error = %e, "demo change not stored");
     }
+}
+
+/// Stores `results` as a demo machine's next report (the one after the last it sent), through
+/// the path agents' reports take.
+pub(crate) async fn report_next(
+    store: &Store,
+    id: uuid::Uuid,
+    results: &[rdpfleet_proto::check::CheckResult],
+) -> StoreResult<()> {
+    let Some(m) = store.machine(id).await? else { return Ok(()) };
+    let seq = u64::try_from(m.last_report_seq + 1).unwrap_or(1);
+    store.store_report(id, seq, None, results).await.map(|_| ())
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! twenty-five, fails and changes nothing), and a machine fixed for real reports its problem
 //! gone — and its clients report their paths to it healthy again — through the same report path
 //! agents use, so the incident resolves at the next correlation.
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use rdpfleet_proto::check::{CheckResult, CheckStatus};
@@ -86,9 +86,9 @@ fn resolves(fix: &str, cause: &str) -> bool {
 async fn fixed(store: &Store, machine: Uuid, fix: &str) -> StoreResult<()> {
     let Some(m) = store.machine(machine).await? else { return Ok(()) };
     let now = time::OffsetDateTime::now_utc();
-    let pass = |r: &crate::domain::machines::CurrentResult, evidence: serde_json::Value| CheckResult {
-        check: r.check_id.clone(),
-        target: (!r.target.is_empty()).then(|| r.target.clone()),
+    let pass = |evidence: serde_json::Value| CheckResult {
+        check: String::new(),
+        target: None,
         status: CheckStatus::Pass,
         summary: "compliant".into(),
         cause: None,
@@ -101,35 +101,33 @@ async fn fixed(store: &Store, machine: Uuid, fix: &str) -> StoreResult<()> {
         .await?
         .iter()
         .filter(|r| r.status != CheckStatus::Pass && r.cause.as_deref().is_some_and(|c| resolves(fix, c)))
-        .map(|r| pass(r, json!({})))
+        .map(|r| CheckResult {
+            check: r.check_id.clone(),
+            target: (!r.target.is_empty()).then(|| r.target.clone()),
+            ..pass(json!({}))
+        })
         .collect();
     report(store, machine, own).await?;
-    let short = m.hostname.split('.').next().unwrap_or(&m.hostname).to_lowercase();
-    let clients = store
-        .machines_matching(&MachineFilter { role: Some("client".into()), ..Default::default() }, 1_000_000)
-        .await?;
-    for c in clients {
-        let healed: Vec<CheckResult> = store
-            .latest_results(c.id.0)
-            .await?
-            .iter()
-            .filter(|r| r.check_id == rdpfleet_proto::diagnosis::PATH_CHECK && r.status != CheckStatus::Pass)
-            .filter(|r| {
-                let host = host_of(&r.target).to_lowercase();
-                host.split('.').next() == Some(short.as_str())
-                    && r.cause.as_deref().is_some_and(|cause| resolves(fix, cause))
-            })
-            .map(|r| {
-                let host = host_of(&r.target);
-                let evidence =
-                    serde_json::from_str(&crate::demo::diagnosis(&r.target, &host, None, None, crate::store::now_ms()))
-                        .unwrap_or_default();
-                let mut p = pass(r, evidence);
-                p.summary = "every layer passes".into();
-                p
-            })
-            .collect();
-        report(store, c.id.0, healed).await?;
+    // The clients' failing paths toward this host, found the way the host's own page finds them.
+    let lower = m.hostname.to_lowercase();
+    let short = lower.split('.').next().unwrap_or(&lower).to_owned();
+    let (inbound, _) = store.inbound_failures(&[lower.clone(), short.clone()], &short, 1_000_000).await?;
+    let mut healed: BTreeMap<String, Vec<CheckResult>> = BTreeMap::new();
+    for p in inbound.iter().filter(|p| p.cause.as_deref().is_some_and(|c| resolves(fix, c))) {
+        let host = host_of(&p.target);
+        let evidence =
+            serde_json::from_str(&crate::demo::diagnosis(&p.target, &host, None, None, crate::store::now_ms()))
+                .unwrap_or_default();
+        healed.entry(p.machine_id.clone()).or_default().push(CheckResult {
+            check: rdpfleet_proto::diagnosis::PATH_CHECK.into(),
+            target: Some(p.target.clone()),
+            summary: "every layer passes".into(),
+            ..pass(evidence)
+        });
+    }
+    for (client, results) in healed {
+        let Ok(client) = client.parse::<Uuid>() else { continue };
+        report(store, client, results).await?;
     }
     Ok(())
 }
@@ -138,9 +136,7 @@ async fn report(store: &Store, id: Uuid, results: Vec<CheckResult>) -> StoreResu
     if results.is_empty() {
         return Ok(());
     }
-    let Some(m) = store.machine(id).await? else { return Ok(()) };
-    let seq = u64::try_from(m.last_report_seq + 1).unwrap_or(1);
-    store.store_report(id, seq, None, &results).await.map(|_| ())
+    crate::demo::report_next(store, id, &results).await
 }
 
 #[cfg(test)]

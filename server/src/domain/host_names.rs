@@ -9,6 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
+use serde::Deserialize;
+
 /// A host as its own agent describes it.
 #[derive(Debug, Clone, Default)]
 pub struct HostIdentity {
@@ -16,6 +18,24 @@ pub struct HostIdentity {
     /// Its host name and any other names it reports (FQDN).
     pub names: Vec<String>,
     pub addresses: Vec<String>,
+}
+
+impl HostIdentity {
+    /// A host from its machine name and its `host.identity` check's evidence (when it has
+    /// reported one): names capped in length and number, addresses only when they are addresses.
+    pub fn of_report(machine_id: String, hostname: String, evidence: Option<&serde_json::Value>) -> HostIdentity {
+        #[derive(serde::Deserialize, Default)]
+        #[serde(default)]
+        struct Reported {
+            names: Vec<String>,
+            addresses: Vec<String>,
+        }
+        let reported = evidence.and_then(|e| Reported::deserialize(e).ok()).unwrap_or_default();
+        let mut names = vec![hostname];
+        names.extend(reported.names.into_iter().filter(|n| n.len() <= 255).take(16));
+        let addresses = reported.addresses.into_iter().filter(|a| a.parse::<IpAddr>().is_ok()).take(32).collect();
+        HostIdentity { machine_id, names, addresses }
+    }
 }
 
 /// Lower case, no trailing dot, no brackets around an IPv6 address, an address in its

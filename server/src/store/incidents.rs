@@ -147,21 +147,6 @@ fn path_failure(t: PathTuple, intermittent: bool) -> PathFailure {
     }
 }
 
-/// A host's names and addresses: its machine name, and what its `host.identity` check reports.
-fn identity(machine_id: String, hostname: String, evidence: Option<String>) -> HostIdentity {
-    #[derive(serde::Deserialize, Default)]
-    #[serde(default)]
-    struct Reported {
-        names: Vec<String>,
-        addresses: Vec<String>,
-    }
-    let reported: Reported = evidence.and_then(|e| serde_json::from_str(&e).ok()).unwrap_or_default();
-    let mut names = vec![hostname];
-    names.extend(reported.names.into_iter().filter(|n| n.len() <= 255).take(16));
-    let addresses = reported.addresses.into_iter().filter(|a| a.parse::<std::net::IpAddr>().is_ok()).take(32).collect();
-    HostIdentity { machine_id, names, addresses }
-}
-
 impl Store {
     /// What the correlation engine reads: failing paths (and paths that flapped within
     /// `flap_window_ms`, or warn of intermittent loss), failing local checks, the names clients
@@ -285,7 +270,10 @@ impl Store {
             reachable: reachable.into_iter().map(|(h, n)| (h, usize::try_from(n).unwrap_or(0))).collect(),
             identities: hosts
                 .into_iter()
-                .map(|(machine_id, name, evidence)| identity(machine_id, name, evidence))
+                .map(|(machine_id, name, evidence)| {
+                    let evidence = evidence.and_then(|e| serde_json::from_str::<serde_json::Value>(&e).ok());
+                    HostIdentity::of_report(machine_id, name, evidence.as_ref())
+                })
                 .collect(),
         })
     }

@@ -142,16 +142,11 @@ pub async fn machine(
     } else {
         let lower = full.hostname.to_lowercase();
         let short = lower.split('.').next().unwrap_or(&lower).to_owned();
-        let mut names = vec![lower.clone(), short.clone()];
-        if let Some(identity) = results.iter().find(|r| r.check_id == "host.identity") {
-            names.extend(
-                identity.evidence["addresses"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|a| a.as_str().map(str::to_owned)),
-            );
-        }
+        let reported = results.iter().find(|r| r.check_id == "host.identity").map(|r| &r.evidence);
+        let identity = crate::domain::host_names::HostIdentity::of_report(id.to_string(), lower.clone(), reported);
+        let mut names: Vec<String> = identity.names.iter().map(|n| n.to_lowercase()).collect();
+        names.push(short.clone());
+        names.extend(identity.addresses);
         s.inbound_failures(&names, &short, 50).await?
     };
     let page = MachinePage {

@@ -616,12 +616,7 @@ impl RolloutView {
             source: r.source.clone().unwrap_or_default(),
             source_href: r.source.as_deref().and_then(|s| {
                 let (kind, id) = s.split_once(':')?;
-                let id = uuid::Uuid::parse_str(id).ok()?;
-                match kind {
-                    "incident" => Some(format!("/incidents/{id}")),
-                    "rollout" => Some(format!("/rollouts/{id}")),
-                    _ => None,
-                }
+                page_of(kind, id)
             }),
             proposed_by: r.proposed_by.clone(),
             approved_by: r.approved_by.clone().unwrap_or_default(),
@@ -732,16 +727,20 @@ pub struct AuditView {
     pub details: Vec<(String, String)>,
 }
 
-/// A page for an audited subject: rollouts, incidents and machines by id.
-fn subject_link(action: &str, subject: &str) -> Option<String> {
-    let id = uuid::Uuid::parse_str(subject).ok()?;
-    let kind = action.split('.').next()?;
+/// The page of a rollout, incident or machine (`agent` names a machine too) by its id.
+fn page_of(kind: &str, id: &str) -> Option<String> {
+    let id = uuid::Uuid::parse_str(id).ok()?;
     match kind {
         "rollout" => Some(format!("/rollouts/{id}")),
         "incident" => Some(format!("/incidents/{id}")),
         "machine" | "agent" => Some(format!("/machines/{id}")),
         _ => None,
     }
+}
+
+/// A page for an audited subject: its action's first word names the kind.
+fn subject_link(action: &str, subject: &str) -> Option<String> {
+    page_of(action.split('.').next()?, subject)
 }
 
 fn detail_fields(details: &str) -> Vec<(String, String)> {
