@@ -22,8 +22,12 @@ DEB_COMPRESSION="-Zgzip -z1" packaging/deb/build.sh "$bin_dir" "$out" >/dev/null
 version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)"
 server_deb="$out/rdpfleet-server_${version}_amd64.deb"
 agent_deb="$out/rdpfleet-agent_${version}_amd64.deb"
-dpkg-deb --info "$server_deb" | grep -q "Package: rdpfleet-server" || fail "server package metadata"
-dpkg-deb --contents "$agent_deb" | grep -q "./usr/bin/rdpfleet-agent" || fail "agent binary not in the package"
+# Read whole before matching: `grep -q` stops early, and under pipefail the writer's SIGPIPE
+# would fail the check at random.
+info="$(dpkg-deb --info "$server_deb")"
+grep -q "Package: rdpfleet-server" <<<"$info" || fail "server package metadata"
+contents="$(dpkg-deb --contents "$agent_deb")"
+grep -q "./usr/bin/rdpfleet-agent" <<<"$contents" || fail "agent binary not in the package"
 
 # A stale previous test's packages would hide a broken install.
 dpkg --purge rdpfleet-agent rdpfleet-server >/dev/null 2>&1 || true
@@ -34,7 +38,8 @@ getent passwd rdpfleet >/dev/null || fail "no rdpfleet system user"
 [ "$(stat -c '%U:%G %a' /etc/rdpfleet/server.toml)" = "root:rdpfleet 640" ] || fail "server.toml mode"
 [ "$(stat -c '%U %a' /var/lib/rdpfleet-agent)" = "root 700" ] || fail "agent state dir"
 [ "$(stat -c '%a' /etc/rdpfleet/agent.toml)" = "600" ] || fail "agent.toml mode"
-dpkg-query -W -f='${Conffiles}\n' rdpfleet-server | grep -q /etc/rdpfleet/server.toml || fail "server.toml is not a conffile"
+conffiles="$(dpkg-query -W -f='${Conffiles}\n' rdpfleet-server)"
+grep -q /etc/rdpfleet/server.toml <<<"$conffiles" || fail "server.toml is not a conffile"
 grep -q '^ExecStart=/usr/bin/rdpfleet-agent --config /etc/rdpfleet/agent.toml run' /lib/systemd/system/rdpfleet-agent.service \
     || fail "agent unit does not run the packaged binary"
 if command -v systemd-analyze >/dev/null; then
