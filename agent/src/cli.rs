@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use rdpfleet_proto::check::{CheckResult, CheckStatus};
-use rdpfleet_proto::enroll::{EnrollRequest, MachineRole};
+use rdpfleet_proto::enroll::MachineRole;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::check::CheckContext;
@@ -20,9 +20,9 @@ macro_rules! say {
         let _ = writeln!(std::io::stdout(), $($arg)*);
     }};
 }
-use crate::client::{Client, parse_server_url};
 use crate::config::{AgentConfig, default_config_path};
 use crate::credential::Credential;
+use crate::enrollment::Enrollment;
 
 #[derive(Debug, Parser)]
 #[command(name = "rdpfleet-agent", version, about = "rdpfleet agent: RDP checks, reports and fixes")]
@@ -133,10 +133,18 @@ pub enum ServiceCmd {
         #[arg(long, default_value = crate::service::DEFAULT_NAME)]
         name: String,
     },
-    /// The service's entry point, started by the Service Control Manager.
+    /// The service's entry point, started by the Service Control Manager. A configuration file
+    /// that does not exist yet is written from the installer's settings (see the MSI).
     Run {
         #[arg(long, default_value = crate::service::DEFAULT_NAME)]
         name: String,
+    },
+    /// Delete the configuration and the state directory (credential, outbox, backups); the MSI's
+    /// uninstall runs this with PURGE_STATE=1.
+    PurgeState {
+        /// Required: there is no undo.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -161,8 +169,10 @@ impl From<RoleArg> for MachineRole {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let explicit = cli.config.clone().or_else(|| std::env::var_os("RDPFLEET_AGENT_CONFIG").map(PathBuf::from));
-    let mut config = match AgentConfig::load(explicit.as_deref().unwrap_or(&default_config_path()), explicit.is_some())
-    {
+    let config_path = explicit.clone().unwrap_or_else(default_config_path);
+    // The service's first start after an installer writes the file itself.
+    let first_start = matches!(cli.command, Command::Service(ServiceCmd::Run { .. } | ServiceCmd::PurgeState { .. }));
+    let mut config = match AgentConfig::load(&config_path, explicit.is_some() && !first_start) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("rdpfleet-agent: {e}");
@@ -173,7 +183,7 @@ pub fn main() -> ExitCode {
         config.state_dir = dir;
     }
     if let Command::Service(cmd) = &cli.command {
-        return match service(cmd, &cli, config) {
+        return match service(cmd, &cli, config, config_path) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("rdpfleet-agent: {e:#}");
@@ -231,7 +241,7 @@ fn init_tracing(file: Option<std::fs::File>) {
 }
 
 #[cfg(windows)]
-fn service(cmd: &ServiceCmd, cli: &Cli, config: AgentConfig) -> anyhow::Result<()> {
+fn service(cmd: &ServiceCmd, cli: &Cli, config: AgentConfig, config_path: PathBuf) -> anyhow::Result<()> {
     use crate::service::windows as svc;
     match cmd {
         ServiceCmd::Install { name } => {
@@ -246,18 +256,29 @@ fn service(cmd: &ServiceCmd, cli: &Cli, config: AgentConfig) -> anyhow::Result<(
         }
         ServiceCmd::Run { name } => {
             // Created protected here, so the log below lands in it; judged when the loop starts.
+            // The configuration's folder first: under C:\ProgramData it would otherwise inherit
+            // the right of every user to create files in it.
             let platform = crate::platform::Platform::native();
+            if let Some(dir) = config_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                crate::platform::state_dir::create_protected(platform.state_dir.as_ref(), dir)?;
+            }
             crate::platform::state_dir::create_protected(platform.state_dir.as_ref(), &config.state_dir)?;
             let log = std::fs::OpenOptions::new().create(true).append(true).open(svc::log_path(&config))?;
             init_tracing(Some(log));
-            svc::run(name, config)?;
+            svc::run(name, config, config_path)?;
+        }
+        ServiceCmd::PurgeState { yes } => {
+            init_tracing(None);
+            anyhow::ensure!(*yes, "this deletes the credential, outbox and backups for good; pass --yes");
+            crate::service::purge_state(&config_path, &config.state_dir)?;
+            say!("deleted {} and {}", config_path.display(), config.state_dir.display());
         }
     }
     Ok(())
 }
 
 #[cfg(not(windows))]
-fn service(_: &ServiceCmd, _: &Cli, _: AgentConfig) -> anyhow::Result<()> {
+fn service(_: &ServiceCmd, _: &Cli, _: AgentConfig, _: PathBuf) -> anyhow::Result<()> {
     anyhow::bail!(
         "Windows services exist only on Windows; on Linux install the systemd unit \
          (agent/packaging/rdpfleet-agent.service) and run `rdpfleet-agent run`"
@@ -275,44 +296,17 @@ async fn enroll(
     let token = token
         .or_else(|| std::env::var("RDPFLEET_ENROLL_TOKEN").ok())
         .context("no enrollment token: pass --token or set RDPFLEET_ENROLL_TOKEN")?;
-    let platform = crate::platform::Platform::native();
-    crate::platform::state_dir::secure(platform.state_dir.as_ref(), &config.state_dir)?;
     if !force && crate::credential::path_in(&config.state_dir).exists() {
         anyhow::bail!(
             "already enrolled ({} exists); pass --force to enroll again",
             crate::credential::path_in(&config.state_dir).display()
         );
     }
-    let base = parse_server_url(&server, config.allow_insecure_http)?;
-    // The credential is written after the server has made the machine: a state directory that
-    // cannot take it would leave a machine on the server that no agent will ever report for.
-    crate::fsutil::check_writable(&config.state_dir)
-        .with_context(|| format!("the state directory {} is not writable", config.state_dir.display()))?;
-    let client = Client::new(base, None)?;
-    let req = EnrollRequest {
-        token: token.trim().to_owned(),
-        hostname: hostname.unwrap_or_else(crate::sysinfo::hostname),
-        role: role.map_or(config.role, MachineRole::from),
-        os: crate::sysinfo::os_description(),
-        agent_version: crate::AGENT_VERSION.to_owned(),
-        site: config.site.clone(),
-        labels: config.labels.clone(),
-    };
-    let resp = client.enroll(&req).await.context("enrollment failed")?;
-    let credential = Credential {
-        server: server.trim_end_matches('/').to_owned(),
-        machine_id: resp.machine_id,
-        agent_token: resp.agent_token,
-        job_signing_public_key: resp.job_signing_public_key,
-        previous_signing_keys: vec![],
-    };
-    credential.save(&config.state_dir)?;
-    // A new credential starts a new sequence on the server.
-    let seq_path = config.state_dir.join("sequence");
-    if seq_path.exists() {
-        std::fs::remove_file(&seq_path).with_context(|| format!("cannot reset {}", seq_path.display()))?;
-    }
-    say!("enrolled as machine {} ({})", credential.machine_id, req.hostname);
+    let hostname = hostname.unwrap_or_else(crate::sysinfo::hostname);
+    let role = role.map_or(config.role, MachineRole::from);
+    let request = Enrollment { server, token, hostname: hostname.clone(), role };
+    let credential = crate::enrollment::enroll(&config, request).await?;
+    say!("enrolled as machine {} ({})", credential.machine_id, hostname);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -19,7 +19,7 @@ use windows_service::{define_windows_service, service_dispatcher};
 use crate::config::AgentConfig;
 
 /// What the SCM-started process needs in `service_main`, which takes no context.
-static STARTUP: OnceLock<(String, AgentConfig)> = OnceLock::new();
+static STARTUP: OnceLock<(String, AgentConfig, PathBuf)> = OnceLock::new();
 
 /// Registers the service to start at boot as LocalSystem, restarting after failures.
 pub fn install(name: &str, config: Option<&Path>, state_dir: Option<&Path>) -> anyhow::Result<()> {
@@ -87,8 +87,8 @@ pub fn uninstall(name: &str) -> anyhow::Result<()> {
 }
 
 /// Hands the process to the SCM; returns when the service has stopped.
-pub fn run(name: &str, config: AgentConfig) -> anyhow::Result<()> {
-    STARTUP.set((name.to_owned(), config)).map_err(|_| anyhow::anyhow!("service already started"))?;
+pub fn run(name: &str, config: AgentConfig, config_path: PathBuf) -> anyhow::Result<()> {
+    STARTUP.set((name.to_owned(), config, config_path)).map_err(|_| anyhow::anyhow!("service already started"))?;
     service_dispatcher::start(name, ffi_service_main)
         .context("not started by the service control manager (use `rdpfleet-agent run` in a console)")?;
     Ok(())
@@ -115,7 +115,7 @@ fn status(state: ServiceState, accept: ServiceControlAccept, exit: u32) -> Servi
 }
 
 fn serve_until_stopped() -> anyhow::Result<()> {
-    let (name, config) = STARTUP.get().cloned().context("no startup settings")?;
+    let (name, config, config_path) = STARTUP.get().cloned().context("no startup settings")?;
     let stop = CancellationToken::new();
     let on_control = stop.clone();
     let handle = service_control_handler::register(&name, move |control| match control {
@@ -133,7 +133,7 @@ fn serve_until_stopped() -> anyhow::Result<()> {
     ))?;
     let result = tokio::runtime::Runtime::new()
         .context("cannot start the runtime")
-        .and_then(|rt| rt.block_on(super::serve(config, stop)));
+        .and_then(|rt| rt.block_on(super::serve(config, config_path, stop)));
     let exit = u32::from(result.is_err());
     handle.set_service_status(status(ServiceState::Stopped, ServiceControlAccept::empty(), exit))?;
     result
