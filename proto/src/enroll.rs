@@ -61,6 +61,10 @@ pub struct EnrollResponse {
     /// The server's Ed25519 public key for job signatures, base64 (standard alphabet).
     /// The agent pins it at enrollment.
     pub job_signing_public_key: String,
+    /// The server's Ed25519 public key for agent releases, base64: the agent pins it and
+    /// installs only releases it signed. Absent from servers older than agent updates.
+    #[serde(default)]
+    pub release_signing_public_key: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub server_time: OffsetDateTime,

@@ -10,6 +10,8 @@ pub enum FixPlatform {
     Windows,
     /// Linux hosts running xrdp.
     Xrdp,
+    /// The agent itself, on every platform it has releases for.
+    Agent,
 }
 
 /// How much harm a fix can do if it is wrong, which decides who must agree to a rollout of it.
@@ -24,6 +26,8 @@ pub enum Risk {
     WidensExposure,
     /// Cannot be undone (what it removes cannot be read back): a second person approves.
     Irreversible,
+    /// Replaces the agent's own code, which runs with full privileges: a second person approves.
+    ReplacesAgent,
 }
 
 impl Risk {
@@ -39,6 +43,7 @@ impl Risk {
                 Some(format!("{fix} widens exposure (it can make machines reachable by more people or less protected)"))
             }
             Risk::Irreversible => Some(format!("{fix} cannot be undone")),
+            Risk::ReplacesAgent => Some(format!("{fix} replaces the agent's code on the machines")),
         }
     }
 }
@@ -119,8 +124,8 @@ const fn starts_with(s: &str, prefix: &str) -> bool {
     true
 }
 
-use FixPlatform::{Windows, Xrdp};
-use Risk::{Irreversible, Routine, WidensExposure};
+use FixPlatform::{Agent, Windows, Xrdp};
+use Risk::{Irreversible, ReplacesAgent, Routine, WidensExposure};
 
 pub static FIXES: &[FixInfo] = &[
     fix("host.rdp.enable", Windows, WidensExposure, "Allow Remote Desktop connections"),
@@ -141,6 +146,8 @@ pub static FIXES: &[FixInfo] = &[
     fix("client.credentials.delete", Windows, Irreversible, "Delete the saved RDP credentials for a host"),
     fix("xrdp.cert.renew", Xrdp, Routine, "Renew xrdp's certificate (self-signed, for the host's names)"),
     fix("xrdp.security_layer.set", Xrdp, WidensExposure, "Set xrdp's security layer to TLS or negotiate"),
+    // Carried out by the agent's updater, not its fix runner (see `release`).
+    on(fix(crate::release::AGENT_UPDATE, Agent, ReplacesAgent, "Update the agent to a release"), FixTarget::Any),
 ];
 
 pub fn lookup(id: &str) -> Option<&'static FixInfo> {
@@ -157,6 +164,9 @@ pub fn for_os(fix_id: &str, os: &str) -> Option<&'static str> {
         (other, _) => other,
     };
     let f = lookup(id)?;
+    if f.platform == Agent {
+        return crate::release::Platform::of_os(os).map(|_| f.id);
+    }
     (f.platform == if linux { Xrdp } else { Windows }).then_some(f.id)
 }
 
@@ -193,13 +203,31 @@ pub fn validate_params(fix_id: &str, params: &serde_json::Value) -> Result<(), S
                 _ => Err("target must be one host name, without wildcards".into()),
             }
         }
+        crate::release::AGENT_UPDATE => {
+            only(&["version", "health_gate_mins"])?;
+            match obj.get("version").and_then(|v| v.as_str()) {
+                Some(v) if is_version(v) => {}
+                _ => return Err("version must be a release's version, e.g. \"0.2.0\"".into()),
+            }
+            match obj.get("health_gate_mins").map(|v| v.as_u64()) {
+                None | Some(Some(1..=1440)) => Ok(()),
+                _ => Err("health_gate_mins must be 1 to 1440".into()),
+            }
+        }
         id if lookup(id).is_some() => only(&[]),
         id => Err(format!("unknown fix {id:?}")),
     }
 }
 
 fn needs_params(fix_id: &str) -> bool {
-    fix_id == "client.credentials.delete"
+    fix_id == "client.credentials.delete" || fix_id == crate::release::AGENT_UPDATE
+}
+
+/// A semantic version's characters, at most 64 of them, starting with a digit.
+fn is_version(v: &str) -> bool {
+    v.len() <= 64
+        && v.starts_with(|c: char| c.is_ascii_digit())
+        && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+'))
 }
 
 fn missing(fix_id: &str) -> String {
@@ -225,6 +253,13 @@ mod tests {
         assert!(validate_params("client.credentials.delete", &json!({"target": "rdp01"})).is_ok());
         assert!(validate_params("rm -rf", &json!({})).is_err());
         assert!(validate_params("xrdp.security_layer.set", &json!({"level": "rdp"})).is_err());
+        assert!(validate_params("agent.update", &json!({"version": "0.2.0", "health_gate_mins": 5})).is_ok());
+        assert!(validate_params("agent.update", &json!(null)).is_err());
+        assert!(validate_params("agent.update", &json!({"version": "../x"})).is_err());
+        assert!(validate_params("agent.update", &json!({"version": "1.0.0", "health_gate_mins": 0})).is_err());
+        assert_eq!(for_os("agent.update", "linux debian 12"), Some("agent.update"));
+        assert_eq!(for_os("agent.update", "windows 10.0"), Some("agent.update"));
+        assert_eq!(for_os("agent.update", "freebsd"), None);
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod error;
 pub mod explains;
 pub mod fixes;
 pub mod job;
+pub mod release;
 pub mod remedies;
 pub mod report;
 

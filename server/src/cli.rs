@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use rdpfleet_proto::release::Platform;
 use uuid::Uuid;
 
 use crate::config::{FlagOverrides, LogFormat, Settings, redact_url};
@@ -64,6 +65,9 @@ pub enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Agent releases that `agent.update` rollouts install.
+    #[command(subcommand)]
+    Release(ReleaseCmd),
     /// Create the job-signing key and audit key files if they do not exist (mode 0600) and print
     /// the signing key's public half; for deployments where several replicas share the keys.
     /// `signing-key rotate` replaces the signing key.
@@ -71,6 +75,24 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<SigningKeyCmd>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReleaseCmd {
+    /// Store an agent binary with its SHA-256 and a signature by the release key
+    /// (`release_key_path`, created on first use). Agents install only releases signed by the
+    /// release key they pinned at enrollment.
+    Add {
+        /// The agent executable (rdpfleet-agent or rdpfleet-agent.exe).
+        file: PathBuf,
+        /// Its version as it reports it (semantic version, e.g. 0.2.0).
+        #[arg(long)]
+        version: String,
+        #[arg(long, value_parser = ["windows-x86_64", "linux-x86_64"])]
+        platform: String,
+    },
+    /// List the releases.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -306,6 +328,19 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     let notifier = Notifier::new(settings.webhook_urls.clone(), settings.webhook_secret.clone());
     match command {
         Command::Serve { .. } => serve(settings, store).await,
+        Command::Release(ReleaseCmd::Add { file, version, platform }) => {
+            let platform = Platform::parse(&platform).context("unknown platform")?;
+            let id = add_release(&settings, &store, &file, &version, platform, audit("release.added", version.clone()))
+                .await?;
+            println!("{id}");
+            Ok(())
+        }
+        Command::Release(ReleaseCmd::List) => {
+            for r in store.releases().await? {
+                println!("{}\t{}\t{}\t{}\t{} bytes\tsha256 {}", r.id, r.version, r.platform, r.added_by, r.size, r.sha256);
+            }
+            Ok(())
+        }
         Command::SigningKey { action: None } => Ok(()),
         Command::SigningKey { action: Some(SigningKeyCmd::Rotate { grace_days }) } => {
             rotate_signing_key(&settings, &store, &notifier, &actor, grace_days).await
@@ -741,10 +776,54 @@ async fn serve(settings: Settings, store: Store) -> anyhow::Result<()> {
     if std::io::stdout().is_terminal() {
         println!("OpenAPI document: http://{addr}/api/openapi.json");
     }
+    let release_key = crate::signing::load_or_create(&settings.release_key_path)
+        .with_context(|| format!("the release key {}", settings.release_key_path.display()))?;
     let mut state = crate::app_state(settings, store, key);
     state.key_rotations = std::sync::Arc::new(rotations);
+    state.release_signing_public_key = Some(crate::signing::public_key_base64(&release_key).into());
     crate::launch(state, listener, shutdown_signal()).await?;
     Ok(())
+}
+
+/// Checks, hashes and signs an agent binary, then stores it.
+async fn add_release(
+    settings: &Settings,
+    store: &Store,
+    file: &std::path::Path,
+    version: &str,
+    platform: Platform,
+    audit: NewAuditEntry,
+) -> anyhow::Result<uuid::Uuid> {
+    use sha2::Digest;
+    semver::Version::parse(version.trim())
+        .with_context(|| format!("{version:?} is not a semantic version (e.g. 0.2.0)"))?;
+    let binary = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    anyhow::ensure!(!binary.is_empty(), "{} is empty", file.display());
+    anyhow::ensure!(binary.len() <= crate::services::releases::MAX_RELEASE_BYTES, "{} is larger than 256 MiB", file.display());
+    let looks_right = match platform {
+        Platform::WindowsX86_64 => binary.starts_with(b"MZ"),
+        Platform::LinuxX86_64 => binary.starts_with(b"\x7fELF") || binary.starts_with(b"#!"),
+    };
+    anyhow::ensure!(looks_right, "{} is not an executable for {platform}", file.display());
+    let key = crate::signing::load_or_create(&settings.release_key_path)
+        .with_context(|| format!("the release key {}", settings.release_key_path.display()))?;
+    let sha256 = hex::encode(sha2::Sha256::digest(&binary));
+    let signature = crate::signing::sign_bytes(&key, &rdpfleet_proto::release::signing_payload(version, platform, &sha256));
+    let fingerprint = crate::signing::fingerprint(&key.verifying_key());
+    let added_by = audit.actor.clone();
+    let release = crate::store::releases::NewRelease {
+        version: version.trim(),
+        platform,
+        sha256: &sha256,
+        signature: &signature,
+        key_fingerprint: &fingerprint,
+        binary: &binary,
+        added_by: &added_by,
+    };
+    match store.add_release(release, audit).await {
+        Err(crate::store::StoreError::Conflict) => anyhow::bail!("release {version} for {platform} already exists"),
+        other => Ok(other?),
+    }
 }
 
 async fn shutdown_signal() {

@@ -16,6 +16,9 @@ pub struct Settings {
     pub database_url: String,
     /// Ed25519 key that signs jobs; created with mode 0600 on first start.
     pub signing_key_path: PathBuf,
+    /// Ed25519 key that signs agent releases (`rdpfleet-server release add`), separate from the
+    /// job key: created with mode 0600 on first start; agents pin its public half at enrollment.
+    pub release_key_path: PathBuf,
     /// Secret that keys the audit chain's hashes; created with mode 0600 on first start. Keep
     /// it beside the signing key, outside the database and its backups.
     pub audit_key_path: PathBuf,
@@ -75,6 +78,7 @@ impl Default for Settings {
             database_url: "sqlite://rdpfleet.db".to_owned(),
             signing_key_path: PathBuf::from("rdpfleet-signing.key"),
             audit_key_path: PathBuf::from("rdpfleet-audit.key"),
+            release_key_path: PathBuf::from("rdpfleet-release.key"),
             audit_checkpoint_path: PathBuf::from("rdpfleet-audit-checkpoints.jsonl"),
             audit_checkpoint_secs: 300,
             public_url: None,
@@ -98,11 +102,12 @@ impl Default for Settings {
 }
 
 /// Keys taken from the environment, as `RDPFLEET_<KEY>`; other `RDPFLEET_*` variables are ignored.
-const ENV_KEYS: [&str; 22] = [
+const ENV_KEYS: [&str; 23] = [
     "listen",
     "database_url",
     "signing_key_path",
     "audit_key_path",
+    "release_key_path",
     "audit_checkpoint_path",
     "audit_checkpoint_secs",
     "public_url",
@@ -252,6 +257,7 @@ impl std::fmt::Debug for Settings {
             .field("database_url", &redact_url(&self.database_url))
             .field("signing_key_path", &self.signing_key_path)
             .field("audit_key_path", &self.audit_key_path)
+            .field("release_key_path", &self.release_key_path)
             .field("audit_checkpoint_path", &self.audit_checkpoint_path)
             .field("audit_checkpoint_secs", &self.audit_checkpoint_secs)
             .field("public_url", &self.public_url)

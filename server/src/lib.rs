@@ -52,6 +52,7 @@ pub fn app_state(settings: Settings, store: Store, signing_key: ed25519_dalek::S
         notifier: webhook::Notifier::new(settings.webhook_urls.clone(), settings.webhook_secret.clone()),
         settings: Arc::new(settings),
         key_rotations: Arc::default(),
+        release_signing_public_key: None,
     }
 }
 

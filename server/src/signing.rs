@@ -82,6 +82,12 @@ pub fn rotation_statement(
     r
 }
 
+/// A base64 Ed25519 signature over `bytes`.
+pub fn sign_bytes(key: &SigningKey, bytes: &[u8]) -> String {
+    use ed25519_dalek::Signer;
+    base64::engine::general_purpose::STANDARD.encode(key.sign(bytes).to_bytes())
+}
+
 pub fn public_key_base64(key: &SigningKey) -> String {
     base64::engine::general_purpose::STANDARD.encode(key.verifying_key().to_bytes())
 }

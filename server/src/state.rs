@@ -29,6 +29,9 @@ pub struct AppState {
     pub enroll_throttle: Arc<crate::domain::throttle::FailureCounter<std::net::IpAddr>>,
     /// Outbound webhooks.
     pub notifier: crate::webhook::Notifier,
+    /// Base64 Ed25519 public key of the release key, handed to agents at enrollment (none in
+    /// servers built for tests without one).
+    pub release_signing_public_key: Option<Arc<str>>,
     /// Rotations of the job-signing key, handed to agents with every job poll.
     pub key_rotations: Arc<Vec<rdpfleet_proto::job::KeyRotation>>,
 }

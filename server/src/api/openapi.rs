@@ -13,6 +13,7 @@ use utoipa::{Modify, OpenApi};
         super::agent::report::report,
         super::agent::job_poll::poll,
         super::agent::job_result::job_result,
+        super::agent::release::download,
         super::user::machines::list,
         super::user::machines::get,
         super::user::machine_results::results,
@@ -33,6 +34,7 @@ use utoipa::{Modify, OpenApi};
         super::user::rollouts::resume,
         super::user::rollouts::abort,
         super::user::rollouts::rollback,
+        super::user::releases::list,
         super::user::users::list,
         super::user::users::disable,
         super::user::users::enable,
@@ -44,6 +46,7 @@ use utoipa::{Modify, OpenApi};
     modifiers(&BearerSchemes),
     tags((name = "agent", description = "Called by rdpfleet-agent"), (name = "machines", description = "Fleet inventory and results"),
         (name = "rollouts", description = "Fixes rolled out in waves, with approvals and rollback"),
+        (name = "releases", description = "Agent releases and the update rollouts to them"),
         (name = "people", description = "Accounts and API tokens: disable, enable, role, delete, revoke"),
         (name = "dashboard", description = "The dashboard's pages as JSON: overview, machines, checks, incidents, connection map"))
 )]

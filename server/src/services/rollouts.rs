@@ -7,6 +7,7 @@ use base64::Engine;
 use ed25519_dalek::{Signer, SigningKey};
 use rdpfleet_proto::fixes;
 use rdpfleet_proto::job::{Job, JobAction};
+use rdpfleet_proto::release::AGENT_UPDATE;
 use uuid::Uuid;
 
 use crate::domain::approval::{self, ApprovalPolicy};
@@ -144,6 +145,14 @@ pub async fn create(store: &Store, policy: ApprovalPolicy, proposer: &User, req:
         found.push((m.hostname, MachineId(*id), fix));
     }
     found.sort();
+    if info.id == AGENT_UPDATE {
+        let mut platforms = Vec::with_capacity(found.len());
+        for (hostname, id, _) in &found {
+            let os = store.machine(id.0).await?.map(|m| m.os).unwrap_or_default();
+            platforms.push((hostname.clone(), os));
+        }
+        crate::services::releases::check_available(store, &req.params, &platforms).await?;
+    }
     let cap = policy.canary_cap(found.len());
     if !req.dry_run && canary as usize > cap {
         return Err(DomainError::Invalid(format!(
@@ -278,7 +287,17 @@ pub async fn start_job(
     action: JobAction,
     params: &serde_json::Value,
 ) -> DomainResult<bool> {
-    let expires_at = now_ms() + JOB_TTL_MS;
+    // An agent update's job carries the release for the machine's platform and lives only as
+    // long as its health gate: a machine that does not come back in time fails its wave.
+    let update_params;
+    let (params, ttl) = if t.fix_id == AGENT_UPDATE && action != JobAction::Rollback {
+        let os = store.machine(t.machine_id.0).await?.map(|m| m.os).unwrap_or_default();
+        update_params = crate::services::releases::job_params(store, params, &os).await?;
+        (&update_params, crate::services::releases::gate_ms(params))
+    } else {
+        (params, JOB_TTL_MS)
+    };
+    let expires_at = now_ms() + ttl;
     let job = Job {
         id: Uuid::new_v4(),
         machine_id: t.machine_id.0,

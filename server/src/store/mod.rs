@@ -18,6 +18,7 @@ pub mod incidents;
 pub mod jobs;
 pub mod machines;
 mod report_plan;
+pub mod releases;
 pub mod results;
 pub mod rollouts;
 pub mod seed;

@@ -352,8 +352,16 @@ impl Store {
                 )
             })
             .collect();
+        // A job past its signed expiry is never answered (an agent refuses it; an updated agent
+        // that never came back cannot): it ends as expired, which fails its target.
+        let expire = format!(
+            "UPDATE jobs SET state = '{}', finished_at = $2 WHERE rollout_id = $1 AND state IN ({}) AND expires_at <= $2",
+            JobState::Expired,
+            JobState::sql_from(JobState::Expired)
+        );
         let n = with_db!(self, p => {
             let mut tx = p.begin_with(self.begin_write()).await?;
+            sqlx::query(&expire).bind(&id).bind(now_ms()).execute(&mut *tx).await?;
             let mut n = 0;
             for q in &sql {
                 n += sqlx::query(q).bind(&id).execute(&mut *tx).await?.rows_affected();

@@ -59,6 +59,7 @@ async fn enroll_machine(state: &AppState, req: EnrollRequest) -> AppResult<(Stat
             machine_id,
             agent_token,
             job_signing_public_key: state.job_signing_public_key.to_string(),
+            release_signing_public_key: state.release_signing_public_key.as_deref().map(str::to_owned),
             server_time: time::OffsetDateTime::now_utc(),
         }),
     ))

@@ -33,6 +33,7 @@ pub async fn job_result(
     if req.evidence.to_string().len() > MAX_EVIDENCE_BYTES {
         return Err(AppError::Validation(format!("evidence is larger than {MAX_EVIDENCE_BYTES} bytes")));
     }
+    let req = crate::services::releases::judge_result(&state.store, machine_id, job_id, req).await?;
     match state.store.finish_job(machine_id, job_id, req.outcome, &req.message, &req.evidence).await? {
         FinishJob::Recorded => Ok(Json(json!({"recorded": true}))),
         FinishJob::AlreadyRecorded => Ok(Json(json!({"recorded": false, "duplicate": true}))),

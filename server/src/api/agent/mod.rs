@@ -2,4 +2,5 @@
 pub mod enroll;
 pub mod job_poll;
 pub mod job_result;
+pub mod release;
 pub mod report;

@@ -5,6 +5,7 @@ pub mod machine_diagnoses;
 pub mod machine_history;
 pub mod machine_results;
 pub mod machines;
+pub mod releases;
 pub mod rollouts;
 pub mod users;
 
