@@ -91,6 +91,13 @@ pub enum Command {
     /// Install, remove or run the agent as a Windows service (Linux: use the systemd unit).
     #[command(subcommand)]
     Service(ServiceCmd),
+    /// Started by the agent itself during an update: restores the previous binary if the new
+    /// one does not start and report in time.
+    #[command(hide = true)]
+    UpdateWatchdog {
+        #[arg(long)]
+        state_dir: PathBuf,
+    },
     /// Run the checks locally and print the results; talks to no server.
     Check {
         /// Run one cycle and exit (otherwise repeat every interval).
@@ -167,6 +174,12 @@ impl From<RoleArg> for MachineRole {
 
 /// Exit codes: 0 healthy / done, 1 a check found a problem, 2 could not run.
 pub fn main() -> ExitCode {
+    main_as(env!("CARGO_PKG_VERSION"))
+}
+
+/// [`main`] for a build that reports `version` (a semantic version) instead of the crate's.
+pub fn main_as(version: &'static str) -> ExitCode {
+    let _ = crate::VERSION.set(version);
     let cli = Cli::parse();
     let explicit = cli.config.clone().or_else(|| std::env::var_os("RDPFLEET_AGENT_CONFIG").map(PathBuf::from));
     let config_path = explicit.clone().unwrap_or_else(default_config_path);
@@ -181,6 +194,15 @@ pub fn main() -> ExitCode {
     };
     if let Some(dir) = cli.state_dir.clone() {
         config.state_dir = dir;
+    }
+    if let Command::UpdateWatchdog { state_dir } = &cli.command {
+        return match crate::update::watchdog::run(state_dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("rdpfleet-agent: {e:#}");
+                ExitCode::from(2)
+            }
+        };
     }
     if let Command::Service(cmd) = &cli.command {
         return match service(cmd, &cli, config, config_path) {
@@ -208,7 +230,7 @@ pub fn main() -> ExitCode {
             Command::Check { once, json } => check(config, once, json).await,
             Command::Fix(cmd) => fix(config, cmd),
             // Handled before the runtime starts: the service dispatcher blocks its thread.
-            Command::Service(_) => Ok(ExitCode::from(2)),
+            Command::Service(_) | Command::UpdateWatchdog { .. } => Ok(ExitCode::from(2)),
             Command::Evidence { files, json } => evidence(&files, json),
             Command::Diagnose { target, gateway, json, ca_bundle, expect_address } => {
                 diagnose(config, &target, gateway, json, ca_bundle, expect_address).await

@@ -84,7 +84,7 @@ impl Client {
     pub fn new(base: Url, token: Option<String>) -> Result<Client, ClientError> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
-            .user_agent(concat!("rdpfleet-agent/", env!("CARGO_PKG_VERSION")))
+            .user_agent(format!("rdpfleet-agent/{}", crate::agent_version()))
             .build()
             .map_err(ClientError::Transport)?;
         Ok(Client { http, base, token })
@@ -134,6 +134,28 @@ impl Client {
             .timeout(Duration::from_secs(30));
         let _: serde_json::Value = decode(self.authed(rb).send().await.map_err(ClientError::Transport)?).await?;
         Ok(())
+    }
+}
+
+impl Client {
+    /// A release's bytes, at most `max` of them.
+    pub async fn download_release(&self, machine_id: Uuid, release: Uuid, max: u64) -> Result<Vec<u8>, ClientError> {
+        let rb = self
+            .http
+            .get(self.url(&format!("/machines/{machine_id}/releases/{release}"))?)
+            .timeout(Duration::from_secs(600));
+        let mut resp = self.authed(rb).send().await.map_err(ClientError::Transport)?;
+        if !resp.status().is_success() {
+            return Err(decode::<serde_json::Value>(resp).await.err().unwrap_or(ClientError::Decode("no body".into())));
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(ClientError::Transport)? {
+            bytes.extend_from_slice(&chunk);
+            if bytes.len() as u64 > max {
+                return Err(ClientError::Decode(format!("the release is larger than the {max} bytes the job names")));
+            }
+        }
+        Ok(bytes)
     }
 }
 

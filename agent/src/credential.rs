@@ -15,6 +15,9 @@ pub struct Credential {
     /// ...or by a key it replaced, until that key's grace period ends.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub previous_signing_keys: Vec<PreviousKey>,
+    /// The server's release key, pinned at enrollment: agent updates must be signed by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_public_key: Option<String>,
 }
 
 /// A job-signing key the server rotated out, accepted until `valid_until`.
@@ -85,6 +88,7 @@ mod tests {
             agent_token: "rfa_secret".into(),
             job_signing_public_key: "k".into(),
             previous_signing_keys: vec![],
+            release_public_key: None,
         };
         c.save(&state).unwrap();
         assert_eq!(Credential::load(&state).unwrap(), c);

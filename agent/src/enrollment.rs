@@ -30,7 +30,7 @@ pub async fn enroll(config: &AgentConfig, request: Enrollment) -> anyhow::Result
         hostname: request.hostname,
         role: request.role,
         os: crate::sysinfo::os_description(),
-        agent_version: crate::AGENT_VERSION.to_owned(),
+        agent_version: crate::agent_version().to_owned(),
         site: config.site.clone(),
         labels: config.labels.clone(),
     };
@@ -41,6 +41,7 @@ pub async fn enroll(config: &AgentConfig, request: Enrollment) -> anyhow::Result
         agent_token: resp.agent_token,
         job_signing_public_key: resp.job_signing_public_key,
         previous_signing_keys: vec![],
+        release_public_key: resp.release_signing_public_key,
     };
     credential.save(&config.state_dir)?;
     // A new credential starts a new sequence on the server.

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use ed25519_dalek::{Signature, Verifier as _, VerifyingKey};
 use rdpfleet_proto::job::{Job, JobAction, JobOutcome, JobResultRequest, KeyRotation};
+use rdpfleet_proto::release::AGENT_UPDATE;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
@@ -242,6 +243,8 @@ pub struct JobHandler {
     pub policy: crate::config::FixPolicy,
     /// Where key rotations are recorded (the credential in the state directory); none in tests.
     pub credential: Option<(PathBuf, crate::credential::Credential)>,
+    /// How the agent restarts after an update.
+    pub restart: crate::update::Restart,
 }
 
 fn refused(job: &Job, r: &Refusal) -> JobResultRequest {
@@ -332,6 +335,109 @@ impl JobHandler {
         Ok(answer)
     }
 
+    /// An `agent.update` job: verified and journalled like a fix, carried out by the updater.
+    /// When the binary has been swapped this restarts the agent and does not return (Unix) or
+    /// leaves the restart to the watchdog (a Windows service): the new build answers.
+    async fn decide_update(
+        &mut self,
+        client: &Client,
+        machine_id: Uuid,
+        job: &Job,
+    ) -> anyhow::Result<JobResultRequest> {
+        if let Some(Entry { state: EntryState::Done { answer }, .. }) = self.journal.get(&job.id) {
+            return Ok(answer.clone());
+        }
+        if let Err(r) = self.verifier.verify(job, OffsetDateTime::now_utc(), &self.journal) {
+            return Ok(refused(job, &r));
+        }
+        if let Some(why) = self.policy.refusal(&job.fix) {
+            return Ok(refused(job, &Refusal::LocalPolicy(why)));
+        }
+        let Some((state_dir, credential)) = self.credential.clone() else {
+            return Ok(refused(job, &Refusal::UnknownFix(job.fix.clone())));
+        };
+        let entry = |state| Entry {
+            nonce: job.nonce.clone(),
+            fix: job.fix.clone(),
+            expires_at: job.expires_at.unix_timestamp(),
+            state,
+            backup: None,
+        };
+        self.journal.put(job.id, entry(EntryState::Running))?;
+        let ctx = crate::update::UpdateContext {
+            client,
+            machine_id,
+            release_key: credential.release_public_key.as_deref(),
+            state_dir: &state_dir,
+            exe: std::env::current_exe()?,
+            restart: self.restart.clone(),
+        };
+        let pending = match crate::update::decide(job, &ctx).await? {
+            crate::update::Decision::Answer(answer) => {
+                self.journal.put(job.id, entry(EntryState::Done { answer: answer.clone() }))?;
+                return Ok(answer);
+            }
+            crate::update::Decision::Restart(pending) => pending,
+        };
+        pending.save(&state_dir)?;
+        tracing::info!(from = %pending.from_version, to = %pending.to_version, "installed the new build; restarting");
+        let started = crate::update::watchdog::spawn(&pending.previous, &state_dir);
+        let failed = match (started, &pending.restart) {
+            (Err(e), _) => anyhow::anyhow!("cannot start the update watchdog: {e}"),
+            (Ok(()), crate::update::Restart::WindowsService { .. }) => {
+                // The watchdog restarts the service; this process is stopped by it.
+                let never: std::convert::Infallible = std::future::pending().await;
+                match never {}
+            }
+            (Ok(()), _) => match crate::update::watchdog::exec(&pending.exe, &pending.args) {
+                Err(e) => e,
+                Ok(()) => anyhow::anyhow!("the restart returned"),
+            },
+        };
+        // Still here: put the old binary back and say so.
+        crate::update::Pending::clear(&state_dir)?;
+        let restored = std::fs::read(&pending.previous)
+            .and_then(|b| crate::update::swap(&pending.exe, &pending.exe.with_extension("failed"), &b));
+        let answer = JobResultRequest {
+            outcome: JobOutcome::Failed,
+            message: format!(
+                "could not restart with {}: {failed:#}; the previous binary is back ({restored:?})",
+                pending.to_version
+            ),
+            evidence: json!({}),
+        };
+        self.journal.put(job.id, entry(EntryState::Done { answer: answer.clone() }))?;
+        Ok(answer)
+    }
+
+    /// After a restart for an update: once this build has reported (`reported`), answers the
+    /// update job from the pending record and clears it (which tells the watchdog).
+    pub async fn finish_update(
+        &mut self,
+        client: &Client,
+        machine_id: Uuid,
+        state_dir: &std::path::Path,
+    ) -> anyhow::Result<()> {
+        let Some(pending) = crate::update::Pending::load(state_dir)? else { return Ok(()) };
+        let answer = pending.answer(crate::agent_version());
+        tracing::info!(job = %pending.job, outcome = answer.outcome.as_str(), "{}", answer.message);
+        if let Some(e) = self.journal.get(&pending.job).cloned() {
+            self.journal.put(pending.job, Entry { state: EntryState::Done { answer: answer.clone() }, ..e })?;
+        }
+        if answer.outcome == JobOutcome::Succeeded {
+            crate::update::Last {
+                job: pending.job,
+                from_version: pending.from_version.clone(),
+                exe: pending.exe.clone(),
+                previous: pending.previous.clone(),
+            }
+            .save(state_dir)?;
+        }
+        crate::update::Pending::clear(state_dir)?;
+        client.job_result(machine_id, pending.job, &answer).await?;
+        Ok(())
+    }
+
     /// Takes the server's key rotations into account (before any job of the same poll), and
     /// records newly pinned keys in the credential so they survive a restart.
     pub fn follow_rotations(&mut self, rotations: &[KeyRotation]) -> anyhow::Result<()> {
@@ -348,7 +454,12 @@ impl JobHandler {
     }
 
     pub async fn handle(&mut self, client: &Client, machine_id: Uuid, job: &Job) -> Result<(), ClientError> {
-        let answer = match self.decide(job).await {
+        let decided = if job.fix == AGENT_UPDATE {
+            self.decide_update(client, machine_id, job).await
+        } else {
+            self.decide(job).await
+        };
+        let answer = match decided {
             Ok(a) => a,
             Err(e) => JobResultRequest {
                 outcome: JobOutcome::Failed,
@@ -402,6 +513,7 @@ mod tests {
         JobHandler {
             policy: Default::default(),
             credential: None,
+            restart: crate::update::Restart::Exec,
             verifier: Verifier::new(&public, MACHINE),
             journal,
             platform: m.platform(),

@@ -23,6 +23,12 @@ pub mod sequence;
 pub mod service;
 pub mod subjects;
 pub mod sysinfo;
+pub mod update;
 
-/// Version reported to the server.
-pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The version this build reports and compares releases with: the crate's, unless the program
+/// that links the agent stamps another with [`cli::main_as`] (a release pipeline's build number).
+pub fn agent_version() -> &'static str {
+    VERSION.get().copied().unwrap_or(env!("CARGO_PKG_VERSION"))
+}
+
+static VERSION: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();

@@ -48,7 +48,7 @@ impl Reporter {
     pub fn enqueue(&mut self, results: Vec<CheckResult>) -> std::io::Result<u64> {
         let seq = self.sequence.peek();
         let report =
-            ReportRequest { seq, agent_version: Some(crate::AGENT_VERSION.to_owned()), dropped_reports: 0, results };
+            ReportRequest { seq, agent_version: Some(crate::agent_version().to_owned()), dropped_reports: 0, results };
         self.outbox.push(&report)?;
         self.sequence.take()?;
         Ok(seq)

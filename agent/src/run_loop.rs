@@ -31,16 +31,32 @@ pub async fn run(config: AgentConfig, credential: Credential, shutdown: Cancella
         tracing::info!(queued = reporter.queued(), "reports from before the restart are waiting in the outbox");
     }
     tracing::info!(machine_id = %credential.machine_id, server = %credential.server, targets = config.targets.len(), "agent running");
-    let handler = JobHandler {
+    let mut handler = JobHandler {
         verifier: Verifier::of(&credential),
         policy: config.fixes.clone(),
         credential: Some((config.state_dir.clone(), credential.clone())),
         journal: Journal::open(&config.state_dir)?,
         platform,
         xrdp: config.xrdp.clone(),
+        restart: crate::update::restart_mode(crate::service::running_as()),
     };
-    let checks = tokio::spawn(check_loop(config, credential.server.clone(), reporter, shutdown.clone()));
-    let jobs = tokio::spawn(job_loop(client, credential.machine_id, handler, shutdown.clone()));
+    let (reported_tx, reported) = tokio::sync::watch::channel(false);
+    let state_dir = config.state_dir.clone();
+    let checks = tokio::spawn(check_loop(config, credential.server.clone(), reporter, reported_tx, shutdown.clone()));
+    let jobs = tokio::spawn(async move {
+        // After an update, the build answers its job once it has reported (the health gate).
+        if crate::update::Pending::load(&state_dir).ok().flatten().is_some() {
+            let mut reported = reported;
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = reported.wait_for(|r| *r) => {}
+            }
+            if let Err(e) = handler.finish_update(&client, credential.machine_id, &state_dir).await {
+                tracing::error!(error = %format!("{e:#}"), "cannot answer the update job");
+            }
+        }
+        job_loop(client, credential.machine_id, handler, shutdown).await
+    });
     let (a, b) = tokio::join!(checks, jobs);
     a??;
     b?;
@@ -51,6 +67,7 @@ async fn check_loop(
     config: AgentConfig,
     clock_reference: String,
     mut reporter: Reporter,
+    reported: tokio::sync::watch::Sender<bool>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let catalogue = all_checks();
@@ -76,6 +93,7 @@ async fn check_loop(
         next_retry = match reporter.deliver().await {
             Delivery::Done => {
                 backoff.reset();
+                reported.send_replace(true);
                 None
             }
             Delivery::Retry => Some(Instant::now() + backoff.next_delay()),

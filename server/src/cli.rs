@@ -337,7 +337,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
         Command::Release(ReleaseCmd::List) => {
             for r in store.releases().await? {
-                println!("{}\t{}\t{}\t{}\t{} bytes\tsha256 {}", r.id, r.version, r.platform, r.added_by, r.size, r.sha256);
+                println!(
+                    "{}\t{}\t{}\t{}\t{} bytes\tsha256 {}",
+                    r.id, r.version, r.platform, r.added_by, r.size, r.sha256
+                );
             }
             Ok(())
         }
@@ -799,7 +802,11 @@ async fn add_release(
         .with_context(|| format!("{version:?} is not a semantic version (e.g. 0.2.0)"))?;
     let binary = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     anyhow::ensure!(!binary.is_empty(), "{} is empty", file.display());
-    anyhow::ensure!(binary.len() <= crate::services::releases::MAX_RELEASE_BYTES, "{} is larger than 256 MiB", file.display());
+    anyhow::ensure!(
+        binary.len() <= crate::services::releases::MAX_RELEASE_BYTES,
+        "{} is larger than 256 MiB",
+        file.display()
+    );
     let looks_right = match platform {
         Platform::WindowsX86_64 => binary.starts_with(b"MZ"),
         Platform::LinuxX86_64 => binary.starts_with(b"\x7fELF") || binary.starts_with(b"#!"),
@@ -808,7 +815,8 @@ async fn add_release(
     let key = crate::signing::load_or_create(&settings.release_key_path)
         .with_context(|| format!("the release key {}", settings.release_key_path.display()))?;
     let sha256 = hex::encode(sha2::Sha256::digest(&binary));
-    let signature = crate::signing::sign_bytes(&key, &rdpfleet_proto::release::signing_payload(version, platform, &sha256));
+    let signature =
+        crate::signing::sign_bytes(&key, &rdpfleet_proto::release::signing_payload(version, platform, &sha256));
     let fingerprint = crate::signing::fingerprint(&key.verifying_key());
     let added_by = audit.actor.clone();
     let release = crate::store::releases::NewRelease {

@@ -23,7 +23,11 @@ fn version_of(params: &serde_json::Value) -> DomainResult<&str> {
 }
 
 /// Refuses an update rollout to machines whose platform has no release of the version.
-pub async fn check_available(store: &Store, params: &serde_json::Value, machines: &[(String, String)]) -> DomainResult<()> {
+pub async fn check_available(
+    store: &Store,
+    params: &serde_json::Value,
+    machines: &[(String, String)],
+) -> DomainResult<()> {
     let version = version_of(params)?;
     let mut seen: Vec<Platform> = Vec::new();
     for (hostname, os) in machines {
@@ -46,8 +50,7 @@ pub async fn check_available(store: &Store, params: &serde_json::Value, machines
 /// The signed parameters of one machine's update job.
 pub async fn job_params(store: &Store, params: &serde_json::Value, os: &str) -> DomainResult<serde_json::Value> {
     let version = version_of(params)?;
-    let platform =
-        Platform::of_os(os).ok_or_else(|| DomainError::Invalid(format!("{os} has no agent releases")))?;
+    let platform = Platform::of_os(os).ok_or_else(|| DomainError::Invalid(format!("{os} has no agent releases")))?;
     let r = store
         .release_for(version, platform)
         .await?
