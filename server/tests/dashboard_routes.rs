@@ -716,3 +716,48 @@ async fn first_run_pages_say_what_to_do_next() {
     let audit_page = app.get("/audit", Some(&cookie)).await;
     assert!(audit_page.body.contains("<dl class=\"fields\">"), "{}", audit_page.body);
 }
+
+#[tokio::test]
+async fn the_releases_page_lists_releases_and_proposes_an_update_of_older_machines() {
+    let db = TestDb::sqlite();
+    let app = App::new(&db).await;
+    let (machine, _) = seed(&app).await;
+    let (cookie, csrf) = app.sign_in("operator").await;
+    let empty = app.get("/releases", Some(&cookie)).await;
+    assert!(empty.status == StatusCode::OK && empty.body.contains("No releases yet"), "{}", empty.body);
+
+    let release = |version: &'static str| rdpfleet_server::store::releases::NewRelease {
+        version,
+        platform: rdpfleet_proto::release::Platform::WindowsX86_64,
+        sha256: "ab",
+        signature: "c2ln",
+        key_fingerprint: "0123456789abcdef0123",
+        binary: b"MZ",
+        added_by: "ci",
+    };
+    let newer = app.store.add_release(release("0.2.0"), audit()).await.unwrap();
+    let older = app.store.add_release(release("0.0.9"), audit()).await.unwrap();
+    let page = app.get("/releases", Some(&cookie)).await;
+    assert!(page.body.contains("0.2.0") && page.body.contains("windows-x86_64"), "{}", page.body);
+    assert!(page.body.contains("Propose update of older windows-x86_64 machines"));
+
+    // The seeded Windows machine runs 0.1.0: an update to 0.2.0 goes to it and awaits approval.
+    let r = app.post(&format!("/releases/{newer}/propose"), Some(&cookie), &format!("csrf={csrf}&canary=1")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let rollout = r.location.unwrap();
+    let detail = app.get(&rollout, Some(&cookie)).await;
+    assert!(detail.body.contains("agent.update") && detail.body.contains("replaces the agent"), "{}", detail.body);
+    assert!(detail.body.contains(&machine) || detail.body.contains("alert(1)"), "the machine is a target");
+    let page = app.get("/releases", Some(&cookie)).await;
+    assert!(page.body.contains("awaiting_approval"), "the release lists its rollout: {}", page.body);
+
+    // Nothing runs an older version than 0.0.9: a clear refusal, no rollout.
+    let r = app.post(&format!("/releases/{older}/propose"), Some(&cookie), &format!("csrf={csrf}&canary=1")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(r.body.contains("no windows-x86_64 machine runs a version older than 0.0.9"), "{}", r.body);
+    // A viewer may look but not propose.
+    let (viewer, vcsrf) = app.sign_in("viewer").await;
+    assert_eq!(app.get("/releases", Some(&viewer)).await.status, StatusCode::OK);
+    let r = app.post(&format!("/releases/{newer}/propose"), Some(&viewer), &format!("csrf={vcsrf}&canary=1")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}

@@ -119,3 +119,40 @@ pub async fn with_rollouts(store: &Store) -> DomainResult<Vec<ReleaseRollouts>> 
         })
         .collect())
 }
+
+/// Proposes an update to `release` of every machine of its platform that runs an older version.
+pub async fn propose_update(
+    store: &Store,
+    policy: crate::domain::approval::ApprovalPolicy,
+    proposer: &crate::domain::users::User,
+    release: uuid::Uuid,
+    canary: Option<i64>,
+    dry_run: bool,
+) -> DomainResult<crate::domain::ids::RolloutId> {
+    let r = store.release(release).await?.ok_or(DomainError::NotFound("release"))?;
+    let target = semver::Version::parse(&r.version).map_err(|e| DomainError::Invalid(e.to_string()))?;
+    let machines: Vec<uuid::Uuid> = store
+        .agent_versions()
+        .await?
+        .into_iter()
+        .filter(|(_, os, v)| {
+            Platform::of_os(os) == Some(r.platform) && semver::Version::parse(v).is_ok_and(|v| v < target)
+        })
+        .map(|(id, _, _)| id)
+        .collect();
+    if machines.is_empty() {
+        return Err(DomainError::Invalid(format!("no {} machine runs a version older than {}", r.platform, r.version)));
+    }
+    let proposal = crate::services::rollouts::Proposal {
+        fix: AGENT_UPDATE.to_owned(),
+        params: serde_json::json!({"version": r.version}),
+        machines,
+        incident: None,
+        repeat_of: None,
+        dry_run,
+        canary,
+        growth: None,
+        max_failures: None,
+    };
+    crate::services::rollouts::create(store, policy, proposer, &proposal).await
+}

@@ -136,4 +136,14 @@ impl Store {
                 .await?
         }))
     }
+
+    /// Every machine as (id, OS, agent version): who an update could go to.
+    pub async fn agent_versions(&self) -> StoreResult<Vec<(Uuid, String, String)>> {
+        let rows: Vec<(String, String, String)> = with_db!(self, p => {
+            sqlx::query_as("SELECT id, os, agent_version FROM machines").fetch_all(p).await?
+        });
+        rows.into_iter()
+            .map(|(id, os, v)| Ok((Uuid::parse_str(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?, os, v)))
+            .collect()
+    }
 }

@@ -14,6 +14,7 @@ pub mod audit;
 pub mod auth_pages;
 pub mod export;
 pub mod pages;
+pub mod releases;
 pub mod rollouts;
 pub mod session;
 pub mod view;
@@ -142,6 +143,8 @@ pub fn routes() -> Router<AppState> {
         .route("/rollouts", get(rollouts::list).post(rollouts::propose))
         .route("/rollouts/{rollout_id}", get(rollouts::page))
         .route("/rollouts/{rollout_id}/{action}", post(rollouts::act))
+        .route("/releases", get(releases::page))
+        .route("/releases/{release_id}/propose", post(releases::propose))
         .route("/audit", get(audit::page))
         .route("/export/audit.csv", get(audit::csv))
         .route("/admin/users", get(admin::users).post(admin::create_user))

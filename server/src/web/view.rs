@@ -774,6 +774,48 @@ impl AuditView {
 }
 
 #[derive(Template)]
+#[template(path = "releases.html")]
+pub struct ReleasesPage {
+    pub nav: Nav,
+    pub can_propose: bool,
+    pub releases: Vec<ReleaseView>,
+}
+
+pub struct ReleaseView {
+    pub id: String,
+    pub version: String,
+    pub platform: &'static str,
+    pub size: String,
+    pub sha256: String,
+    pub key: String,
+    pub added_by: String,
+    pub added: String,
+    /// (link, state, dry run)
+    pub rollouts: Vec<(String, String, bool)>,
+}
+
+impl ReleaseView {
+    pub fn of(x: &crate::services::releases::ReleaseRollouts) -> ReleaseView {
+        let r = &x.release;
+        ReleaseView {
+            id: r.id.to_string(),
+            version: r.version.clone(),
+            platform: r.platform.as_str(),
+            size: format!("{:.1} MB", r.size as f64 / 1_000_000.0),
+            sha256: r.sha256.clone(),
+            key: r.key_fingerprint.chars().take(16).collect(),
+            added_by: r.added_by.clone(),
+            added: ago(r.created_at),
+            rollouts: x
+                .rollouts
+                .iter()
+                .map(|o| (format!("/rollouts/{}", o.id), o.state.as_str().to_owned(), o.dry_run))
+                .collect(),
+        }
+    }
+}
+
+#[derive(Template)]
 #[template(path = "audit.html")]
 pub struct AuditPage {
     pub nav: Nav,
