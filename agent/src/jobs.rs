@@ -438,6 +438,36 @@ impl JobHandler {
         Ok(())
     }
 
+    /// Follows the server's release key rotations from the release key pinned at enrollment: a
+    /// statement counts only when signed (over the release rotation payload) by the pinned key.
+    /// The new key is recorded in the credential.
+    pub fn follow_release_rotations(&mut self, rotations: &[KeyRotation]) -> anyhow::Result<()> {
+        let Some((state_dir, credential)) = &mut self.credential else { return Ok(()) };
+        let mut changed = false;
+        while let Some(pinned) = credential.release_public_key.clone() {
+            let Some(r) =
+                rotations.iter().find(|r| r.old_key.trim() == pinned.trim() && r.new_key.trim() != pinned.trim())
+            else {
+                break;
+            };
+            let signed = decode_key(&pinned)
+                .ok()
+                .zip(decode_signature(&r.signature))
+                .is_some_and(|(key, sig)| key.verify(&r.release_signing_payload(), &sig).is_ok());
+            if !signed || decode_key(&r.new_key).is_err() {
+                tracing::warn!("a release key rotation does not verify with the pinned release key; ignored");
+                break;
+            }
+            tracing::info!("the server rotated its release key: the new key is pinned");
+            credential.release_public_key = Some(r.new_key.trim().to_owned());
+            changed = true;
+        }
+        if changed {
+            credential.save(state_dir)?;
+        }
+        Ok(())
+    }
+
     /// Takes the server's key rotations into account (before any job of the same poll), and
     /// records newly pinned keys in the credential so they survive a restart.
     pub fn follow_rotations(&mut self, rotations: &[KeyRotation]) -> anyhow::Result<()> {
@@ -599,6 +629,46 @@ mod tests {
         };
         r.signature = base64::engine::general_purpose::STANDARD.encode(old.sign(&r.signing_payload()).to_bytes());
         r
+    }
+
+    #[test]
+    fn release_key_rotations_are_followed_from_the_pinned_release_key_only() {
+        let (k1, k2, k3, stranger) = (
+            key(),
+            SigningKey::from_bytes(&[21; 32]),
+            SigningKey::from_bytes(&[22; 32]),
+            SigningKey::from_bytes(&[23; 32]),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let credential = crate::credential::Credential {
+            server: "http://127.0.0.1:1".into(),
+            machine_id: Uuid::new_v4(),
+            agent_token: "rfa_x".into(),
+            job_signing_public_key: b64(&k1),
+            previous_signing_keys: vec![],
+            release_public_key: Some(b64(&k1)),
+        };
+        let mut h = handler(&host(), Journal::in_memory());
+        h.credential = Some((dir.path().to_owned(), credential));
+        let release_rotation = |old: &SigningKey, new: &SigningKey| {
+            let mut r = rotation(old, new, time::Duration::ZERO);
+            r.signature =
+                base64::engine::general_purpose::STANDARD.encode(old.sign(&r.release_signing_payload()).to_bytes());
+            r
+        };
+        // A job-key statement is not a release-key statement, and a stranger cannot name a key.
+        let pinned = |h: &JobHandler| h.credential.as_ref().unwrap().1.release_public_key.clone().unwrap();
+        h.follow_release_rotations(&[rotation(&k1, &k2, time::Duration::ZERO)]).unwrap();
+        assert_eq!(pinned(&h), b64(&k1), "signed over the job payload: ignored");
+        let mut forged = release_rotation(&stranger, &k3);
+        forged.old_key = b64(&k1);
+        h.follow_release_rotations(&[forged]).unwrap();
+        assert_eq!(pinned(&h), b64(&k1), "not signed by the pinned key: ignored");
+        // A chain k1 -> k2 -> k3 is walked in one go and saved.
+        h.follow_release_rotations(&[release_rotation(&k2, &k3), release_rotation(&k1, &k2)]).unwrap();
+        assert_eq!(pinned(&h), b64(&k3));
+        let saved = crate::credential::Credential::load(dir.path()).unwrap();
+        assert_eq!(saved.release_public_key, Some(b64(&k3)));
     }
 
     #[tokio::test]

@@ -38,7 +38,7 @@ pub async fn run(config: AgentConfig, credential: Credential, shutdown: Cancella
         journal: Journal::open(&config.state_dir)?,
         platform,
         xrdp: config.xrdp.clone(),
-        restart: crate::update::restart_mode(crate::service::running_as()),
+        restart: crate::update::restart_mode(),
     };
     let (reported_tx, reported) = tokio::sync::watch::channel(false);
     let state_dir = config.state_dir.clone();
@@ -138,6 +138,9 @@ async fn job_loop(client: Client, machine_id: uuid::Uuid, mut handler: JobHandle
             Ok(resp) => {
                 if let Err(e) = handler.follow_rotations(&resp.key_rotations) {
                     tracing::error!(error = %e, "could not record the server's new job-signing key");
+                }
+                if let Err(e) = handler.follow_release_rotations(&resp.release_key_rotations) {
+                    tracing::error!(error = %e, "could not record the server's new release key");
                 }
                 let mut failure = None;
                 for job in &resp.jobs {

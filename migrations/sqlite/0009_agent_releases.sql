@@ -14,3 +14,6 @@ CREATE TABLE agent_releases (
     created_at  INTEGER NOT NULL,
     UNIQUE (version, platform)
 );
+
+-- The release key is registered and rotated like the job-signing key, in the same table.
+ALTER TABLE signing_keys ADD COLUMN purpose TEXT NOT NULL DEFAULT 'jobs' CHECK (purpose IN ('jobs', 'releases'));

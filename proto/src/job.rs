@@ -56,6 +56,10 @@ pub struct JobPollResponse {
     /// the key it pinned, each checked with the key it replaces, before it looks at the jobs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub key_rotations: Vec<KeyRotation>,
+    /// Every rotation of the server's release key, oldest first, each signed by the release key
+    /// it replaces (over [`KeyRotation::release_signing_payload`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub release_key_rotations: Vec<KeyRotation>,
 }
 
 /// A statement, signed by the job-signing key being replaced, that jobs are signed by `new_key`
@@ -80,8 +84,18 @@ pub struct KeyRotation {
 impl KeyRotation {
     /// The bytes the old key signs: every other field, in a fixed text form (whole seconds).
     pub fn signing_payload(&self) -> Vec<u8> {
+        self.payload("rdpfleet-key-rotation-v1")
+    }
+
+    /// The same for a rotation of the release key: another prefix, so that a statement made for
+    /// one key can never be taken for the other.
+    pub fn release_signing_payload(&self) -> Vec<u8> {
+        self.payload("rdpfleet-release-key-rotation-v1")
+    }
+
+    fn payload(&self, prefix: &str) -> Vec<u8> {
         format!(
-            "rdpfleet-key-rotation-v1\n{}\n{}\n{}\n{}\n",
+            "{prefix}\n{}\n{}\n{}\n{}\n",
             self.old_key.trim(),
             self.new_key.trim(),
             self.issued_at.unix_timestamp(),

@@ -15,7 +15,7 @@ use crate::secrets::{TokenKind, hash_password, new_password, new_token, token_ha
 use crate::services::accounts::{Actor, Delivery};
 use crate::store::audit::{ActorKind, AuditKey, NewAuditEntry};
 use crate::store::enrollment::NewEnrollmentToken;
-use crate::store::signing_keys::KeyCheck;
+use crate::store::signing_keys::{KeyCheck, KeyPurpose};
 use crate::store::users::{AccountChange, ChangeOutcome, NewApiToken};
 use crate::store::{Store, now_ms, time_of};
 use crate::webhook::Notifier;
@@ -68,7 +68,7 @@ pub enum Command {
     /// Agent releases that `agent.update` rollouts install.
     #[command(subcommand)]
     Release(ReleaseCmd),
-    /// Create the job-signing key and audit key files if they do not exist (mode 0600) and print
+    /// Create the job-signing, audit and release key files if they do not exist (mode 0600) and print
     /// the signing key's public half; for deployments where several replicas share the keys.
     /// `signing-key rotate` replaces the signing key.
     SigningKey {
@@ -93,6 +93,9 @@ pub enum ReleaseCmd {
     },
     /// List the releases.
     List,
+    /// Replace the release key: agents follow a rotation statement signed by the old key, and
+    /// every stored release is re-signed with the new one. Restart every replica afterwards.
+    RotateKey,
 }
 
 #[derive(Debug, Subcommand)]
@@ -309,8 +312,9 @@ fn init_tracing(format: LogFormat) {
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     if let Command::SigningKey { action: None } = command {
         let key = crate::signing::load_or_create(&settings.signing_key_path)?;
-        // Replicas share the audit key as they share the signing key: made here too.
+        // Replicas share the audit and release keys as they share the signing key: made here too.
         crate::signing::load_or_create_secret(&settings.audit_key_path)?;
+        crate::signing::load_or_create(&settings.release_key_path)?;
         println!("{}", crate::signing::public_key_base64(&key));
         return Ok(());
     }
@@ -335,6 +339,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             println!("{id}");
             Ok(())
         }
+        Command::Release(ReleaseCmd::RotateKey) => rotate_release_key(&settings, &store, &actor).await,
         Command::Release(ReleaseCmd::List) => {
             for r in store.releases().await? {
                 println!(
@@ -658,7 +663,15 @@ async fn rotate_signing_key(
             "old": old_fp, "new": new_fp, "old_key_valid_until": statement.old_key_valid_until.unix_timestamp(),
         }));
     let rotated = store
-        .rotate_signing_key(&old_fp, &new_fp, &statement.new_key, &serde_json::to_string(&statement)?, audit)
+        .rotate_signing_key(
+            KeyPurpose::Jobs,
+            &[],
+            &old_fp,
+            &new_fp,
+            &statement.new_key,
+            &serde_json::to_string(&statement)?,
+            audit,
+        )
         .await?;
     if !rotated {
         let _ = std::fs::remove_file(&pending);
@@ -723,7 +736,7 @@ async fn serve(settings: Settings, store: Store) -> anyhow::Result<()> {
     let key = crate::signing::load_or_create(&settings.signing_key_path)?;
     let fingerprint = crate::signing::fingerprint(&key.verifying_key());
     let shown = settings.signing_key_path.display();
-    match store.check_signing_key(&fingerprint, &crate::signing::public_key_base64(&key)).await? {
+    match store.check_signing_key(KeyPurpose::Jobs, &fingerprint, &crate::signing::public_key_base64(&key)).await? {
         KeyCheck::Registered | KeyCheck::Current => {}
         KeyCheck::Retired { retired_at, current } => anyhow::bail!(
             "the job-signing key {shown} (fingerprint {}) was rotated out on {}; the current key is {}. \
@@ -741,7 +754,7 @@ async fn serve(settings: Settings, store: Store) -> anyhow::Result<()> {
         ),
     }
     let rotations = store
-        .key_rotations()
+        .key_rotations(KeyPurpose::Jobs)
         .await?
         .iter()
         .map(|r| serde_json::from_str::<rdpfleet_proto::job::KeyRotation>(r))
@@ -779,12 +792,98 @@ async fn serve(settings: Settings, store: Store) -> anyhow::Result<()> {
     if std::io::stdout().is_terminal() {
         println!("OpenAPI document: http://{addr}/api/openapi.json");
     }
-    let release_key = crate::signing::load_or_create(&settings.release_key_path)
-        .with_context(|| format!("the release key {}", settings.release_key_path.display()))?;
+    let (release_key, release_rotations) = release_key(&settings, &store).await?;
     let mut state = crate::app_state(settings, store, key);
     state.key_rotations = std::sync::Arc::new(rotations);
-    state.release_signing_public_key = Some(crate::signing::public_key_base64(&release_key).into());
+    state.release_signing_public_key = Some(release_key.into());
+    state.release_key_rotations = std::sync::Arc::new(release_rotations);
     crate::launch(state, listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// The release key's public half, checked against the database's (a lost or replaced key file
+/// would make agents refuse every release), and its rotations.
+async fn release_key(
+    settings: &Settings,
+    store: &Store,
+) -> anyhow::Result<(String, Vec<rdpfleet_proto::job::KeyRotation>)> {
+    let path = &settings.release_key_path;
+    let key = crate::signing::load_or_create(path).with_context(|| format!("the release key {}", path.display()))?;
+    let public = crate::signing::public_key_base64(&key);
+    let fingerprint = crate::signing::fingerprint(&key.verifying_key());
+    match store.check_signing_key(KeyPurpose::Releases, &fingerprint, &public).await? {
+        KeyCheck::Registered | KeyCheck::Current => {}
+        KeyCheck::Retired { current, .. } | KeyCheck::Mismatch { current } => anyhow::bail!(
+            "the release key {} (fingerprint {}) is not this database's release key ({}): agents pinned that \
+             key and would refuse every release signed with this one. Install the current key file (every \
+             replica shares it); to change keys, use `rdpfleet-server release rotate-key`",
+            path.display(),
+            &fingerprint[..16],
+            &current[..16.min(current.len())]
+        ),
+    }
+    let rotations = store
+        .key_rotations(KeyPurpose::Releases)
+        .await?
+        .iter()
+        .map(|r| serde_json::from_str::<rdpfleet_proto::job::KeyRotation>(r))
+        .collect::<Result<Vec<_>, _>>()
+        .context("a stored release key rotation is damaged")?;
+    Ok((public, rotations))
+}
+
+/// Replaces the release key: a rotation statement signed by the old key (agents follow it with
+/// their next job poll), every stored release re-signed with the new key, in one transaction.
+async fn rotate_release_key(settings: &Settings, store: &Store, actor: &str) -> anyhow::Result<()> {
+    let path = &settings.release_key_path;
+    let old = ed25519_dalek::SigningKey::from_bytes(&crate::signing::load_secret(path)?);
+    let old_fp = crate::signing::fingerprint(&old.verifying_key());
+    let new = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    let new_fp = crate::signing::fingerprint(&new.verifying_key());
+    let pending = path.with_extension("key.new");
+    crate::signing::write_secret(&pending, &new.to_bytes()).with_context(|| {
+        format!("cannot write {} (an interrupted rotation may have left it: check and remove it)", pending.display())
+    })?;
+    let statement = crate::signing::release_rotation_statement(&old, &new);
+    let resigned: Vec<(uuid::Uuid, String)> = store
+        .releases()
+        .await?
+        .into_iter()
+        .map(|r| {
+            let payload = rdpfleet_proto::release::signing_payload(&r.version, r.platform, &r.sha256);
+            (r.id, crate::signing::sign_bytes(&new, &payload))
+        })
+        .collect();
+    let audit = NewAuditEntry::new(ActorKind::Cli, actor, "release_key.rotated", &new_fp[..16])
+        .details(serde_json::json!({"old": old_fp, "new": new_fp, "releases_resigned": resigned.len()}));
+    let rotated = store
+        .rotate_signing_key(
+            KeyPurpose::Releases,
+            &resigned,
+            &old_fp,
+            &new_fp,
+            &statement.new_key,
+            &serde_json::to_string(&statement)?,
+            audit,
+        )
+        .await?;
+    if !rotated {
+        let _ = std::fs::remove_file(&pending);
+        anyhow::bail!("the key in {} is not this database's current release key: nothing rotated", path.display());
+    }
+    let retired = path.with_extension(format!("key.retired-{}", &old_fp[..16]));
+    std::fs::rename(path, &retired).with_context(|| format!("cannot move the old key to {}", retired.display()))?;
+    std::fs::rename(&pending, path).with_context(|| format!("cannot install the new key at {}", path.display()))?;
+    eprintln!(
+        "rotated the release key: {} -> {}; {} release(s) re-signed. Restart every replica with the new key \
+         file ({}); agents follow the rotation with their next job poll. The old key is kept as {}",
+        &old_fp[..16],
+        &new_fp[..16],
+        resigned.len(),
+        path.display(),
+        retired.display()
+    );
+    println!("{}", statement.new_key);
     Ok(())
 }
 
@@ -814,10 +913,22 @@ async fn add_release(
     anyhow::ensure!(looks_right, "{} is not an executable for {platform}", file.display());
     let key = crate::signing::load_or_create(&settings.release_key_path)
         .with_context(|| format!("the release key {}", settings.release_key_path.display()))?;
+    let fingerprint = crate::signing::fingerprint(&key.verifying_key());
+    let public = crate::signing::public_key_base64(&key);
+    if let KeyCheck::Retired { current, .. } | KeyCheck::Mismatch { current } =
+        store.check_signing_key(KeyPurpose::Releases, &fingerprint, &public).await?
+    {
+        anyhow::bail!(
+            "the release key {} (fingerprint {}) is not this database's release key ({}): agents would refuse \
+             what it signs. Run this where the server's key file is (see release_key_path)",
+            settings.release_key_path.display(),
+            &fingerprint[..16],
+            &current[..16.min(current.len())]
+        );
+    }
     let sha256 = hex::encode(sha2::Sha256::digest(&binary));
     let signature =
         crate::signing::sign_bytes(&key, &rdpfleet_proto::release::signing_payload(version, platform, &sha256));
-    let fingerprint = crate::signing::fingerprint(&key.verifying_key());
     let added_by = audit.actor.clone();
     let release = crate::store::releases::NewRelease {
         version: version.trim(),

@@ -53,6 +53,7 @@ pub fn app_state(settings: Settings, store: Store, signing_key: ed25519_dalek::S
         settings: Arc::new(settings),
         key_rotations: Arc::default(),
         release_signing_public_key: None,
+        release_key_rotations: Arc::default(),
     }
 }
 

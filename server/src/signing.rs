@@ -82,6 +82,15 @@ pub fn rotation_statement(
     r
 }
 
+/// The same for the release key: signed over the release rotation payload, effective at once
+/// (the stored releases are re-signed with the new key in the same step).
+pub fn release_rotation_statement(old: &SigningKey, new: &SigningKey) -> rdpfleet_proto::job::KeyRotation {
+    use ed25519_dalek::Signer;
+    let mut r = rotation_statement(old, new, time::Duration::ZERO);
+    r.signature = base64::engine::general_purpose::STANDARD.encode(old.sign(&r.release_signing_payload()).to_bytes());
+    r
+}
+
 /// A base64 Ed25519 signature over `bytes`.
 pub fn sign_bytes(key: &SigningKey, bytes: &[u8]) -> String {
     use ed25519_dalek::Signer;

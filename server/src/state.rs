@@ -32,6 +32,8 @@ pub struct AppState {
     /// Base64 Ed25519 public key of the release key, handed to agents at enrollment (none in
     /// servers built for tests without one).
     pub release_signing_public_key: Option<Arc<str>>,
+    /// Rotations of the release key, handed to agents with every job poll.
+    pub release_key_rotations: Arc<Vec<rdpfleet_proto::job::KeyRotation>>,
     /// Rotations of the job-signing key, handed to agents with every job poll.
     pub key_rotations: Arc<Vec<rdpfleet_proto::job::KeyRotation>>,
 }

@@ -2,7 +2,8 @@
 //! built binary) updates itself through an approved canary rollout to `rdpfleet-agent-next`
 //! (the same code stamped with the next version) and reports it; a broken build (exits at start)
 //! is reverted by the agent's watchdog and halts its rollout; a tampered binary and a release
-//! signed by another key are refused and halt theirs. Linux: the swap and exec in place.
+//! signed by another key are refused and halt theirs; a rotation of the release key is followed.
+//! Linux: the swap and exec in place.
 #![cfg(unix)]
 #![allow(clippy::unwrap_used)]
 
@@ -147,12 +148,14 @@ impl Fleet {
 async fn an_agent_updates_itself_through_a_canary_rollout_and_bad_builds_are_refused_or_reverted() {
     let db = TestDb::sqlite();
     let work = tempfile::tempdir().unwrap();
-    let server = Server::start(db.url(), work.path()).await;
+    let listen = format!("127.0.0.1:{}", rdpfleet_e2e::rdp_servers::free_port());
+    let env = [("RDPFLEET_LONG_POLL_MAX_SECS", "2")];
+    let server = Server::start_on(db.url(), work.path(), &env, &listen).await;
     let token = server.admin(&["enroll-token", "create", "--label", "update", "--max-uses", "1"]).await;
     let proposer = server.admin(&["user", "token", "--username", "admin"]).await;
     server.admin(&["user", "create", "--username", "approver", "--role", "admin"]).await;
     let approver = server.admin(&["user", "token", "--username", "approver"]).await;
-    let fleet = Fleet { server, proposer, approver };
+    let mut fleet = Fleet { server, proposer, approver };
 
     let agent = Agent::start(&fleet.server, &token).await;
     let a = env!("CARGO_PKG_VERSION");
@@ -173,6 +176,19 @@ async fn an_agent_updates_itself_through_a_canary_rollout_and_bad_builds_are_ref
     assert_eq!(sha256(&agent.exe()), sha256(&next), "B is the binary on disk");
     let (_, releases) = call("GET", &format!("{}/api/v1/releases", fleet.server.url), &fleet.proposer, None).await;
     assert_eq!(releases[0]["rollouts"][0]["state"], "completed", "the release lists its rollout: {releases}");
+
+    // The release key is rotated (the stored releases re-signed) and the replicas restarted: the
+    // agent follows the statement signed by the key it pinned, and what the new key signs installs.
+    let new_key = fleet.server.admin(&["release", "rotate-key"]).await;
+    fleet.server.child.start_kill().unwrap();
+    fleet.server.child.wait().await.unwrap();
+    fleet.server = Server::start_on(db.url(), work.path(), &env, &listen).await;
+    let credential = agent.dir.path().join("state/credential.json");
+    until(60, "the agent pins the new release key", || async {
+        let c: Value = serde_json::from_str(&std::fs::read_to_string(&credential).ok()?).ok()?;
+        (c["release_public_key"] == new_key.as_str()).then_some(())
+    })
+    .await;
 
     // A build that exits at start: the watchdog restores B, which answers; the rollout halts.
     let c = version_plus(2);
@@ -223,4 +239,34 @@ async fn an_agent_updates_itself_through_a_canary_rollout_and_bad_builds_are_ref
     assert!(message.contains("does not verify with the release key"), "{r}");
     assert_eq!(sha256(&agent.exe()), sha256(&next), "still B");
     assert_eq!(fleet.machine_version(&agent.id).await, b);
+
+    // A server given another release key refuses to start (agents would refuse what it signs),
+    // and so does `release add` with it.
+    let stranger = work.path().join("stranger-release.key");
+    std::fs::write(&stranger, "11".repeat(32)).unwrap();
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        tokio::process::Command::new(bin("rdpfleet-server"))
+            .current_dir(work.path())
+            .args(["--database-url", db.url(), "serve", "--listen", "127.0.0.1:0"])
+            .env("RDPFLEET_RELEASE_KEY_PATH", &stranger)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the server refused to start at once")
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("is not this database's release key"), "{stderr}");
+    let out = tokio::process::Command::new(bin("rdpfleet-server"))
+        .current_dir(work.path())
+        .args(["--database-url", db.url(), "release", "add"])
+        .arg(&next)
+        .args(["--version", &version_plus(9), "--platform", "linux-x86_64"])
+        .env("RDPFLEET_RELEASE_KEY_PATH", &stranger)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("is not this database's release key"), "{stderr}");
 }

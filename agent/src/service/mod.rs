@@ -16,18 +16,6 @@ use crate::credential::Credential;
 pub mod windows;
 
 pub const DEFAULT_NAME: &str = "rdpfleet-agent";
-
-/// The service name when this process runs as a Windows service.
-static RUNNING_AS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-
-pub fn running_as() -> Option<&'static str> {
-    RUNNING_AS.get().map(String::as_str)
-}
-
-/// Records that this process is the service `name` (updates restart it through the SCM).
-pub fn set_running_as(name: &str) {
-    let _ = RUNNING_AS.set(name.to_owned());
-}
 /// How often an unenrolled service looks for its credential.
 const ENROLL_POLL: Duration = Duration::from_secs(15);
 

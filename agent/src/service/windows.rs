@@ -88,7 +88,7 @@ pub fn uninstall(name: &str) -> anyhow::Result<()> {
 
 /// Hands the process to the SCM; returns when the service has stopped.
 pub fn run(name: &str, config: AgentConfig, config_path: PathBuf) -> anyhow::Result<()> {
-    super::set_running_as(name);
+    crate::update::set_service_name(name);
     STARTUP.set((name.to_owned(), config, config_path)).map_err(|_| anyhow::anyhow!("service already started"))?;
     service_dispatcher::start(name, ffi_service_main)
         .context("not started by the service control manager (use `rdpfleet-agent run` in a console)")?;

@@ -232,10 +232,19 @@ pub fn write_executable(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
+/// The service name when this process runs as a Windows service.
+static SERVICE_NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Records that this process is the Windows service `name` (an update restarts it through the
+/// service manager).
+pub fn set_service_name(name: &str) {
+    let _ = SERVICE_NAME.set(name.to_owned());
+}
+
 /// How this process is started again: by the service manager it runs under, or by itself.
-pub fn restart_mode(service_name: Option<&str>) -> Restart {
-    if let Some(name) = service_name {
-        return Restart::WindowsService { name: name.to_owned() };
+pub fn restart_mode() -> Restart {
+    if let Some(name) = SERVICE_NAME.get() {
+        return Restart::WindowsService { name: name.clone() };
     }
     if std::env::var_os("INVOCATION_ID").is_some() {
         if let Some(unit) = systemd_unit() {

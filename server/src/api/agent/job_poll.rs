@@ -78,5 +78,9 @@ pub async fn poll(
 
 /// The poll's answer: its jobs and every rotation of the signing key (agents follow those first).
 fn answer(state: &AppState, jobs: Vec<Job>) -> Json<JobPollResponse> {
-    Json(JobPollResponse { jobs, key_rotations: state.key_rotations.to_vec() })
+    Json(JobPollResponse {
+        jobs,
+        key_rotations: state.key_rotations.to_vec(),
+        release_key_rotations: state.release_key_rotations.to_vec(),
+    })
 }
