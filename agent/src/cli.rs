@@ -153,6 +153,10 @@ pub enum ServiceCmd {
         #[arg(long)]
         yes: bool,
     },
+    /// Delete what agent updates left beside this binary (the binary they replaced); the MSI's
+    /// uninstall runs this.
+    #[command(hide = true)]
+    RemoveUpdateFiles,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -288,6 +292,10 @@ fn service(cmd: &ServiceCmd, cli: &Cli, config: AgentConfig, config_path: PathBu
             let log = std::fs::OpenOptions::new().create(true).append(true).open(svc::log_path(&config))?;
             init_tracing(Some(log));
             svc::run(name, config, config_path)?;
+        }
+        ServiceCmd::RemoveUpdateFiles => {
+            init_tracing(None);
+            crate::update::remove_leftovers(&std::env::current_exe()?)?;
         }
         ServiceCmd::PurgeState { yes } => {
             init_tracing(None);

@@ -245,6 +245,8 @@ pub struct JobHandler {
     pub credential: Option<(PathBuf, crate::credential::Credential)>,
     /// How the agent restarts after an update.
     pub restart: crate::update::Restart,
+    /// Set once an update has handed the restart to the watchdog: take no more jobs.
+    pub restarting: bool,
 }
 
 fn refused(job: &Job, r: &Refusal) -> JobResultRequest {
@@ -343,18 +345,18 @@ impl JobHandler {
         client: &Client,
         machine_id: Uuid,
         job: &Job,
-    ) -> anyhow::Result<JobResultRequest> {
+    ) -> anyhow::Result<Option<JobResultRequest>> {
         if let Some(Entry { state: EntryState::Done { answer }, .. }) = self.journal.get(&job.id) {
-            return Ok(answer.clone());
+            return Ok(Some(answer.clone()));
         }
         if let Err(r) = self.verifier.verify(job, OffsetDateTime::now_utc(), &self.journal) {
-            return Ok(refused(job, &r));
+            return Ok(Some(refused(job, &r)));
         }
         if let Some(why) = self.policy.refusal(&job.fix) {
-            return Ok(refused(job, &Refusal::LocalPolicy(why)));
+            return Ok(Some(refused(job, &Refusal::LocalPolicy(why))));
         }
         let Some((state_dir, credential)) = self.credential.clone() else {
-            return Ok(refused(job, &Refusal::UnknownFix(job.fix.clone())));
+            return Ok(Some(refused(job, &Refusal::UnknownFix(job.fix.clone()))));
         };
         let entry = |state| Entry {
             nonce: job.nonce.clone(),
@@ -375,7 +377,7 @@ impl JobHandler {
         let pending = match crate::update::decide(job, &ctx).await? {
             crate::update::Decision::Answer(answer) => {
                 self.journal.put(job.id, entry(EntryState::Done { answer: answer.clone() }))?;
-                return Ok(answer);
+                return Ok(Some(answer));
             }
             crate::update::Decision::Restart(pending) => pending,
         };
@@ -385,9 +387,10 @@ impl JobHandler {
         let failed = match (started, &pending.restart) {
             (Err(e), _) => anyhow::anyhow!("cannot start the update watchdog: {e}"),
             (Ok(()), crate::update::Restart::WindowsService { .. }) => {
-                // The watchdog restarts the service; this process is stopped by it.
-                let never: std::convert::Infallible = std::future::pending().await;
-                match never {}
+                // The watchdog restarts the service, which stops this process: no answer now,
+                // and no further job (see `restarting`).
+                self.restarting = true;
+                return Ok(None);
             }
             (Ok(()), _) => match crate::update::watchdog::exec(&pending.exe, &pending.args) {
                 Err(e) => e,
@@ -397,7 +400,7 @@ impl JobHandler {
         // Still here: put the old binary back and say so.
         crate::update::Pending::clear(&state_dir)?;
         let restored = std::fs::read(&pending.previous)
-            .and_then(|b| crate::update::swap(&pending.exe, &pending.exe.with_extension("failed"), &b));
+            .and_then(|b| crate::update::swap(&pending.exe, &crate::update::beside(&pending.exe, "failed"), &b));
         let answer = JobResultRequest {
             outcome: JobOutcome::Failed,
             message: format!(
@@ -407,7 +410,7 @@ impl JobHandler {
             evidence: json!({}),
         };
         self.journal.put(job.id, entry(EntryState::Done { answer: answer.clone() }))?;
-        Ok(answer)
+        Ok(Some(answer))
     }
 
     /// After a restart for an update: once this build has reported (`reported`), answers the
@@ -487,10 +490,12 @@ impl JobHandler {
         let decided = if job.fix == AGENT_UPDATE {
             self.decide_update(client, machine_id, job).await
         } else {
-            self.decide(job).await
+            self.decide(job).await.map(Some)
         };
         let answer = match decided {
-            Ok(a) => a,
+            Ok(Some(a)) => a,
+            // Restarting for an update: the new build answers.
+            Ok(None) => return Ok(()),
             Err(e) => JobResultRequest {
                 outcome: JobOutcome::Failed,
                 message: format!("the agent could not record the job: {e}; nothing was changed"),
@@ -544,6 +549,7 @@ mod tests {
             policy: Default::default(),
             credential: None,
             restart: crate::update::Restart::Exec,
+            restarting: false,
             verifier: Verifier::new(&public, MACHINE),
             journal,
             platform: m.platform(),

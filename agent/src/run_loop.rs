@@ -39,6 +39,7 @@ pub async fn run(config: AgentConfig, credential: Credential, shutdown: Cancella
         platform,
         xrdp: config.xrdp.clone(),
         restart: crate::update::restart_mode(),
+        restarting: false,
     };
     let (reported_tx, reported) = tokio::sync::watch::channel(false);
     let state_dir = config.state_dir.clone();
@@ -147,6 +148,11 @@ async fn job_loop(client: Client, machine_id: uuid::Uuid, mut handler: JobHandle
                     if let Err(e) = handler.handle(&client, machine_id, job).await {
                         failure = Some(e);
                         break;
+                    }
+                    if handler.restarting {
+                        // The service manager stops this process for the new build.
+                        shutdown.cancelled().await;
+                        return;
                     }
                 }
                 failure

@@ -9,7 +9,7 @@ CREATE TABLE agent_releases (
     signature   TEXT NOT NULL,
     -- Fingerprint of the release key that signed it.
     key_fingerprint TEXT NOT NULL,
-    binary      BLOB NOT NULL,
+    content     BLOB NOT NULL,
     added_by    TEXT NOT NULL,
     created_at  INTEGER NOT NULL,
     UNIQUE (version, platform)

@@ -207,7 +207,7 @@ async fn an_agent_updates_itself_through_a_canary_rollout_and_bad_builds_are_ref
     let d = version_plus(3);
     fleet.add_release(&next, &d).await;
     let pool = sqlx::SqlitePool::connect(db.url()).await.unwrap();
-    sqlx::query("UPDATE agent_releases SET binary = $1 WHERE version = $2")
+    sqlx::query("UPDATE agent_releases SET content = $1 WHERE version = $2")
         .bind(b"\x7fELF tampered".to_vec())
         .bind(&d)
         .execute(&pool)

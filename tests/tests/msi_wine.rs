@@ -3,6 +3,10 @@
 //! enrolls and reports; a newer MSI upgrades it in place keeping its identity; uninstall removes
 //! the service and the binary and keeps the state unless PURGE_STATE=1.
 //!
+//! The MSI-installed service also updates itself from a signed release through an approved
+//! rollout (`RDPFLEET_WINDOWS_AGENT_NEXT=…/rdpfleet-agent-next.exe`, the agent stamped with the
+//! next version): the running binary is swapped and the watchdog restarts the service.
+//!
 //! Needs the cross-built agent (`RDPFLEET_WINDOWS_AGENT=…/rdpfleet-agent.exe`), Wine, wixl and
 //! mingw-w64; `.ci/run` runs it after the Windows build. Without the agent it is skipped, unless
 //! `RDPFLEET_REQUIRE_WINE=1`.
@@ -154,6 +158,37 @@ async fn machine_count(server: &Server, api: &str) -> i64 {
     i64::try_from(body.as_array().unwrap().len()).unwrap()
 }
 
+/// An `agent.update` rollout of the MSI-installed service to `next` (version `version`).
+async fn self_update(server: &Server, api: &str, machine: &str, next: &Path, version: &str, wine: &Wine) {
+    let file = next.display().to_string();
+    server.admin(&["release", "add", &file, "--version", version, "--platform", "windows-x86_64"]).await;
+    server.admin(&["user", "create", "--username", "approver", "--role", "admin"]).await;
+    let approver = server.admin(&["user", "token", "--username", "approver"]).await;
+    let body = serde_json::json!({"fix": "agent.update", "params": {"version": version, "health_gate_mins": 5},
+                                  "machines": [machine], "canary": 1});
+    let (s, r) = call("POST", &format!("{}/api/v1/rollouts", server.url), api, Some(body)).await;
+    assert_eq!(s, 201, "{r}");
+    let id = r["rollout"]["id"].as_str().unwrap().to_owned();
+    let (s, r) = call("POST", &format!("{}/api/v1/rollouts/{id}/approve", server.url), &approver, None).await;
+    assert_eq!(s, 200, "{r}");
+    let (s, r) = call("POST", &format!("{}/api/v1/rollouts/{id}/start", server.url), api, None).await;
+    assert_eq!(s, 200, "{r}");
+    let url = format!("{}/api/v1/rollouts/{id}", server.url);
+    let r = rdpfleet_e2e::http::until(300, "the update rollout to end", || async {
+        let (_, r) = call("GET", &url, api, None).await;
+        matches!(r["rollout"]["state"].as_str(), Some("completed" | "halted")).then_some(r)
+    })
+    .await;
+    let log = std::fs::read_to_string(wine.c_drive("ProgramData/rdpfleet/agent/agent.log")).unwrap_or_default();
+    assert_eq!(r["rollout"]["state"], "completed", "{r}\n{log}");
+    let (_, m) = call("GET", &format!("{}/api/v1/machines/{machine}", server.url), api, None).await;
+    assert_eq!(m["agent_version"], version, "the service reports the new version: {m}");
+    let installed = std::fs::read(wine.c_drive("Program Files/rdpfleet/rdpfleet-agent.exe")).unwrap();
+    assert_eq!(installed, std::fs::read(next).unwrap(), "the new binary is in place");
+    assert!(wine.c_drive("Program Files/rdpfleet/rdpfleet-agent.exe.previous").exists(), "the old one kept aside");
+    wine.wait_for_service(Some("RUNNING"));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn msi_install_enroll_upgrade_uninstall_under_wine() {
     let Some(exe) = windows_agent() else { return };
@@ -215,10 +250,21 @@ async fn msi_install_enroll_upgrade_uninstall_under_wine() {
     let products = String::from_utf8_lossy(&products.stdout).into_owned();
     assert!(products.contains(&newer), "the newer version is installed: {products}");
 
-    // Uninstall: no service, no binary; the state stays for a reinstall.
+    // The service updates itself from a signed release through an approved rollout: the running
+    // binary is swapped and the service restarted by the watchdog through the SCM.
+    if let Some(next) = std::env::var_os("RDPFLEET_WINDOWS_AGENT_NEXT").map(PathBuf::from) {
+        self_update(&server, &api, &machine, &next, &newer, &wine).await;
+    } else if std::env::var_os("RDPFLEET_REQUIRE_WINE").is_some() {
+        panic!("RDPFLEET_REQUIRE_WINE is set but RDPFLEET_WINDOWS_AGENT_NEXT names no rdpfleet-agent-next.exe");
+    }
+
+    // Uninstall: no service, no binary (nor what an update left); the state stays for a reinstall.
     wine.msiexec(&["/x", &msi_b]);
     wine.wait_for_service(None);
-    assert!(!wine.c_drive("Program Files/rdpfleet/rdpfleet-agent.exe").exists(), "binary removed");
+    let left: Vec<String> = std::fs::read_dir(wine.c_drive("Program Files/rdpfleet"))
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "the binaries are removed: {left:?}");
     assert_eq!(wine.machine_id().as_deref(), Some(machine.as_str()), "state kept by default");
 
     // Reinstalled without a token it is the same machine; PURGE_STATE=1 removes everything.

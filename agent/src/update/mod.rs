@@ -175,7 +175,7 @@ fn rollback(job: &Job, ctx: &UpdateContext<'_>, running: &str) -> anyhow::Result
         return Ok(answer(JobOutcome::Succeeded, format!("already running {running}"), json!({"running": running})));
     }
     let bytes = std::fs::read(&last.previous)?;
-    let aside = last.exe.with_extension("rolledback");
+    let aside = beside(&last.exe, "rolledback");
     if let Err(e) = swap(&last.exe, &aside, &bytes) {
         return Ok(answer(JobOutcome::Failed, format!("cannot put {} back: {e}", last.from_version), json!({})));
     }
@@ -197,19 +197,37 @@ fn hex_sha256(bytes: &[u8]) -> String {
     sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The files an update may leave beside the binary, by suffix.
+pub const LEFTOVERS: [&str; 5] = ["previous", "new", "restore", "rolledback", "failed"];
+
+/// `exe` with `.suffix` appended (`rdpfleet-agent.exe.previous`).
+pub fn beside(exe: &Path, suffix: &str) -> PathBuf {
+    let mut name = exe.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".");
+    name.push(suffix);
+    exe.with_file_name(name)
+}
+
 /// Where the binary an update replaces is kept.
 pub fn previous_path(exe: &Path) -> PathBuf {
-    let mut name = exe.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(".previous");
-    exe.with_file_name(name)
+    beside(exe, "previous")
+}
+
+/// Deletes what updates left beside `exe` (the MSI's uninstall runs this).
+pub fn remove_leftovers(exe: &Path) -> std::io::Result<()> {
+    for suffix in LEFTOVERS {
+        match std::fs::remove_file(beside(exe, suffix)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Puts `bytes` in place of `exe`, keeping the old binary at `aside`. Both renames are within
 /// one directory, so `exe` is always a whole binary; Windows lets a running image be renamed.
 pub fn swap(exe: &Path, aside: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut name = exe.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(".new");
-    let staged = exe.with_file_name(name);
+    let staged = beside(exe, "new");
     write_executable(&staged, bytes)?;
     let _ = std::fs::remove_file(aside);
     std::fs::rename(exe, aside)?;
@@ -311,6 +329,9 @@ mod tests {
         assert_eq!(std::fs::read(&exe).unwrap(), b"new");
         assert_eq!(std::fs::read(&aside).unwrap(), b"old");
         assert!(!dir.path().join("rdpfleet-agent.new").exists());
+        std::fs::write(beside(&exe, "restore"), b"x").unwrap();
+        remove_leftovers(&exe).unwrap();
+        assert!(!aside.exists() && !beside(&exe, "restore").exists() && exe.exists(), "only the leftovers go");
         // The directory is gone: the swap fails and nothing changes.
         let gone = dir.path().join("missing/rdpfleet-agent");
         assert!(swap(&gone, &previous_path(&gone), b"x").is_err());

@@ -73,9 +73,7 @@ fn running(p: &Pending) -> bool {
 fn revert(state_dir: &Path, mut p: Pending, reason: &str) -> anyhow::Result<()> {
     log(state_dir, &format!("reverting {} to {}: {reason}", p.to_version, p.from_version));
     let bytes = std::fs::read(&p.previous)?;
-    let mut staged = p.exe.clone().into_os_string();
-    staged.push(".restore");
-    let staged = std::path::PathBuf::from(staged);
+    let staged = super::beside(&p.exe, "restore");
     if let Restart::WindowsService { name } = &p.restart {
         // The failed build may still hold its image open.
         let _ = stop_service(name);

@@ -70,7 +70,7 @@ impl Store {
         with_db!(self, p => {
             let mut tx = p.begin_with(self.begin_write()).await?;
             sqlx::query(
-                "INSERT INTO agent_releases (id, version, platform, sha256, size, signature, key_fingerprint, binary, added_by, created_at) \
+                "INSERT INTO agent_releases (id, version, platform, sha256, size, signature, key_fingerprint, content, added_by, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
             .bind(id.to_string())
@@ -130,7 +130,7 @@ impl Store {
     /// A release's bytes.
     pub async fn release_binary(&self, id: Uuid) -> StoreResult<Option<Vec<u8>>> {
         Ok(with_db!(self, p => {
-            sqlx::query_scalar("SELECT binary FROM agent_releases WHERE id = $1")
+            sqlx::query_scalar("SELECT content FROM agent_releases WHERE id = $1")
                 .bind(id.to_string())
                 .fetch_optional(p)
                 .await?
