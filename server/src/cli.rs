@@ -760,6 +760,7 @@ async fn serve(settings: Settings, store: Store) -> anyhow::Result<()> {
         .map(|r| serde_json::from_str::<rdpfleet_proto::job::KeyRotation>(r))
         .collect::<Result<Vec<_>, _>>()
         .context("a stored key rotation is damaged")?;
+    let (release_key, release_rotations) = release_key(&settings, &store).await?;
     // Bound before the first start writes credentials: a busy port must not leave a
     // credentials file (and an admin) behind for a server that never ran.
     let listener = tokio::net::TcpListener::bind(settings.listen).await.with_context(|| {
@@ -792,7 +793,6 @@ async fn serve(settings: Settings, store: Store) -> anyhow::Result<()> {
     if std::io::stdout().is_terminal() {
         println!("OpenAPI document: http://{addr}/api/openapi.json");
     }
-    let (release_key, release_rotations) = release_key(&settings, &store).await?;
     let mut state = crate::app_state(settings, store, key);
     state.key_rotations = std::sync::Arc::new(rotations);
     state.release_signing_public_key = Some(release_key.into());

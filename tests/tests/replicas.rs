@@ -19,12 +19,14 @@ async fn two_replicas_share_reports_and_deliver_each_job_once() {
     let key = work.path().join("signing.key");
     let key_env = key.to_str().unwrap().to_owned();
     let audit_key = work.path().join("audit.key").to_str().unwrap().to_owned();
+    let release_key = work.path().join("release.key").to_str().unwrap().to_owned();
     let (dir_a, dir_b) = (work.path().join("a"), work.path().join("b"));
     std::fs::create_dir_all(&dir_a).unwrap();
     std::fs::create_dir_all(&dir_b).unwrap();
     let env = [
         ("RDPFLEET_SIGNING_KEY_PATH", key_env.as_str()),
         ("RDPFLEET_AUDIT_KEY_PATH", audit_key.as_str()),
+        ("RDPFLEET_RELEASE_KEY_PATH", release_key.as_str()),
         ("RDPFLEET_LONG_POLL_MAX_SECS", "5"),
     ];
     let a = Server::start_with(db.url(), &dir_a, &env).await;
