@@ -41,7 +41,12 @@ pub fn install(name: &str, config: Option<&Path>, state_dir: Option<&Path>) -> a
     args.extend(["service", "run", "--name", name].map(OsString::from));
     let info = ServiceInfo {
         name: name.into(),
-        display_name: OsString::from("rdpfleet agent"),
+        // Windows refuses a second service with the same display name: name other instances.
+        display_name: OsString::from(if name == super::DEFAULT_NAME {
+            "rdpfleet agent".to_owned()
+        } else {
+            format!("rdpfleet agent ({name})")
+        }),
         service_type: ServiceType::OWN_PROCESS,
         start_type: ServiceStartType::AutoStart,
         error_control: ServiceErrorControl::Normal,
