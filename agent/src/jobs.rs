@@ -258,18 +258,24 @@ fn refused(job: &Job, r: &Refusal) -> JobResultRequest {
 }
 
 impl JobHandler {
-    /// What to answer for a job, running it when it checks out. Updates the journal.
-    pub async fn decide(&mut self, job: &Job) -> anyhow::Result<JobResultRequest> {
+    /// The answer a job gets without running: the recorded one when it ran already (delivered
+    /// again after a lost answer or a server restart: nothing is re-applied), or a refusal when it
+    /// does not verify or the local policy forbids its fix (not journalled: a forged copy must
+    /// not block the genuine job with the same id).
+    fn answer_before_running(&self, job: &Job) -> Option<JobResultRequest> {
         if let Some(Entry { state: EntryState::Done { answer }, .. }) = self.journal.get(&job.id) {
-            // Delivered again (a lost answer, a server restart): same answer, nothing re-applied.
-            return Ok(answer.clone());
+            return Some(answer.clone());
         }
         if let Err(r) = self.verifier.verify(job, OffsetDateTime::now_utc(), &self.journal) {
-            // Not journalled: a forged copy must not block the genuine job with the same id.
-            return Ok(refused(job, &r));
+            return Some(refused(job, &r));
         }
-        if let Some(why) = self.policy.refusal(&job.fix) {
-            return Ok(refused(job, &Refusal::LocalPolicy(why)));
+        self.policy.refusal(&job.fix).map(|why| refused(job, &Refusal::LocalPolicy(why)))
+    }
+
+    /// What to answer for a job, running it when it checks out. Updates the journal.
+    pub async fn decide(&mut self, job: &Job) -> anyhow::Result<JobResultRequest> {
+        if let Some(answer) = self.answer_before_running(job) {
+            return Ok(answer);
         }
         let Some(fix) = subjects::all_fixes(&self.xrdp).into_iter().find(|f| f.id() == job.fix) else {
             return Ok(refused(job, &Refusal::UnknownFix(job.fix.clone())));
@@ -346,14 +352,8 @@ impl JobHandler {
         machine_id: Uuid,
         job: &Job,
     ) -> anyhow::Result<Option<JobResultRequest>> {
-        if let Some(Entry { state: EntryState::Done { answer }, .. }) = self.journal.get(&job.id) {
-            return Ok(Some(answer.clone()));
-        }
-        if let Err(r) = self.verifier.verify(job, OffsetDateTime::now_utc(), &self.journal) {
-            return Ok(Some(refused(job, &r)));
-        }
-        if let Some(why) = self.policy.refusal(&job.fix) {
-            return Ok(Some(refused(job, &Refusal::LocalPolicy(why))));
+        if let Some(answer) = self.answer_before_running(job) {
+            return Ok(Some(answer));
         }
         let Some((state_dir, credential)) = self.credential.clone() else {
             return Ok(Some(refused(job, &Refusal::UnknownFix(job.fix.clone()))));

@@ -639,6 +639,46 @@ async fn change_user(
     }
 }
 
+/// The files of a key rotation: the current key, and the new one written beside it.
+struct KeyFiles {
+    old: ed25519_dalek::SigningKey,
+    old_fp: String,
+    new: ed25519_dalek::SigningKey,
+    new_fp: String,
+    pending: PathBuf,
+}
+
+impl KeyFiles {
+    /// Reads the current key at `path` and writes a new one to `<path>.new`.
+    fn begin(path: &std::path::Path) -> anyhow::Result<KeyFiles> {
+        let old = ed25519_dalek::SigningKey::from_bytes(&crate::signing::load_secret(path)?);
+        let new = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        let pending = path.with_extension("key.new");
+        crate::signing::write_secret(&pending, &new.to_bytes()).with_context(|| {
+            format!(
+                "cannot write {} (an interrupted rotation may have left it: check and remove it)",
+                pending.display()
+            )
+        })?;
+        Ok(KeyFiles {
+            old_fp: crate::signing::fingerprint(&old.verifying_key()),
+            new_fp: crate::signing::fingerprint(&new.verifying_key()),
+            old,
+            new,
+            pending,
+        })
+    }
+
+    /// Once the database has switched: keeps the old file as `<path>.retired-<fingerprint>` and
+    /// puts the new one in its place. Returns where the old one went.
+    fn finish(path: &std::path::Path, pending: &std::path::Path, old_fp: &str) -> anyhow::Result<PathBuf> {
+        let retired = path.with_extension(format!("key.retired-{}", &old_fp[..16]));
+        std::fs::rename(path, &retired).with_context(|| format!("cannot move the old key to {}", retired.display()))?;
+        std::fs::rename(pending, path).with_context(|| format!("cannot install the new key at {}", path.display()))?;
+        Ok(retired)
+    }
+}
+
 /// `signing-key rotate`: the new key is written beside the old one, the database switched (with
 /// the statement), then the files swapped; the old file is kept as `<path>.retired-<fingerprint>`.
 async fn rotate_signing_key(
@@ -649,14 +689,7 @@ async fn rotate_signing_key(
     grace_days: i64,
 ) -> anyhow::Result<()> {
     let path = &settings.signing_key_path;
-    let old = ed25519_dalek::SigningKey::from_bytes(&crate::signing::load_secret(path)?);
-    let old_fp = crate::signing::fingerprint(&old.verifying_key());
-    let new = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-    let new_fp = crate::signing::fingerprint(&new.verifying_key());
-    let pending = path.with_extension("key.new");
-    crate::signing::write_secret(&pending, &new.to_bytes()).with_context(|| {
-        format!("cannot write {} (an interrupted rotation may have left it: check and remove it)", pending.display())
-    })?;
+    let KeyFiles { old, old_fp, new, new_fp, pending } = KeyFiles::begin(path)?;
     let statement = crate::signing::rotation_statement(&old, &new, time::Duration::days(grace_days));
     let audit =
         NewAuditEntry::new(ActorKind::Cli, actor, "signing_key.rotated", &new_fp[..16]).details(serde_json::json!({
@@ -677,9 +710,7 @@ async fn rotate_signing_key(
         let _ = std::fs::remove_file(&pending);
         anyhow::bail!("the key in {} is not this database's current signing key: nothing rotated", path.display());
     }
-    let retired = path.with_extension(format!("key.retired-{}", &old_fp[..16]));
-    std::fs::rename(path, &retired).with_context(|| format!("cannot move the old key to {}", retired.display()))?;
-    std::fs::rename(&pending, path).with_context(|| format!("cannot install the new key at {}", path.display()))?;
+    let retired = KeyFiles::finish(path, &pending, &old_fp)?;
     notifier
         .deliver(crate::webhook::Event {
             event: "signing_key.rotated",
@@ -801,27 +832,33 @@ async fn serve(settings: Settings, store: Store) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The release key's public half, checked against the database's (a lost or replaced key file
-/// would make agents refuse every release), and its rotations.
-async fn release_key(
-    settings: &Settings,
-    store: &Store,
-) -> anyhow::Result<(String, Vec<rdpfleet_proto::job::KeyRotation>)> {
+/// The release key, checked against the database's (a lost or replaced key file would make
+/// agents refuse every release it signs); registered on first use.
+async fn checked_release_key(settings: &Settings, store: &Store) -> anyhow::Result<ed25519_dalek::SigningKey> {
     let path = &settings.release_key_path;
     let key = crate::signing::load_or_create(path).with_context(|| format!("the release key {}", path.display()))?;
     let public = crate::signing::public_key_base64(&key);
     let fingerprint = crate::signing::fingerprint(&key.verifying_key());
     match store.check_signing_key(KeyPurpose::Releases, &fingerprint, &public).await? {
-        KeyCheck::Registered | KeyCheck::Current => {}
+        KeyCheck::Registered | KeyCheck::Current => Ok(key),
         KeyCheck::Retired { current, .. } | KeyCheck::Mismatch { current } => anyhow::bail!(
             "the release key {} (fingerprint {}) is not this database's release key ({}): agents pinned that \
              key and would refuse every release signed with this one. Install the current key file (every \
-             replica shares it); to change keys, use `rdpfleet-server release rotate-key`",
+             replica and `release add` share it, see release_key_path); to change keys, use \
+             `rdpfleet-server release rotate-key`",
             path.display(),
             &fingerprint[..16],
             &current[..16.min(current.len())]
         ),
     }
+}
+
+/// The release key's public half and its rotations, for agents.
+async fn release_key(
+    settings: &Settings,
+    store: &Store,
+) -> anyhow::Result<(String, Vec<rdpfleet_proto::job::KeyRotation>)> {
+    let key = checked_release_key(settings, store).await?;
     let rotations = store
         .key_rotations(KeyPurpose::Releases)
         .await?
@@ -829,21 +866,14 @@ async fn release_key(
         .map(|r| serde_json::from_str::<rdpfleet_proto::job::KeyRotation>(r))
         .collect::<Result<Vec<_>, _>>()
         .context("a stored release key rotation is damaged")?;
-    Ok((public, rotations))
+    Ok((crate::signing::public_key_base64(&key), rotations))
 }
 
 /// Replaces the release key: a rotation statement signed by the old key (agents follow it with
 /// their next job poll), every stored release re-signed with the new key, in one transaction.
 async fn rotate_release_key(settings: &Settings, store: &Store, actor: &str) -> anyhow::Result<()> {
     let path = &settings.release_key_path;
-    let old = ed25519_dalek::SigningKey::from_bytes(&crate::signing::load_secret(path)?);
-    let old_fp = crate::signing::fingerprint(&old.verifying_key());
-    let new = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-    let new_fp = crate::signing::fingerprint(&new.verifying_key());
-    let pending = path.with_extension("key.new");
-    crate::signing::write_secret(&pending, &new.to_bytes()).with_context(|| {
-        format!("cannot write {} (an interrupted rotation may have left it: check and remove it)", pending.display())
-    })?;
+    let KeyFiles { old, old_fp, new, new_fp, pending } = KeyFiles::begin(path)?;
     let statement = crate::signing::release_rotation_statement(&old, &new);
     let resigned: Vec<(uuid::Uuid, String)> = store
         .releases()
@@ -871,9 +901,7 @@ async fn rotate_release_key(settings: &Settings, store: &Store, actor: &str) -> 
         let _ = std::fs::remove_file(&pending);
         anyhow::bail!("the key in {} is not this database's current release key: nothing rotated", path.display());
     }
-    let retired = path.with_extension(format!("key.retired-{}", &old_fp[..16]));
-    std::fs::rename(path, &retired).with_context(|| format!("cannot move the old key to {}", retired.display()))?;
-    std::fs::rename(&pending, path).with_context(|| format!("cannot install the new key at {}", path.display()))?;
+    let retired = KeyFiles::finish(path, &pending, &old_fp)?;
     eprintln!(
         "rotated the release key: {} -> {}; {} release(s) re-signed. Restart every replica with the new key \
          file ({}); agents follow the rotation with their next job poll. The old key is kept as {}",
@@ -911,21 +939,8 @@ async fn add_release(
         Platform::LinuxX86_64 => binary.starts_with(b"\x7fELF") || binary.starts_with(b"#!"),
     };
     anyhow::ensure!(looks_right, "{} is not an executable for {platform}", file.display());
-    let key = crate::signing::load_or_create(&settings.release_key_path)
-        .with_context(|| format!("the release key {}", settings.release_key_path.display()))?;
+    let key = checked_release_key(settings, store).await?;
     let fingerprint = crate::signing::fingerprint(&key.verifying_key());
-    let public = crate::signing::public_key_base64(&key);
-    if let KeyCheck::Retired { current, .. } | KeyCheck::Mismatch { current } =
-        store.check_signing_key(KeyPurpose::Releases, &fingerprint, &public).await?
-    {
-        anyhow::bail!(
-            "the release key {} (fingerprint {}) is not this database's release key ({}): agents would refuse \
-             what it signs. Run this where the server's key file is (see release_key_path)",
-            settings.release_key_path.display(),
-            &fingerprint[..16],
-            &current[..16.min(current.len())]
-        );
-    }
     let sha256 = hex::encode(sha2::Sha256::digest(&binary));
     let signature =
         crate::signing::sign_bytes(&key, &rdpfleet_proto::release::signing_payload(version, platform, &sha256));

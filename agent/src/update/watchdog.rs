@@ -130,15 +130,14 @@ fn terminate(pid: u32) {
     if !process_alive(pid) {
         return;
     }
-    let pid = pid.to_string();
-    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
     for _ in 0..50 {
-        if !process_alive(pid.parse().unwrap_or(0)) {
+        if !process_alive(pid) {
             return;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let _ = Command::new("kill").args(["-KILL", &pid]).status();
+    let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
 }
 
 #[cfg(windows)]

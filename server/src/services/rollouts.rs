@@ -127,6 +127,8 @@ pub async fn create(store: &Store, policy: ApprovalPolicy, proposer: &User, req:
         ));
     }
     let mut found = Vec::with_capacity(machines.len());
+    // (hostname, OS) of each: an agent update needs a release for every platform among them.
+    let mut oses = Vec::with_capacity(machines.len());
     for id in &machines {
         let m = store.machine(*id).await?.ok_or_else(|| DomainError::Invalid(format!("no machine {id}")))?;
         // A host fix on a client would change the client's own listener, not the host at fault.
@@ -142,16 +144,12 @@ pub async fn create(store: &Store, policy: ApprovalPolicy, proposer: &User, req:
         let fix = fixes::for_os(&req.fix, &m.os)
             .ok_or_else(|| DomainError::Invalid(format!("{} does not apply to {} ({})", req.fix, m.hostname, m.os)))?;
         fixes::validate_params(fix, &req.params).map_err(DomainError::Invalid)?;
+        oses.push((m.hostname.clone(), m.os));
         found.push((m.hostname, MachineId(*id), fix));
     }
     found.sort();
     if info.id == AGENT_UPDATE {
-        let mut platforms = Vec::with_capacity(found.len());
-        for (hostname, id, _) in &found {
-            let os = store.machine(id.0).await?.map(|m| m.os).unwrap_or_default();
-            platforms.push((hostname.clone(), os));
-        }
-        crate::services::releases::check_available(store, &req.params, &platforms).await?;
+        crate::services::releases::check_available(store, &req.params, &oses).await?;
     }
     let cap = policy.canary_cap(found.len());
     if !req.dry_run && canary as usize > cap {

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::session::Session;
-use super::view::{Nav, ProblemPage, ReleaseView, ReleasesPage};
+use super::view::{Nav, ReleaseView, ReleasesPage};
 use super::{WebError, WebResult, render};
 use crate::domain::users::Role;
 use crate::state::AppState;
@@ -53,19 +53,6 @@ pub async fn propose(
     .await;
     match proposed {
         Ok(id) => Ok(Redirect::to(&format!("/rollouts/{id}")).into_response()),
-        Err(e) => {
-            let e: WebError = e.into();
-            let status = match &e {
-                WebError::BadRequest(_) => axum::http::StatusCode::BAD_REQUEST,
-                WebError::Conflict(_) => axum::http::StatusCode::CONFLICT,
-                _ => return Err(e),
-            };
-            let page = ProblemPage {
-                nav: Nav::of(&session, "releases"),
-                title: "The update was not proposed",
-                message: e.to_string(),
-            };
-            Ok((status, render(&page)?).into_response())
-        }
+        Err(e) => super::rollouts::problem_on(&session, "releases", "The update was not proposed", e.into()),
     }
 }

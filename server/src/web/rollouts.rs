@@ -136,11 +136,21 @@ pub async fn act(
 /// A refused form, shown inside the dashboard's layout with what went wrong and a way back;
 /// errors that are not the form's fault keep their own pages.
 fn problem(session: &Session, title: &'static str, e: WebError) -> WebResult<Response> {
+    problem_on(session, "rollouts", title, e)
+}
+
+/// A refused form shown as a page under `nav` (400 or 409, saying why); other errors pass on.
+pub(super) fn problem_on(
+    session: &Session,
+    nav: &'static str,
+    title: &'static str,
+    e: WebError,
+) -> WebResult<Response> {
     let status = match &e {
         WebError::BadRequest(_) => axum::http::StatusCode::BAD_REQUEST,
         WebError::Conflict(_) => axum::http::StatusCode::CONFLICT,
         _ => return Err(e),
     };
-    let page = ProblemPage { nav: Nav::of(session, "rollouts"), title, message: e.to_string() };
+    let page = ProblemPage { nav: Nav::of(session, nav), title, message: e.to_string() };
     Ok((status, render(&page)?).into_response())
 }
